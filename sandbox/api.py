@@ -1,0 +1,524 @@
+"""The sandbox's Codat-compatible Sync for Expenses endpoints.
+
+Paths, field names, types and paging follow Codat's OpenAPI documents; every
+body is built here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import catalogue, services
+from .http import ApiError, api_endpoint, idempotent, json_response
+from .models import Company, DataType, IntegrationType, Item, ItemStatus, Platform, Sync
+
+MAX_PAGE_SIZE = 5000
+DEFAULT_PAGE_SIZE = 100
+UUID_NAMESPACE = uuid.UUID("5b0d7c3e-5a77-4c1d-9a38-0d6f3c1f2a10")
+_EXPENSE_TYPES = {"Payment", "Refund", "Reward", "Chargeback"}
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiError(404, f"{what} not found: '{value[:64]}' is not a valid ID.") from None
+
+
+def get_company(company_id: str) -> Company:
+    company = Company.objects.filter(company_id=parse_uuid(company_id, "Company")).first()
+    if company is None:
+        raise ApiError(404, f"Company {company_id} not found.")
+    return company
+
+
+def get_sync(company: Company, sync_id: str) -> Sync:
+    sync = Sync.objects.filter(company=company, sync_id=parse_uuid(sync_id, "Sync")).first()
+    if sync is None:
+        raise ApiError(404, f"Sync {sync_id} not found for company {company.company_id}.")
+    return sync
+
+
+def paging(request: HttpRequest) -> tuple[int, int]:
+    def number(name: str, default: int, maximum: int | None) -> int:
+        raw = request.GET.get(name, "")
+        if raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(
+                400, f"{name} must be a whole number.",
+                validation=[{"itemId": name, "message": "Not an integer.", "validatorName": name}],
+            ) from None
+        if value < 1 or (maximum is not None and value > maximum):
+            limit = f"between 1 and {maximum}" if maximum else "at least 1"
+            raise ApiError(
+                400, f"{name} must be {limit}.",
+                validation=[{"itemId": name, "message": f"Must be {limit}.", "validatorName": name}],
+            )
+        return value
+
+    return number("page", 1, None), number("pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def paged(
+    request: HttpRequest, path: str, page: int, size: int, total: int, results: list[dict]
+) -> dict[str, Any]:
+    """Codat's paging envelope with HAL links, relative to the API root."""
+    extra = {k: v for k, v in request.GET.items() if k not in ("page", "pageSize")}
+    suffix = "".join(f"&{k}={v}" for k, v in extra.items())
+
+    def href(number: int) -> dict[str, str]:
+        return {"href": f"{path}?page={number}&pageSize={size}{suffix}"}
+
+    links: dict[str, dict[str, str]] = {"self": {"href": path}, "current": href(page)}
+    if page * size < total:
+        links["next"] = href(page + 1)
+    if page > 1:
+        links["previous"] = href(page - 1)
+    return {
+        "results": results,
+        "pageNumber": page,
+        "pageSize": size,
+        "totalResults": total,
+        "_links": links,
+    }
+
+
+# --- query language (a subset of Codat's: field=value, field!=value, field~value, &&) ---
+
+_CLAUSE = re.compile(r"^\s*([A-Za-z]+)\s*(!=|=|~)\s*(.*?)\s*$")
+
+
+def apply_query(
+    queryset: QuerySet, raw: str, fields: dict[str, str]
+) -> QuerySet:
+    if not raw:
+        return queryset
+    for clause in raw.split("&&"):
+        match = _CLAUSE.match(clause)
+        if not match or match.group(1) not in fields:
+            raise ApiError(
+                400,
+                f"Invalid query '{clause.strip()[:100]}': use field=value, field!=value or "
+                f"field~value with one of: {', '.join(sorted(fields))}.",
+            )
+        name, op, value = match.groups()
+        column = fields[name]
+        if op == "~":
+            queryset = queryset.filter(**{f"{column}__icontains": value})
+        elif op == "=":
+            queryset = queryset.filter(**{column: value})
+        else:
+            queryset = queryset.exclude(**{column: value})
+    return queryset
+
+
+def apply_order(queryset: QuerySet, raw: str, fields: dict[str, str], default: list[str]) -> QuerySet:
+    if not raw:
+        return queryset.order_by(*default)
+    name = raw.lstrip("-")
+    if name not in fields:
+        raise ApiError(400, f"Invalid orderBy '{raw[:100]}': use one of {', '.join(sorted(fields))}.")
+    prefix = "-" if raw.startswith("-") else ""
+    return queryset.order_by(prefix + fields[name], "pk")
+
+
+# --- bodies ---
+
+
+def connection_body(company: Company) -> dict[str, Any]:
+    return {
+        "id": str(company.connection_id),
+        "integrationId": str(uuid.uuid5(UUID_NAMESPACE, company.platform)),
+        "integrationKey": company.platform,
+        "sourceId": str(company.source_id),
+        "sourceType": "Accounting",
+        "platformName": Platform(company.platform).label,
+        "linkUrl": f"https://link-api.codat.io/companies/{company.company_id}/connections/"
+        f"{company.connection_id}/start",
+        "status": company.connection_status,
+        **({"lastSync": iso(company.last_sync_at)} if company.last_sync_at else {}),
+        "created": iso(company.created),
+        "dataConnectionErrors": [],
+        "connectionInfo": None,
+    }
+
+
+def company_body(company: Company) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": str(company.company_id),
+        "name": company.name,
+        "description": company.description,
+        "redirect": f"https://link.codat.io/company/{company.company_id}",
+        "created": iso(company.created),
+        "createdByUserName": None,
+        "products": ["expenses"],
+        "tags": {},
+        "referenceSubsidiaryCompanies": [],
+        "dataConnections": [connection_body(company)],
+    }
+    if company.last_sync_at:
+        body["lastSync"] = iso(company.last_sync_at)
+    return body
+
+
+def sync_body(sync: Sync, company: Company, now: datetime) -> dict[str, Any]:
+    code = services.api_status_code(sync, now)
+    return {
+        "companyId": str(company.company_id),
+        "syncId": str(sync.sync_id),
+        "syncStatusCode": code,
+        "syncStatus": catalogue.STATUS_TEXT[code],
+        "errorMessage": sync.error_message if sync.finalized else "",
+        "syncExceptionMessage": sync.exception_message if sync.finalized else "",
+        "syncUtc": iso(sync.started_at),
+        "dataPushed": sync.data_pushed if sync.finalized else False,
+    }
+
+
+def transaction_body(item: Item) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "transactionId": str(item.transaction_id),
+        "status": ItemStatus(item.status).label,
+    }
+    if item.message is not None:
+        body["message"] = item.message
+    body["integrationType"] = IntegrationType(item.integration_type).label
+    return body
+
+
+_PUSH_STATUS = {
+    ItemStatus.COMPLETED: ("Success", 200),
+    ItemStatus.PUSH_ERROR: ("Failed", 500),
+    ItemStatus.VALIDATION_ERROR: ("Failed", 400),
+    ItemStatus.PENDING: ("Pending", 202),
+    ItemStatus.UNKNOWN: ("Pending", 202),
+}
+
+
+def core_id(item: Item) -> str:
+    """The record's ID in the accounting software, once it was pushed."""
+    prefix = catalogue.DATA_TYPE_PREFIX[DataType(item.data_type)]
+    return f"{prefix}-{item.transaction_id.hex[:12].upper()}"
+
+
+def push_operation_body(item: Item, sync: Sync, company: Company) -> dict[str, Any]:
+    status, status_code = _PUSH_STATUS[ItemStatus(item.status)]
+    data_type = DataType(item.data_type).label
+    changes = []
+    if item.status == ItemStatus.COMPLETED:
+        changes.append(
+            {
+                "type": "Created",
+                "recordRef": {"id": core_id(item), "dataType": data_type},
+                "attachmentId": None,
+            }
+        )
+    errors = []
+    if item.status in (ItemStatus.VALIDATION_ERROR, ItemStatus.PUSH_ERROR):
+        errors.append(
+            {
+                "itemId": str(item.transaction_id),
+                "message": item.message,
+                "validatorName": data_type,
+            }
+        )
+    body: dict[str, Any] = {
+        "changes": changes,
+        "dataType": data_type,
+        "companyId": str(company.company_id),
+        "pushOperationKey": str(uuid.uuid5(UUID_NAMESPACE, f"{sync.sync_id}:{item.position}")),
+        "dataConnectionKey": str(company.connection_id),
+        "requestedOnUtc": iso(sync.started_at),
+        "timeoutInMinutes": None,
+        "status": status,
+        "errorMessage": item.message,
+        "validation": {"errors": errors, "warnings": []},
+        "statusCode": status_code,
+    }
+    if item.status not in (ItemStatus.PENDING, ItemStatus.UNKNOWN):
+        body["completedOnUtc"] = iso(sync.completes_at)
+    return body
+
+
+# --- endpoints ---
+
+
+@api_endpoint
+@require_GET
+def list_companies(request: HttpRequest) -> HttpResponse:
+    page, size = paging(request)
+    companies = apply_query(
+        Company.objects.all(),
+        request.GET.get("query", ""),
+        {"id": "company_id", "name": "name", "platform": "platform"},
+    )
+    companies = apply_order(
+        companies,
+        request.GET.get("orderBy", ""),
+        {"name": "name", "created": "created", "lastSync": "last_sync_at", "id": "company_id"},
+        ["pk"],
+    )
+    total = companies.count()
+    rows = companies[(page - 1) * size : page * size]
+    return json_response(
+        paged(request, "/companies", page, size, total, [company_body(c) for c in rows])
+    )
+
+
+@api_endpoint
+@require_GET
+def company_detail(request: HttpRequest, company_id: str) -> HttpResponse:
+    return json_response(company_body(get_company(company_id)))
+
+
+@api_endpoint
+@require_GET
+def list_connections(request: HttpRequest, company_id: str) -> HttpResponse:
+    company = get_company(company_id)
+    page, size = paging(request)
+    results = [connection_body(company)] if page == 1 else []
+    return json_response(
+        paged(request, f"/companies/{company.company_id}/connections", page, size, 1, results)
+    )
+
+
+@api_endpoint
+@require_GET
+def company_config(request: HttpRequest, company_id: str) -> HttpResponse:
+    company = get_company(company_id)
+    return json_response(company.config)
+
+
+@api_endpoint
+@require_GET
+def list_syncs(request: HttpRequest, company_id: str) -> HttpResponse:
+    company = get_company(company_id)
+    now = timezone.now()
+    syncs = Sync.objects.filter(company=company).order_by("-started_at", "-pk")
+    return json_response([sync_body(s, company, now) for s in syncs.iterator(chunk_size=2000)])
+
+
+@api_endpoint
+@require_GET
+def latest_sync(request: HttpRequest, company_id: str) -> HttpResponse:
+    company = get_company(company_id)
+    sync = Sync.objects.filter(company=company).order_by("-started_at", "-pk").first()
+    if sync is None:
+        raise ApiError(404, f"Company {company.company_id} has no syncs.")
+    return json_response(sync_body(sync, company, timezone.now()))
+
+
+@api_endpoint
+@require_GET
+def last_successful_sync(request: HttpRequest, company_id: str) -> HttpResponse:
+    company = get_company(company_id)
+    sync = (
+        Sync.objects.filter(company=company, finalized=True, status_code__in=(2000, 2040))
+        .order_by("-started_at", "-pk")
+        .first()
+    )
+    if sync is None:
+        raise ApiError(404, f"Company {company.company_id} has no successful sync.")
+    return json_response(sync_body(sync, company, timezone.now()))
+
+
+@api_endpoint
+@require_GET
+def sync_status(request: HttpRequest, company_id: str, sync_id: str) -> HttpResponse:
+    company = get_company(company_id)
+    return json_response(sync_body(get_sync(company, sync_id), company, timezone.now()))
+
+
+@api_endpoint
+@require_GET
+def list_transactions(request: HttpRequest, company_id: str, sync_id: str) -> HttpResponse:
+    company = get_company(company_id)
+    sync = get_sync(company, sync_id)
+    page, size = paging(request)
+    # Positions run 0..n-1, so a page is an index range: no OFFSET scan, and
+    # never more than one page in memory.
+    start = (page - 1) * size
+    items = Item.objects.filter(sync=sync, position__gte=start, position__lt=start + size)
+    results = [transaction_body(item) for item in items.order_by("position")]
+    path = f"/companies/{company.company_id}/sync/expenses/syncs/{sync.sync_id}/transactions"
+    return json_response(paged(request, path, page, size, sync.item_count, results))
+
+
+@api_endpoint
+@require_GET
+def get_transaction(
+    request: HttpRequest, company_id: str, sync_id: str, transaction_id: str
+) -> HttpResponse:
+    company = get_company(company_id)
+    sync = get_sync(company, sync_id)
+    tid = parse_uuid(transaction_id, "Transaction")
+    items = list(Item.objects.filter(sync=sync, transaction_id=tid).order_by("position"))
+    if not items:
+        raise ApiError(404, f"Transaction {transaction_id} not found in sync {sync.sync_id}.")
+    return json_response([transaction_body(item) for item in items])
+
+
+@api_endpoint
+@require_GET
+def list_push_operations(request: HttpRequest, company_id: str) -> HttpResponse:
+    company = get_company(company_id)
+    page, size = paging(request)
+    status_filter = {
+        "Success": [ItemStatus.COMPLETED],
+        "Failed": [ItemStatus.PUSH_ERROR, ItemStatus.VALIDATION_ERROR],
+        "Pending": [ItemStatus.PENDING, ItemStatus.UNKNOWN],
+        "TimedOut": [],
+    }
+    items = Item.objects.filter(sync__company=company).select_related("sync")
+    raw_query = request.GET.get("query", "")
+    if raw_query:
+        for clause in raw_query.split("&&"):
+            match = re.match(r"^\s*(status|dataType)\s*=\s*(\w+)\s*$", clause)
+            if not match:
+                raise ApiError(
+                    400,
+                    f"Invalid query '{clause.strip()[:100]}': use status=<Success|Failed|"
+                    "Pending|TimedOut> or dataType=<dataType>.",
+                )
+            field, value = match.groups()
+            if field == "status":
+                if value not in status_filter:
+                    raise ApiError(400, f"Unknown push operation status '{value}'.")
+                items = items.filter(status__in=status_filter[value])
+            else:
+                by_label = {dt.label: dt.value for dt in DataType}
+                items = items.filter(data_type=by_label.get(value, -1))
+    order = request.GET.get("orderBy", "-requestedOnUtc")
+    if order.lstrip("-") != "requestedOnUtc":
+        raise ApiError(400, "orderBy must be requestedOnUtc or -requestedOnUtc.")
+    direction = "-" if order.startswith("-") else ""
+    items = items.order_by(f"{direction}sync__started_at", f"{direction}sync_id", "position")
+    total = items.count()
+    rows = items[(page - 1) * size : page * size]
+    path = f"/companies/{company.company_id}/push"
+    return json_response(
+        paged(
+            request, path, page, size, total,
+            [push_operation_body(item, item.sync, company) for item in rows],
+        )
+    )
+
+
+def _json_body(request: HttpRequest) -> Any:
+    try:
+        return json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "The request body is not valid JSON.") from None
+
+
+def _invalid(item_id: str, message: str) -> ApiError:
+    return ApiError(
+        400,
+        "There are problems with the request, see the Validation property for more detail.",
+        validation=[{"itemId": item_id, "message": message, "validatorName": "Request"}],
+    )
+
+
+@api_endpoint
+@require_http_methods(["POST"])
+def initiate_sync(request: HttpRequest, company_id: str) -> HttpResponse:
+    company = get_company(company_id)
+
+    def handle() -> tuple[int, dict]:
+        body = _json_body(request)
+        if not isinstance(body, dict):
+            raise _invalid("$", "The body must be an object.")
+        keys = set(body) & {"syncIds", "datasetIds"}
+        unknown = set(body) - {"syncIds", "datasetIds"}
+        if unknown:
+            raise _invalid(sorted(unknown)[0], "Unknown property.")
+        if len(keys) != 1:
+            raise _invalid("syncIds", "Give exactly one of syncIds or datasetIds.")
+        field = keys.pop()
+        ids = body[field]
+        if not isinstance(ids, list) or not ids:
+            raise _invalid(field, "Must be a non-empty array of sync IDs.")
+        parsed = []
+        for index, raw in enumerate(ids):
+            try:
+                parsed.append(uuid.UUID(str(raw)))
+            except ValueError:
+                raise _invalid(f"{field}[{index}]", "Not a valid UUID.") from None
+        sources = list(Sync.objects.filter(company=company, sync_id__in=parsed))
+        missing = set(parsed) - {s.sync_id for s in sources}
+        if missing:
+            raise ApiError(
+                404,
+                f"Sync(s) not found for company {company.company_id}: "
+                + ", ".join(sorted(str(m) for m in missing)[:10]),
+            )
+        sync = services.initiate_sync(company=company, source_syncs=sources)
+        return 202, {"syncId": str(sync.sync_id)}
+
+    return idempotent(request, handle)
+
+
+def _validate_expense(index: int, tx: Any) -> uuid.UUID:
+    if not isinstance(tx, dict):
+        raise _invalid(f"[{index}]", "Each expense transaction must be an object.")
+    for field in ("id", "type", "issueDate", "currency"):
+        if field not in tx:
+            raise _invalid(f"[{index}].{field}", "Required.")
+    try:
+        tid = uuid.UUID(str(tx["id"]))
+    except ValueError:
+        raise _invalid(f"[{index}].id", "Not a valid UUID.") from None
+    if tx["type"] not in _EXPENSE_TYPES:
+        raise _invalid(f"[{index}].type", f"Must be one of {', '.join(sorted(_EXPENSE_TYPES))}.")
+    lines = tx.get("lines", [])
+    if not isinstance(lines, list) or len(lines) > 100:
+        raise _invalid(f"[{index}].lines", "Must be an array of at most 100 lines.")
+    for number, line in enumerate(lines):
+        net = line.get("netAmount") if isinstance(line, dict) else None
+        if not isinstance(net, int | float) or not 0 <= net <= 5_000_000:
+            raise _invalid(
+                f"[{index}].lines[{number}].netAmount", "The field NetAmount must be between 0 "
+                "and 5000000.",
+            )
+    return tid
+
+
+@api_endpoint
+@require_POST
+def create_expense_transactions(request: HttpRequest, company_id: str) -> HttpResponse:
+    company = get_company(company_id)
+
+    def handle() -> tuple[int, dict]:
+        body = _json_body(request)
+        if not isinstance(body, list) or not 1 <= len(body) <= 50:
+            raise _invalid("$", "The body must be an array of 1 to 50 expense transactions.")
+        ids = [_validate_expense(i, tx) for i, tx in enumerate(body)]
+        if len(set(ids)) != len(ids):
+            raise _invalid("$", "Transaction IDs must be unique within a request.")
+        sync = services.create_expense_sync(company=company, transaction_ids=ids)
+        return 200, {"syncId": str(sync.sync_id)}
+
+    return idempotent(request, handle)
+
+
+@api_endpoint
+def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    raise ApiError(404, f"No such endpoint: {request.method} /{rest[:200]}")

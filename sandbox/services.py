@@ -1,0 +1,207 @@
+"""What happens to the sandbox's data: syncs start, run, finish and get retried.
+
+A sync is created `finalized=False` with a `completes_at`; until then the API
+reports 1000 (or 1010 past ten minutes). `finalize_sync` decides the outcome
+from a seed, so the same sync always ends the same way, and claims the work
+with a conditional update, so running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import catalogue
+from .models import Company, Item, ItemStatus, SandboxSettings, Sync, SyncKind
+
+LONG_RUNNING_AFTER = timedelta(minutes=10)
+
+
+def api_status_code(sync: Sync, now: datetime) -> int:
+    if sync.finalized:
+        return sync.status_code
+    return 1010 if now - sync.started_at > LONG_RUNNING_AFTER else 1000
+
+
+def sync_rng(sync_id: uuid.UUID, salt: int, purpose: str) -> random.Random:
+    digest = hashlib.sha256(f"{salt}:{purpose}:{sync_id}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _processing_time(config: SandboxSettings, sync_id: uuid.UUID) -> timedelta:
+    rng = sync_rng(sync_id, config.seed, "duration")
+    if rng.random() < config.long_running_rate:
+        return timedelta(minutes=rng.uniform(11, 40))
+    low = min(config.processing_seconds_min, config.processing_seconds_max)
+    return timedelta(seconds=rng.uniform(low, config.processing_seconds_max))
+
+
+def _new_sync(company: Company, kind: str, now: datetime, sources: list[str]) -> Sync:
+    config = SandboxSettings.load()
+    sync_id = uuid.uuid4()
+    sync = Sync.objects.create(
+        sync_id=sync_id,
+        company=company,
+        kind=kind,
+        started_at=now,
+        completes_at=now + _processing_time(config, sync_id),
+        source_sync_ids=sources,
+    )
+    Company.objects.filter(pk=company.pk).update(last_sync_at=now)
+    return sync
+
+
+def _enqueue_finalize(sync: Sync) -> None:
+    from .tasks import finalize_sync_task
+
+    countdown = max(0.0, (sync.completes_at - timezone.now()).total_seconds())
+    transaction.on_commit(
+        lambda: finalize_sync_task.apply_async(args=[sync.pk], countdown=countdown)
+    )
+
+
+@transaction.atomic
+def create_expense_sync(*, company: Company, transaction_ids: list[uuid.UUID]) -> Sync:
+    """Record expense transactions; a sync starts automatically (seed doc)."""
+    now = timezone.now()
+    sync = _new_sync(company, SyncKind.EXPENSES, now, [])
+    rng = sync_rng(sync.sync_id, 0, "kinds")
+    items = []
+    for position, transaction_id in enumerate(transaction_ids):
+        integration, data_type = catalogue.item_kind(rng)
+        items.append(
+            Item(
+                sync=sync,
+                position=position,
+                transaction_id=transaction_id,
+                integration_type=integration,
+                data_type=data_type,
+                status=ItemStatus.PENDING,
+            )
+        )
+    Item.objects.bulk_create(items)
+    Sync.objects.filter(pk=sync.pk).update(item_count=len(items))
+    sync.item_count = len(items)
+    _enqueue_finalize(sync)
+    return sync
+
+
+def retry_candidates(company: Company, source_syncs: Iterable[Sync]) -> list[Item]:
+    """The failed and pending items of `source_syncs` that no later sync pushed."""
+    source_ids = [s.pk for s in source_syncs]
+    latest: dict[uuid.UUID, Item] = {}
+    for item in Item.objects.filter(sync_id__in=source_ids).exclude(
+        status=ItemStatus.COMPLETED
+    ).order_by("sync__started_at", "position"):
+        latest[item.transaction_id] = item
+    if not latest:
+        return []
+    already_pushed = set(
+        Item.objects.filter(
+            sync__company=company,
+            sync__kind=SyncKind.RETRY,
+            transaction_id__in=list(latest),
+            status=ItemStatus.COMPLETED,
+        ).values_list("transaction_id", flat=True)
+    )
+    return [item for tid, item in latest.items() if tid not in already_pushed]
+
+
+@transaction.atomic
+def initiate_sync(*, company: Company, source_syncs: list[Sync]) -> Sync:
+    """Start a sync that re-pushes the failed and pending items of `source_syncs`."""
+    now = timezone.now()
+    candidates = retry_candidates(company, source_syncs)
+    sync = _new_sync(company, SyncKind.RETRY, now, [str(s.sync_id) for s in source_syncs])
+    Item.objects.bulk_create(
+        [
+            Item(
+                sync=sync,
+                position=position,
+                transaction_id=source.transaction_id,
+                integration_type=source.integration_type,
+                data_type=source.data_type,
+                status=ItemStatus.PENDING,
+            )
+            for position, source in enumerate(candidates)
+        ],
+        batch_size=2000,
+    )
+    Sync.objects.filter(pk=sync.pk).update(item_count=len(candidates))
+    sync.item_count = len(candidates)
+    _enqueue_finalize(sync)
+    return sync
+
+
+def _decide(sync: Sync, config: SandboxSettings) -> tuple[int, list[tuple[int, str | None]]]:
+    company = sync.company
+    rng = sync_rng(sync.sync_id, config.seed, "outcome")
+    count = sync.item_count
+    if company.failure_mode:
+        return company.failure_mode, catalogue.item_outcomes(
+            rng, company.platform, company.failure_mode, count
+        )
+    if count == 0:
+        return 2040, []
+    if sync.kind == SyncKind.RETRY:
+        outcomes: list[tuple[int, str | None]] = []
+        for _ in range(count):
+            if rng.random() < config.retry_success_rate:
+                outcomes.append((ItemStatus.COMPLETED, None))
+            else:
+                outcomes.append(
+                    (ItemStatus.PUSH_ERROR, catalogue.push_error_message(rng, company.platform))
+                )
+        failed = any(status != ItemStatus.COMPLETED for status, _ in outcomes)
+        return (5130 if failed else 2000), outcomes
+    code = catalogue.pick_code(rng, catalogue.HEALTHY_WEIGHTS)
+    return code, catalogue.item_outcomes(rng, company.platform, code, count)
+
+
+def finalize_sync(sync_pk: int) -> bool:
+    """Bring a sync to its terminal state and queue its webhooks. Idempotent."""
+    from .webhooks import queue_deliveries
+
+    config = SandboxSettings.load()
+    with transaction.atomic():
+        sync = Sync.objects.select_related("company").get(pk=sync_pk)
+        if sync.finalized:
+            return False
+        code, outcomes = _decide(sync, config)
+        rng = sync_rng(sync.sync_id, config.seed, "messages")
+        error, exception = catalogue.sync_messages(rng, sync.company.platform, code)
+        claimed = Sync.objects.filter(pk=sync_pk, finalized=False).update(
+            finalized=True,
+            status_code=code,
+            data_pushed=any(status == ItemStatus.COMPLETED for status, _ in outcomes)
+            and code != 2040,
+            error_message=error,
+            exception_message=exception,
+        )
+        if claimed != 1:
+            return False
+        items = list(Item.objects.filter(sync_id=sync_pk).order_by("position"))
+        for item, (status, message) in zip(items, outcomes, strict=True):
+            item.status = status
+            item.message = message
+        Item.objects.bulk_update(items, ["status", "message"], batch_size=1000)
+        sync.refresh_from_db()
+        queue_deliveries(sync)
+    return True
+
+
+def finalize_due(now: datetime | None = None, limit: int = 500) -> int:
+    """Finish every sync whose processing time has passed (catches lost tasks)."""
+    now = now or timezone.now()
+    due = list(
+        Sync.objects.filter(finalized=False, completes_at__lte=now)
+        .order_by("completes_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(1 for pk in due if finalize_sync(pk))
