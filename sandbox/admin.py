@@ -14,8 +14,15 @@ from .models import (
 
 @admin.register(SandboxSettings)
 class SandboxSettingsAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "latency_ms", "error_rate", "rate_limit_storm_rate",
-                    "truncated_body_rate", "duplicate_webhook_rate", "out_of_order_webhooks"]
+    list_display = [
+        "__str__",
+        "latency_ms",
+        "error_rate",
+        "rate_limit_storm_rate",
+        "truncated_body_rate",
+        "duplicate_webhook_rate",
+        "out_of_order_webhooks",
+    ]
 
     def has_add_permission(self, request):
         return not SandboxSettings.objects.exists()
@@ -26,8 +33,14 @@ class SandboxSettingsAdmin(admin.ModelAdmin):
 
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
-    list_display = ["name", "company_id", "platform", "connection_status", "failure_mode",
-                    "last_sync_at"]
+    list_display = [
+        "name",
+        "company_id",
+        "platform",
+        "connection_status",
+        "failure_mode",
+        "last_sync_at",
+    ]
     list_filter = ["platform", "failure_mode", "connection_status"]
     search_fields = ["name", "=company_id"]
     show_full_result_count = False
@@ -35,8 +48,15 @@ class CompanyAdmin(admin.ModelAdmin):
 
 @admin.register(Sync)
 class SyncAdmin(admin.ModelAdmin):
-    list_display = ["sync_id", "company", "kind", "status_code", "finalized", "item_count",
-                    "started_at"]
+    list_display = [
+        "sync_id",
+        "company",
+        "kind",
+        "status_code",
+        "finalized",
+        "item_count",
+        "started_at",
+    ]
     list_filter = ["kind", "finalized", "status_code"]
     search_fields = ["=sync_id", "=company__company_id"]
     raw_id_fields = ["company"]
@@ -59,8 +79,16 @@ class WebhookConsumerAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ["msg_id", "consumer", "event_type", "attempts", "sends", "delivered_at",
-                    "failed", "last_status_code"]
+    list_display = [
+        "msg_id",
+        "consumer",
+        "event_type",
+        "attempts",
+        "sends",
+        "delivered_at",
+        "failed",
+        "last_status_code",
+    ]
     list_filter = ["event_type", "failed"]
     raw_id_fields = ["sync"]
     show_full_result_count = False

@@ -63,14 +63,18 @@ def paging(request: HttpRequest) -> tuple[int, int]:
             value = int(raw)
         except ValueError:
             raise ApiError(
-                400, f"{name} must be a whole number.",
+                400,
+                f"{name} must be a whole number.",
                 validation=[{"itemId": name, "message": "Not an integer.", "validatorName": name}],
             ) from None
         if value < 1 or (maximum is not None and value > maximum):
             limit = f"between 1 and {maximum}" if maximum else "at least 1"
             raise ApiError(
-                400, f"{name} must be {limit}.",
-                validation=[{"itemId": name, "message": f"Must be {limit}.", "validatorName": name}],
+                400,
+                f"{name} must be {limit}.",
+                validation=[
+                    {"itemId": name, "message": f"Must be {limit}.", "validatorName": name}
+                ],
             )
         return value
 
@@ -106,9 +110,7 @@ def paged(
 _CLAUSE = re.compile(r"^\s*([A-Za-z]+)\s*(!=|=|~)\s*(.*?)\s*$")
 
 
-def apply_query(
-    queryset: QuerySet, raw: str, fields: dict[str, str]
-) -> QuerySet:
+def apply_query(queryset: QuerySet, raw: str, fields: dict[str, str]) -> QuerySet:
     if not raw:
         return queryset
     for clause in raw.split("&&"):
@@ -130,12 +132,16 @@ def apply_query(
     return queryset
 
 
-def apply_order(queryset: QuerySet, raw: str, fields: dict[str, str], default: list[str]) -> QuerySet:
+def apply_order(
+    queryset: QuerySet, raw: str, fields: dict[str, str], default: list[str]
+) -> QuerySet:
     if not raw:
         return queryset.order_by(*default)
     name = raw.lstrip("-")
     if name not in fields:
-        raise ApiError(400, f"Invalid orderBy '{raw[:100]}': use one of {', '.join(sorted(fields))}.")
+        raise ApiError(
+            400, f"Invalid orderBy '{raw[:100]}': use one of {', '.join(sorted(fields))}."
+        )
     prefix = "-" if raw.startswith("-") else ""
     return queryset.order_by(prefix + fields[name], "pk")
 
@@ -416,7 +422,11 @@ def list_push_operations(request: HttpRequest, company_id: str) -> HttpResponse:
     path = f"/companies/{company.company_id}/push"
     return json_response(
         paged(
-            request, path, page, size, total,
+            request,
+            path,
+            page,
+            size,
+            total,
             [push_operation_body(item, item.sync, company) for item in rows],
         )
     )
@@ -495,8 +505,8 @@ def _validate_expense(index: int, tx: Any) -> uuid.UUID:
         net = line.get("netAmount") if isinstance(line, dict) else None
         if not isinstance(net, int | float) or not 0 <= net <= 5_000_000:
             raise _invalid(
-                f"[{index}].lines[{number}].netAmount", "The field NetAmount must be between 0 "
-                "and 5000000.",
+                f"[{index}].lines[{number}].netAmount",
+                "The field NetAmount must be between 0 and 5000000.",
             )
     return tid
 

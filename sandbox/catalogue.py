@@ -72,7 +72,7 @@ _PUSH_CAUSES: dict[str, list[str]] = {
     Platform.QBD: [
         "QuickBooks error 3180: There was an error when saving a Check. The transaction date "
         "{date} is prior to the closing date.",
-        "QuickBooks error 3140: There is an invalid reference to QuickBooks Account \"{num}\".",
+        'QuickBooks error 3140: There is an invalid reference to QuickBooks Account "{num}".',
         "QuickBooks error 3200: The provided edit sequence is out-of-date.",
     ],
     Platform.NETSUITE: [
@@ -160,9 +160,7 @@ def sync_messages(rng: random.Random, platform: str, code: int) -> tuple[str, st
     elif code == 5080:
         cause = "Duplication protection: these transactions are already part of another sync."
     elif code == 5120:
-        cause = "One or more transactions could not be processed: " + validation_error_message(
-            rng
-        )
+        cause = "One or more transactions could not be processed: " + validation_error_message(rng)
     else:
         cause = _fill(rng, rng.choice(_PUSH_CAUSES[platform]))
     return correlated(rng, cause), correlated(rng, cause)
@@ -212,13 +210,48 @@ def item_outcomes(
 
 
 _NAME_FIRST = [
-    "Acme", "Northwind", "Bluebird", "Harbour", "Juniper", "Summit", "Copper", "Granite",
-    "Willow", "Beacon", "Lumen", "Orchard", "Pioneer", "Quarry", "Riverside", "Saffron",
-    "Tidal", "Union", "Vantage", "Wren", "Alder", "Brightside", "Cobalt", "Drift", "Ember",
+    "Acme",
+    "Northwind",
+    "Bluebird",
+    "Harbour",
+    "Juniper",
+    "Summit",
+    "Copper",
+    "Granite",
+    "Willow",
+    "Beacon",
+    "Lumen",
+    "Orchard",
+    "Pioneer",
+    "Quarry",
+    "Riverside",
+    "Saffron",
+    "Tidal",
+    "Union",
+    "Vantage",
+    "Wren",
+    "Alder",
+    "Brightside",
+    "Cobalt",
+    "Drift",
+    "Ember",
 ]
 _NAME_SECOND = [
-    "Logistics", "Studios", "Coffee", "Analytics", "Builders", "Dental", "Outfitters",
-    "Labs", "Consulting", "Foods", "Freight", "Media", "Robotics", "Health", "Travel",
+    "Logistics",
+    "Studios",
+    "Coffee",
+    "Analytics",
+    "Builders",
+    "Dental",
+    "Outfitters",
+    "Labs",
+    "Consulting",
+    "Foods",
+    "Freight",
+    "Media",
+    "Robotics",
+    "Health",
+    "Travel",
 ]
 _NAME_SUFFIX = ["Ltd", "Inc.", "LLC", "GmbH", "Pty Ltd", "AS", "BV", "SAS"]
 

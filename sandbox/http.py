@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
@@ -195,6 +195,8 @@ def api_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     @login_not_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if not settings.SANDBOX_ENABLED:
+            raise Http404("The sandbox upstream is not enabled.")
         started = timezone.now()
         config = SandboxSettings.current()
         quota: dict[str, str] = {}
@@ -224,9 +226,7 @@ def api_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     return wrapper
 
 
-def idempotent(
-    request: HttpRequest, handler: Callable[[], tuple[int, object]]
-) -> HttpResponse:
+def idempotent(request: HttpRequest, handler: Callable[[], tuple[int, object]]) -> HttpResponse:
     """Run `handler` once per `Idempotency-Key` (90 minutes).
 
     Same key and body: the first answer again. Same key, other body: 422.
@@ -250,7 +250,8 @@ def idempotent(
         record = IdempotencyRecord.objects.filter(key=key).first()
         if record is None:
             raise ApiError(
-                409, "A request with this Idempotency-Key was just retired; retry.",
+                409,
+                "A request with this Idempotency-Key was just retired; retry.",
                 can_be_retried="Yes",
             ) from None
         if record.request_hash != digest:

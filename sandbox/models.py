@@ -104,6 +104,11 @@ class SandboxSettings(models.Model):
     def __str__(self) -> str:
         return "Sandbox settings"
 
+    def save(self, *args, **kwargs) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+        type(self)._cached = None
+
     _cached: ClassVar[tuple[float, SandboxSettings] | None] = None
 
     @classmethod
@@ -120,11 +125,6 @@ class SandboxSettings(models.Model):
         obj = cls.load()
         cls._cached = (time.monotonic() + 1.0, obj)
         return obj
-
-    def save(self, *args, **kwargs) -> None:
-        self.pk = 1
-        super().save(*args, **kwargs)
-        type(self)._cached = None
 
 
 class Company(models.Model):
@@ -190,7 +190,8 @@ class Item(models.Model):
     integration_type = models.PositiveSmallIntegerField(choices=IntegrationType.choices)
     data_type = models.PositiveSmallIntegerField(choices=DataType.choices)
     status = models.PositiveSmallIntegerField(choices=ItemStatus.choices)
-    message = models.TextField(null=True, blank=True)
+    # NULL, not "": the API omits `message` for items that have none.
+    message = models.TextField(null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         constraints = [

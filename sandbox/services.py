@@ -96,9 +96,11 @@ def retry_candidates(company: Company, source_syncs: Iterable[Sync]) -> list[Ite
     """The failed and pending items of `source_syncs` that no later sync pushed."""
     source_ids = [s.pk for s in source_syncs]
     latest: dict[uuid.UUID, Item] = {}
-    for item in Item.objects.filter(sync_id__in=source_ids).exclude(
-        status=ItemStatus.COMPLETED
-    ).order_by("sync__started_at", "position"):
+    for item in (
+        Item.objects.filter(sync_id__in=source_ids)
+        .exclude(status=ItemStatus.COMPLETED)
+        .order_by("sync__started_at", "position")
+    ):
         latest[item.transaction_id] = item
     if not latest:
         return []

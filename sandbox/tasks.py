@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from . import services, webhooks
 
@@ -14,7 +15,7 @@ def finalize_sync_task(sync_pk: int) -> bool:
 
 @shared_task(name="sandbox.finalize_due")
 def finalize_due_task() -> int:
-    return services.finalize_due()
+    return services.finalize_due() if settings.SANDBOX_ENABLED else 0
 
 
 @shared_task(name="sandbox.deliver_webhook")
@@ -26,4 +27,4 @@ def deliver_webhook_task(delivery_pk: int) -> None:
 
 @shared_task(name="sandbox.redeliver_due")
 def redeliver_due_task() -> int:
-    return webhooks.redeliver_due()
+    return webhooks.redeliver_due() if settings.SANDBOX_ENABLED else 0

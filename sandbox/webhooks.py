@@ -173,7 +173,9 @@ def attempt_delivery(delivery_pk: int, client: httpx.Client | None = None) -> fl
             now = timezone.now()
             headers = signed_headers(delivery.consumer, delivery.msg_id, delivery.body, now)
             try:
-                response = client.post(delivery.consumer.url, content=delivery.body, headers=headers)
+                response = client.post(
+                    delivery.consumer.url, content=delivery.body, headers=headers
+                )
                 status = response.status_code
                 error = "" if response.is_success else response.text[:500]
             except httpx.HTTPError as exc:
@@ -185,13 +187,19 @@ def attempt_delivery(delivery_pk: int, client: httpx.Client | None = None) -> fl
     attempts = delivery.attempts + 1
     if status is not None and 200 <= status < 300:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            attempts=attempts, delivered_at=timezone.now(), last_status_code=status,
-            last_error="", next_attempt_at=None,
+            attempts=attempts,
+            delivered_at=timezone.now(),
+            last_status_code=status,
+            last_error="",
+            next_attempt_at=None,
         )
         return None
     if attempts > len(RETRY_SCHEDULE):
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            attempts=attempts, failed=True, last_status_code=status, last_error=error,
+            attempts=attempts,
+            failed=True,
+            last_status_code=status,
+            last_error=error,
             next_attempt_at=None,
         )
         log.warning("webhook %s given up after %s attempts", delivery.msg_id, attempts)

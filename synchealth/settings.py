@@ -177,6 +177,13 @@ CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat copies these into its database schedule at start; admins change them
+# in Django admin (Periodic tasks). The sandbox's two sweeps do nothing
+# unless the sandbox is enabled.
+CELERY_BEAT_SCHEDULE = {
+    "sandbox-finalize-due": {"task": "sandbox.finalize_due", "schedule": 5.0},
+    "sandbox-redeliver-due": {"task": "sandbox.redeliver_due", "schedule": 5.0},
+}
 CELERY_TIMEZONE = "UTC"
 
 # The upstream: the real Codat API or the embedded sandbox. Pointing
