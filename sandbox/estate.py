@@ -96,6 +96,7 @@ def _generate(
     now: datetime,
     company_start: int,
     sync_start: int,
+    big_sync_items: int = 0,
 ) -> Iterator[tuple[Company, list[Sync], list[tuple]]]:
     """Yield (company, its syncs, its item tuples) one company at a time."""
     span = timedelta(days=days).total_seconds()
@@ -130,6 +131,9 @@ def _generate(
                 if code == 2040
                 else min(int(rng.expovariate(1 / items_per_sync)) + 1, int(items_per_sync * 40) + 1)
             )
+            if big_sync_items and index == 0 and number == 0:
+                # One very large sync, for paging benchmarks.
+                code, count = 5130, big_sync_items
             sync_pk = next_sync
             next_sync += 1
             outcomes = catalogue.item_outcomes(rng, company.platform, code, count)
@@ -333,6 +337,8 @@ def build_estate(
     seed: int = 1,
     now: datetime | None = None,
     progress: Callable[[EstateStats], None] | None = None,
+    big_sync_items: int = 0,
+    use_copy: bool = True,
 ) -> EstateStats:
     """Add `companies` companies with their history to the estate."""
     started = time.monotonic()
@@ -346,6 +352,7 @@ def build_estate(
         now=now or timezone.now(),
         company_start=_next_id(Company),
         sync_start=_next_id(Sync),
+        big_sync_items=big_sync_items,
     )
 
     def tick(current: EstateStats) -> None:
@@ -353,7 +360,7 @@ def build_estate(
         if progress:
             progress(current)
 
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and use_copy:
         _copy_build(batches, stats, tick)
     else:
         with transaction.atomic():

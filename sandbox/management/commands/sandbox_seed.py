@@ -26,6 +26,12 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int)
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument(
+            "--big-sync-items",
+            type=int,
+            default=0,
+            help="Give the first company one sync of this many items (paging benchmarks).",
+        )
+        parser.add_argument(
             "--reset", action="store_true", help="Delete the existing estate first."
         )
         parser.add_argument(
@@ -62,6 +68,7 @@ class Command(BaseCommand):
             days=int(preset["days"]),
             seed=int(opts["seed"]),  # type: ignore[call-overload]
             progress=progress,
+            big_sync_items=int(opts["big_sync_items"]),  # type: ignore[call-overload]
         )
         self.stdout.write("")
         codes = ", ".join(f"{code}: {n:,}" for code, n in sorted(stats.codes.items()))
