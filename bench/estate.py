@@ -20,9 +20,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-DB_URL = os.environ.get(
-    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/synchealth_bench"
-)
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/synchealth_bench")
 COMPANIES = int(os.environ.get("BENCH_COMPANIES", "10000"))
 SYNCS_PER_COMPANY = int(os.environ.get("BENCH_SYNCS_PER_COMPANY", "100"))
 ITEMS_PER_SYNC = float(os.environ.get("BENCH_ITEMS_PER_SYNC", "20"))
@@ -54,7 +52,9 @@ def ensure_database() -> None:
                 conn.execute(f'CREATE DATABASE "{name}"')
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT, env=ENV, check=True,
+        cwd=ROOT,
+        env=ENV,
+        check=True,
     )
 
 
@@ -76,12 +76,17 @@ def build() -> dict:
 
     estate.reset()
     orm = estate.build_estate(
-        companies=SLICE, syncs_per_company=SYNCS_PER_COMPANY, items_per_sync=ITEMS_PER_SYNC,
-        seed=1, use_copy=False,
+        companies=SLICE,
+        syncs_per_company=SYNCS_PER_COMPANY,
+        items_per_sync=ITEMS_PER_SYNC,
+        seed=1,
+        use_copy=False,
     )
     estate.reset()
     copy = estate.build_estate(
-        companies=SLICE, syncs_per_company=SYNCS_PER_COMPANY, items_per_sync=ITEMS_PER_SYNC,
+        companies=SLICE,
+        syncs_per_company=SYNCS_PER_COMPANY,
+        items_per_sync=ITEMS_PER_SYNC,
         seed=1,
     )
     print(f"slice of {SLICE} companies ({copy.items:,} items):")
@@ -91,12 +96,17 @@ def build() -> dict:
 
     def progress(stats: estate.EstateStats) -> None:
         if stats.companies % 1000 == 0:
-            print(f"  {stats.companies:,} companies, {stats.items:,} items, {stats.seconds:.0f}s",
-                  flush=True)
+            print(
+                f"  {stats.companies:,} companies, {stats.items:,} items, {stats.seconds:.0f}s",
+                flush=True,
+            )
 
     full = estate.build_estate(
-        companies=COMPANIES, syncs_per_company=SYNCS_PER_COMPANY,
-        items_per_sync=ITEMS_PER_SYNC, seed=1, progress=progress,
+        companies=COMPANIES,
+        syncs_per_company=SYNCS_PER_COMPANY,
+        items_per_sync=ITEMS_PER_SYNC,
+        seed=1,
+        progress=progress,
         big_sync_items=BIG_SYNC_ITEMS,
     )
     size_bytes = 0
@@ -137,7 +147,10 @@ def serve_pages() -> dict:
     big = Sync.objects.select_related("company").order_by("-item_count").first()
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"],
-        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         base = f"http://127.0.0.1:{PORT}/sandbox"

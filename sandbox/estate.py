@@ -51,7 +51,7 @@ def reset() -> None:
         model.objects.all().delete()
 
 
-def _next_id(model: type) -> int:
+def _next_id(model: type[Company] | type[Sync]) -> int:
     last = model.objects.order_by("-pk").values_list("pk", flat=True).first()
     return (last or 0) + 1
 

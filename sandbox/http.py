@@ -167,7 +167,9 @@ def _slow_chunks(body: bytes, pause: float) -> Iterator[bytes]:
         yield body[start : start + 4096]
 
 
-def shape_body(config: SandboxSettings, response: HttpResponse) -> HttpResponse:
+def shape_body(
+    config: SandboxSettings, response: HttpResponse
+) -> HttpResponse | StreamingHttpResponse:
     """Apply the body faults (truncation, slowness) to a finished response."""
     if (
         response.status_code == 200
@@ -188,13 +190,17 @@ def shape_body(config: SandboxSettings, response: HttpResponse) -> HttpResponse:
     return response
 
 
-def api_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def api_endpoint(
+    view: Callable[..., HttpResponse],
+) -> Callable[..., HttpResponse | StreamingHttpResponse]:
     """Wrap a sandbox endpoint with auth, limits, faults, errors and logging."""
 
     @csrf_exempt
     @login_not_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    def wrapper(
+        request: HttpRequest, *args: object, **kwargs: object
+    ) -> HttpResponse | StreamingHttpResponse:
         if not settings.SANDBOX_ENABLED:
             raise Http404("The sandbox upstream is not enabled.")
         started = timezone.now()
@@ -209,19 +215,19 @@ def api_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
             response = error_response(exc)
         for name, value in quota.items():
             response.setdefault(name, value)
-        response = shape_body(config, response)
+        shaped = shape_body(config, response)
         if config.request_log_enabled:
             match = _COMPANY_IN_PATH.search(request.path)
             RequestLog.objects.create(
                 method=request.method or "",
                 path=request.get_full_path()[:500],
                 company_id=match.group(1) if match else None,
-                status=response.status_code,
+                status=shaped.status_code,
                 idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
                 started_at=started,
                 finished_at=timezone.now(),
             )
-        return response
+        return shaped
 
     return wrapper
 

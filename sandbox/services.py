@@ -62,7 +62,7 @@ def _enqueue_finalize(sync: Sync) -> None:
 
     countdown = max(0.0, (sync.completes_at - timezone.now()).total_seconds())
     transaction.on_commit(
-        lambda: finalize_sync_task.apply_async(args=[sync.pk], countdown=countdown)
+        lambda: finalize_sync_task.apply_async(args=(sync.pk,), countdown=countdown)
     )
 
 

@@ -12,6 +12,7 @@ import logging
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import httpx
 from django.db import transaction
@@ -131,15 +132,15 @@ def queue_deliveries(sync: Sync) -> list[WebhookDelivery]:
             deliveries.append(delivery)
     rng = random.Random()
     for delivery in deliveries:
-        delay = rng.uniform(0, 5) if config.out_of_order_webhooks else 0
-        transaction.on_commit(lambda d=delivery, s=delay: _send_later(d.pk, s))
+        delay = rng.uniform(0, 5) if config.out_of_order_webhooks else 0.0
+        transaction.on_commit(partial(_send_later, delivery.pk, delay))
     return deliveries
 
 
 def _send_later(delivery_pk: int, delay: float) -> None:
     from .tasks import deliver_webhook_task
 
-    deliver_webhook_task.apply_async(args=[delivery_pk], countdown=delay)
+    deliver_webhook_task.apply_async(args=(delivery_pk,), countdown=delay)
 
 
 def signed_headers(consumer: WebhookConsumer, msg_id: str, body: str, now: datetime) -> dict:

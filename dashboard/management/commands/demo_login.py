@@ -7,6 +7,7 @@ directory (never in the repository); `make run` prints it every time.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,7 +19,7 @@ USERNAME = "demo"
 class Command(BaseCommand):
     help = "Create the demo login (once) and print its username and password."
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         path = settings.VAR_DIR / "demo-login.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         password = path.read_text().strip() if path.exists() else ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
 
@@ -40,7 +42,7 @@ class Command(BaseCommand):
             help="Do nothing when the sandbox already has companies (for `make run`).",
         )
 
-    def handle(self, *args: object, **opts: object) -> None:
+    def handle(self, *args: object, **opts: Any) -> None:
         SandboxSettings.load()
         if opts["if_empty"] and Company.objects.exists():
             self.stdout.write("Sandbox estate already present; leaving it as it is.")
@@ -66,9 +68,9 @@ class Command(BaseCommand):
             syncs_per_company=int(preset["syncs_per_company"]),
             items_per_sync=float(preset["items_per_sync"]),
             days=int(preset["days"]),
-            seed=int(opts["seed"]),  # type: ignore[call-overload]
+            seed=int(opts["seed"]),
             progress=progress,
-            big_sync_items=int(opts["big_sync_items"]),  # type: ignore[call-overload]
+            big_sync_items=int(opts["big_sync_items"]),
         )
         self.stdout.write("")
         codes = ", ".join(f"{code}: {n:,}" for code, n in sorted(stats.codes.items()))

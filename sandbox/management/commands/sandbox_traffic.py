@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from typing import Any
 
 import httpx
 from django.conf import settings
@@ -24,16 +25,16 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=0, help="Stop after N posts (0: never).")
         parser.add_argument("--seed", type=int, default=None)
 
-    def handle(self, *args: object, **opts: object) -> None:
-        rng = random.Random(opts["seed"])  # type: ignore[arg-type]
+    def handle(self, *args: object, **opts: Any) -> None:
+        rng = random.Random(opts["seed"])
         base = str(opts["base_url"]).rstrip("/")
         client = httpx.Client(
             base_url=base, auth=(str(opts["api_key"]), ""), timeout=httpx.Timeout(10.0)
         )
         companies: list[str] = []
         posted = 0
-        count = int(opts["count"])  # type: ignore[call-overload]
-        interval = float(opts["interval"])  # type: ignore[arg-type]
+        count = int(opts["count"])
+        interval = float(opts["interval"])
         while not count or posted < count:
             try:
                 if not companies:
