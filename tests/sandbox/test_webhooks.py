@@ -173,3 +173,16 @@ def test_a_consumer_that_never_answers_is_given_up_on(api, small_estate, consume
     delivery.refresh_from_db()
     assert delivery.failed and delivery.delivered_at is None
     assert webhooks.attempt_delivery(delivery.pk) is None  # nothing more is sent
+
+
+def test_out_of_order_fault_delays_deliveries_at_random(api, small_estate, consumer):
+    _register(consumer)
+    config = SandboxSettings.load()
+    config.out_of_order_webhooks = True
+    config.save()
+    with mock.patch("sandbox.tasks.deliver_webhook_task.apply_async") as apply_async:
+        for _ in range(4):
+            _finished_sync(api, Company.objects.filter(failure_mode=0).first())
+    delays = [call.kwargs["countdown"] for call in apply_async.call_args_list]
+    assert len(delays) == 4
+    assert all(0 <= d <= 5 for d in delays) and len(set(delays)) == 4

@@ -13,7 +13,7 @@ from sandbox.models import Company, SandboxSettings
 PRESETS = {
     "demo": {"companies": 60, "syncs_per_company": 40, "items_per_sync": 12, "days": 30},
     "ingest": {"companies": 1000, "syncs_per_company": 30, "items_per_sync": 20, "days": 60},
-    "large": {"companies": 10_000, "syncs_per_company": 100, "items_per_sync": 20, "days": 90},
+    "large": {"companies": 10_000, "syncs_per_company": 100, "items_per_sync": 21.5, "days": 90},
 }
 
 
