@@ -220,9 +220,13 @@ _PUSH_STATUS = {
 
 
 def core_id(item: Item) -> str:
-    """The record's ID in the accounting software, once it was pushed."""
-    prefix = catalogue.DATA_TYPE_PREFIX[DataType(item.data_type)]
-    return f"{prefix}-{item.transaction_id.hex[:12].upper()}"
+    """The pushed record's reference: the expense transaction's ID (its core ID).
+
+    Codat's push operations name the record they wrote; for Sync for Expenses
+    that is the transaction that produced it, which is what lets a client join
+    push operations (data type) to transaction statuses.
+    """
+    return str(item.transaction_id)
 
 
 def push_operation_body(item: Item, sync: Sync, company: Company) -> dict[str, Any]:

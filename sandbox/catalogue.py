@@ -41,15 +41,6 @@ HEALTHY_WEIGHTS = {
     4000: 0.5,
 }
 
-DATA_TYPE_PREFIX = {
-    DataType.DIRECT_COSTS: "DC",
-    DataType.DIRECT_INCOMES: "DI",
-    DataType.BANK_TRANSACTIONS: "BT",
-    DataType.TRANSFERS: "TR",
-    DataType.JOURNAL_ENTRIES: "JE",
-    DataType.BILLS: "BL",
-}
-
 _PUSH_CAUSES: dict[str, list[str]] = {
     Platform.XERO: [
         "Feed Connection failed(409): The AccountToken, AccountId or AccountNumber is already "
