@@ -196,6 +196,25 @@ CELERY_TIMEZONE = "UTC"
 CODAT_BASE_URL = os.environ.get("CODAT_BASE_URL", "http://127.0.0.1:8000/sandbox")
 CODAT_API_KEY = os.environ.get("CODAT_API_KEY", "")
 CODAT_WEBHOOK_SECRET = os.environ.get("CODAT_WEBHOOK_SECRET", "")
+# The request budget shared by every worker (see dashboard/ratelimit.py):
+# Codat allows about 1,000 a minute per IP and 10 in flight per company.
+CODAT_RATE_LIMIT_PER_MINUTE = env_int("CODAT_RATE_LIMIT_PER_MINUTE", 900)
+CODAT_RATE_LIMIT_WINDOW_SECONDS = float(os.environ.get("CODAT_RATE_LIMIT_WINDOW_SECONDS", "60"))
+CODAT_MAX_IN_FLIGHT_PER_COMPANY = env_int("CODAT_MAX_IN_FLIGHT_PER_COMPANY", 10)
+CODAT_RATE_LIMIT_PREFIX = os.environ.get("CODAT_RATE_LIMIT_PREFIX", "synchealth:rl")
+# A slot held by a killed worker frees itself after this long.
+CODAT_REQUEST_LEASE_SECONDS = float(os.environ.get("CODAT_REQUEST_LEASE_SECONDS", "120"))
+# The longest a task sleeps for the budget or a Retry-After; a longer wait
+# becomes a recorded "paused until" and a rescheduled task.
+CODAT_MAX_WAIT_SECONDS = float(os.environ.get("CODAT_MAX_WAIT_SECONDS", "30"))
+CODAT_MAX_ATTEMPTS = env_int("CODAT_MAX_ATTEMPTS", 6)
+CODAT_MAX_RETRY_SECONDS = float(os.environ.get("CODAT_MAX_RETRY_SECONDS", "120"))
+CODAT_CONNECT_TIMEOUT = float(os.environ.get("CODAT_CONNECT_TIMEOUT", "5"))
+CODAT_READ_TIMEOUT = float(os.environ.get("CODAT_READ_TIMEOUT", "30"))
+# Threads per company refresh that fetch sync items concurrently.
+CODAT_FETCH_THREADS = env_int("CODAT_FETCH_THREADS", 4)
+# Webhook bodies above this size are refused with 413.
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 20 * 1024 * 1024)
 
 # The sandbox upstream: off unless enabled.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", False)

@@ -10,7 +10,7 @@ from django.db import connection
 from sandbox import estate
 from sandbox.models import Company, SandboxSettings
 
-PRESETS = {
+PRESETS: dict[str, dict[str, float]] = {
     "demo": {"companies": 60, "syncs_per_company": 40, "items_per_sync": 12, "days": 30},
     "ingest": {"companies": 1000, "syncs_per_company": 30, "items_per_sync": 20, "days": 60},
     "large": {"companies": 10_000, "syncs_per_company": 100, "items_per_sync": 21.5, "days": 90},

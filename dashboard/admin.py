@@ -1,0 +1,75 @@
+"""Django admin for the mirror. Mirrored fields are read-only: the upstream owns them."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import Company, ConfigSnapshot, PushItem, RefreshState, Sync, WebhookEvent
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The mirror is written by ingestion only; admins read it here."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Company)
+class CompanyAdmin(ReadOnlyAdmin):
+    list_display = ("name", "company_id", "platform_name", "connection_status", "first_seen")
+    list_filter = ("platform_name", "connection_status")
+    search_fields = ("=company_id", "name")
+
+
+@admin.register(RefreshState)
+class RefreshStateAdmin(admin.ModelAdmin):
+    list_display = ("company", "last_success", "last_error_at", "paused_until")
+    list_filter = ("paused_until",)
+    search_fields = ("=company__company_id", "company__name")
+    readonly_fields = ("company", "last_success", "last_error", "last_error_at")
+    list_select_related = ("company",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Sync)
+class SyncAdmin(ReadOnlyAdmin):
+    list_display = ("sync_id", "company", "status_code", "category", "sync_utc", "items_failed")
+    list_filter = ("category", "status_code", "company__platform_name")
+    search_fields = ("=sync_id", "=company__company_id")
+    date_hierarchy = "sync_utc"
+    list_select_related = ("company",)
+    raw_id_fields = ("company", "retry_of")
+
+
+@admin.register(PushItem)
+class PushItemAdmin(ReadOnlyAdmin):
+    list_display = ("transaction_id", "sync", "data_type", "status", "integration_type")
+    list_filter = ("status", "integration_type")
+    search_fields = ("=transaction_id", "=sync__sync_id")
+    raw_id_fields = ("sync",)
+
+
+@admin.register(ConfigSnapshot)
+class ConfigSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ("company", "fetched_at", "digest")
+    search_fields = ("=company__company_id", "company__name")
+    date_hierarchy = "fetched_at"
+    list_select_related = ("company",)
+    raw_id_fields = ("company",)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ("delivery_id", "event_type", "received_at", "processed_at", "sync_id")
+    list_filter = ("event_type",)
+    search_fields = ("=delivery_id", "=sync_id", "=company_id")
+    date_hierarchy = "received_at"

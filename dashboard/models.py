@@ -1,0 +1,227 @@
+"""The dashboard's own tables: the mirror of the upstream, and what it observes.
+
+Upstream fields keep the upstream's names and meaning; fields the mirror adds
+(first seen, completed at, counts, fingerprints) say so in their help text.
+Every row is written by `dashboard.ingest` through idempotent upserts keyed by
+the upstream's IDs; the UI only reads.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class Category(models.IntegerChoices):
+    IN_PROGRESS = 0, "In progress"
+    SUCCESS = 1, "Success"
+    FAILED = 2, "Failed"
+
+
+# The seed's status codes: text, category, and the client-friendly note.
+STATUS_CODES: dict[int, tuple[str, Category]] = {
+    1000: ("In progress", Category.IN_PROGRESS),
+    1010: ("In progress (long running)", Category.IN_PROGRESS),
+    2000: ("Success (data pushed)", Category.SUCCESS),
+    2040: ("Success (no data pushed)", Category.SUCCESS),
+    4000: ("Configuration error", Category.FAILED),
+    4040: ("Company deleted", Category.FAILED),
+    4220: ("Company de-authorized", Category.FAILED),
+    4260: ("Accounting platform billing expiry", Category.FAILED),
+    5000: ("Generic server error", Category.FAILED),
+    5080: ("Duplication protection", Category.FAILED),
+    5120: ("Data processing error", Category.FAILED),
+    5130: ("Data push error", Category.FAILED),
+}
+IN_PROGRESS_CODES = frozenset(c for c, (_, cat) in STATUS_CODES.items() if cat == 0)
+
+
+def code_category(code: int) -> Category:
+    """Category of an upstream status code; an unknown code counts as failed."""
+    entry = STATUS_CODES.get(code)
+    return entry[1] if entry else Category.FAILED
+
+
+class ItemStatus(models.IntegerChoices):
+    """One status set for the API's transaction statuses and the webhook's."""
+
+    UNKNOWN = 0, "Unknown"
+    PENDING = 1, "Pending"
+    VALIDATION_ERROR = 2, "ValidationError"
+    COMPLETED = 3, "Completed"
+    PUSH_ERROR = 4, "PushError"
+    FAILED = 5, "Failed"
+
+    @classmethod
+    def parse(cls, value: object) -> ItemStatus:
+        for member in cls:
+            if member.label == value:
+                return member
+        return cls.UNKNOWN
+
+
+FAILED_ITEM_STATUSES = (ItemStatus.VALIDATION_ERROR, ItemStatus.PUSH_ERROR, ItemStatus.FAILED)
+OPEN_ITEM_STATUSES = (ItemStatus.UNKNOWN, ItemStatus.PENDING)
+
+
+class Company(models.Model):
+    company_id = models.UUIDField(unique=True)
+    name = models.CharField(max_length=500)
+    description = models.TextField(blank=True, default="")
+    platform_key = models.CharField(max_length=50, blank=True, default="")
+    platform_name = models.CharField(
+        max_length=100, blank=True, default="", help_text="The accounting software (target)."
+    )
+    connection_status = models.CharField(max_length=50, blank=True, default="")
+    created = models.DateTimeField(null=True, blank=True, help_text="Upstream creation time.")
+    first_seen = models.DateTimeField(default=timezone.now, help_text="Mirror: first fetched.")
+    updated = models.DateTimeField(default=timezone.now, help_text="Mirror: last changed.")
+
+    class Meta:
+        verbose_name_plural = "companies"
+        indexes = [models.Index(fields=["name"]), models.Index(fields=["platform_name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RefreshState(models.Model):
+    """Per company: how the mirror's refreshes of it went."""
+
+    company = models.OneToOneField(
+        Company, on_delete=models.CASCADE, primary_key=True, related_name="refresh"
+    )
+    last_success = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    paused_until = models.DateTimeField(
+        null=True, blank=True, help_text="Rate limited: no refresh before this time."
+    )
+    config_fetched_at = models.DateTimeField(null=True, blank=True)
+    push_fetched_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"refresh of {self.company_id}"
+
+
+class Sync(models.Model):
+    sync_id = models.UUIDField(unique=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="syncs")
+    # Upstream fields.
+    status_code = models.PositiveSmallIntegerField()
+    status_text = models.CharField(max_length=200, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    exception_message = models.TextField(blank=True, default="")
+    sync_utc = models.DateTimeField(help_text="Upstream syncUtc: when the sync started.")
+    data_pushed = models.BooleanField(default=False)
+    # What the mirror observes.
+    category = models.PositiveSmallIntegerField(
+        choices=Category.choices, help_text="Failed if the code failed or any item failed."
+    )
+    first_seen = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Mirror: when the sync was first seen terminal."
+    )
+    last_refreshed = models.DateTimeField(default=timezone.now)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    items_total = models.PositiveIntegerField(default=0)
+    items_completed = models.PositiveIntegerField(default=0)
+    items_failed = models.PositiveIntegerField(default=0)
+    items_pending = models.PositiveIntegerField(default=0)
+    items_status_code = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Mirror: the status code when items were last fetched."
+    )
+    items_fetched_at = models.DateTimeField(null=True, blank=True)
+    error_fingerprint = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-sync_utc", "-id"], name="sync_time"),
+            models.Index(fields=["status_code", "-sync_utc"], name="sync_code_time"),
+            models.Index(fields=["category", "-sync_utc"], name="sync_category_time"),
+            models.Index(fields=["company", "-sync_utc"], name="sync_company_time"),
+            models.Index(fields=["error_fingerprint", "-sync_utc"], name="sync_fingerprint_time"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.sync_id)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status_code not in IN_PROGRESS_CODES
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_CODES.get(self.status_code, (self.status_text or "Unknown", 0))[0]
+
+
+class PushItem(models.Model):
+    """One transaction's status in one sync, with the data type it was pushed as."""
+
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="items")
+    transaction_id = models.UUIDField(help_text="The core ID.")
+    integration_type = models.CharField(max_length=20, default="expenses")
+    data_type = models.CharField(max_length=50, blank=True, default="")
+    status = models.PositiveSmallIntegerField(choices=ItemStatus.choices)
+    message = models.TextField(null=True, blank=True)  # noqa: DJ001 - null: the upstream sent none
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sync", "transaction_id", "integration_type"], name="push_item_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["sync", "status"], name="push_item_sync_status"),
+            models.Index(fields=["transaction_id"], name="push_item_transaction"),
+            models.Index(fields=["fingerprint"], name="push_item_fingerprint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.transaction_id} in {self.sync_id}"
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status in FAILED_ITEM_STATUSES
+
+
+class ConfigSnapshot(models.Model):
+    """A company's sync configuration, one row per distinct version seen."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="configs")
+    fetched_at = models.DateTimeField(default=timezone.now)
+    digest = models.CharField(max_length=64)
+    config = models.JSONField()
+
+    class Meta:
+        get_latest_by = "fetched_at"
+        indexes = [models.Index(fields=["company", "-fetched_at"], name="config_company_time")]
+
+    def __str__(self) -> str:
+        return f"config of {self.company_id} at {self.fetched_at:%Y-%m-%d %H:%M}"
+
+
+class WebhookEvent(models.Model):
+    """A verified webhook delivery, stored once per delivery ID."""
+
+    delivery_id = models.CharField(max_length=200, unique=True)
+    event_type = models.CharField(max_length=100)
+    body = models.TextField()
+    received_at = models.DateTimeField(default=timezone.now)
+    company_id = models.UUIDField(null=True, blank=True)
+    sync_id = models.UUIDField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-received_at"], name="webhook_received"),
+            models.Index(fields=["sync_id"], name="webhook_sync"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.delivery_id}"

@@ -1,0 +1,111 @@
+"""Celery tasks: thin, idempotent, acknowledged late (see settings).
+
+Each takes IDs, opens an upstream client and calls one service in
+`dashboard.ingest`. A rate-limit wait longer than a task should sleep is
+recorded as the company's "paused until" (by the service) and the task is
+rescheduled for then; other transient errors are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from functools import partial
+from typing import Any, NoReturn
+
+from celery import Task, shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from . import ingest
+from .models import Company, RefreshState, WebhookEvent
+from .upstream import Upstream, UpstreamError
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 8
+
+
+def _retry_later(task: Task, exc: UpstreamError) -> NoReturn:
+    """Reschedule a task after a transient upstream failure, or give up."""
+    if not exc.retryable or task.request.retries >= MAX_RETRIES:
+        raise exc
+    backoff = min(600, 5 * 2**task.request.retries) * random.uniform(0.5, 1.5)
+    raise task.retry(exc=exc, countdown=max(exc.retry_after or 0, backoff))
+
+
+@shared_task(name="dashboard.reconcile")
+def reconcile_task() -> int:
+    """Beat's reconciliation: refresh the company list, fan out one task per company."""
+    with Upstream() as client:
+        companies = ingest.refresh_companies(client)
+    paused = set(
+        RefreshState.objects.filter(paused_until__gt=timezone.now()).values_list(
+            "company_id", flat=True
+        )
+    )
+    queued = 0
+    for company in companies:
+        if company.pk in paused:
+            continue
+        refresh_company_task.delay(str(company.company_id))
+        queued += 1
+    log.info("reconcile: %s companies, %s queued, %s paused", len(companies), queued, len(paused))
+    return queued
+
+
+@shared_task(name="dashboard.refresh_company", bind=True, max_retries=MAX_RETRIES)
+def refresh_company_task(self: Task, company_id: str, force: bool = False) -> dict[str, Any]:
+    company = Company.objects.filter(company_id=company_id).first()
+    with Upstream() as client:
+        try:
+            if company is None:
+                company = ingest.ensure_company(client, company_id)
+            stats = ingest.refresh_company(client, company, force=force)
+        except UpstreamError as exc:
+            _retry_later(self, exc)
+        return {
+            "syncs": stats.syncs_written,
+            "items": stats.items_written,
+            "requests": client.requests_made,
+        }
+
+
+@shared_task(name="dashboard.process_webhook_event", bind=True, max_retries=MAX_RETRIES)
+def process_webhook_event_task(self: Task, event_pk: int) -> bool:
+    """Refresh the one sync a webhook names; safe to run twice."""
+    event = WebhookEvent.objects.filter(pk=event_pk).first()
+    if event is None or event.processed_at is not None:
+        return False
+    WebhookEvent.objects.filter(pk=event_pk).update(attempts=event.attempts + 1)
+    if event.company_id is None or event.sync_id is None:
+        return False
+    completed_at = ingest.parse_time(_generated(event)) or event.received_at
+    with Upstream() as client:
+        try:
+            ingest.refresh_sync(
+                client, str(event.company_id), str(event.sync_id), completed_at=completed_at
+            )
+        except UpstreamError as exc:
+            WebhookEvent.objects.filter(pk=event_pk).update(error=str(exc)[:2000])
+            if not exc.retryable or self.request.retries >= MAX_RETRIES:
+                WebhookEvent.objects.filter(pk=event_pk).update(processed_at=timezone.now())
+            _retry_later(self, exc)
+    WebhookEvent.objects.filter(pk=event_pk).update(processed_at=timezone.now(), error="")
+    return True
+
+
+def _generated(event: WebhookEvent) -> str | None:
+    import json
+
+    try:
+        body = json.loads(event.body)
+    except ValueError:
+        return None
+    value = body.get("generatedDate") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def enqueue_refresh(company_id: str) -> None:
+    """Queue a company refresh once the current transaction commits."""
+    transaction.on_commit(partial(refresh_company_task.delay, company_id))

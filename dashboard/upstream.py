@@ -1,0 +1,426 @@
+"""The upstream client: the only code that speaks HTTP to Codat (or the sandbox).
+
+`CODAT_BASE_URL` picks the upstream, `CODAT_API_KEY` authenticates; nothing
+else changes between the sandbox and the real API. Every request takes a slot
+from the shared rate limiter, is retried with exponential backoff and jitter
+when retrying can help (5xx, timeouts, connection errors, short 429s, cut-off
+bodies), and fails fast otherwise. Callers see one error type,
+`UpstreamError`, whose `retryable` and `retry_after` say what to do next.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
+from typing import Any, NotRequired, TypedDict, cast
+
+import httpx
+import tenacity
+from django.conf import settings
+
+from .ratelimit import BudgetWaitTooLong, Limiter, QuotaExhausted, get_limiter, parse_reset
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 5000  # the spec's maximum for pageSize on every list we read
+
+
+# --- the records we read (the fields the dashboard uses) ---
+
+
+class SyncRecord(TypedDict):
+    companyId: str
+    syncId: str
+    syncStatusCode: int
+    syncStatus: str
+    errorMessage: NotRequired[str | None]
+    syncExceptionMessage: NotRequired[str | None]
+    syncUtc: str
+    dataPushed: bool
+
+
+class TransactionRecord(TypedDict):
+    transactionId: str
+    status: str
+    message: NotRequired[str | None]
+    integrationType: NotRequired[str]
+
+
+class ConnectionRecord(TypedDict):
+    id: str
+    integrationKey: str
+    sourceType: str
+    platformName: str
+    status: str
+
+
+class CompanyRecord(TypedDict):
+    id: str
+    name: str
+    description: NotRequired[str | None]
+    created: NotRequired[str]
+    dataConnections: NotRequired[list[ConnectionRecord]]
+
+
+class PushOperationRecord(TypedDict):
+    dataType: NotRequired[str]
+    status: str
+    requestedOnUtc: str
+    completedOnUtc: NotRequired[str]
+    changes: NotRequired[list[dict[str, Any]] | None]
+    validation: NotRequired[dict[str, Any] | None]
+    errorMessage: NotRequired[str | None]
+
+
+class UpstreamError(Exception):
+    """Anything that went wrong talking to the upstream.
+
+    `retryable`: whether the same request may succeed later. `retry_after`:
+    seconds the upstream (or our own budget) asks us to wait, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
+        self.body = body
+
+    @property
+    def is_rate_limit(self) -> bool:
+        return self.status == 429 or self.retry_after is not None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` in seconds or as an HTTP date; None when absent or garbage."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict) and body.get("error"):
+        return str(body["error"])[:300]
+    return response.text[:300]
+
+
+class _Wait(tenacity.wait.wait_base):
+    """Exponential backoff with full jitter, never shorter than Retry-After."""
+
+    def __init__(self, base: float, cap: float) -> None:
+        self.base, self.cap = base, cap
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        backoff = random.uniform(
+            0, min(self.cap, self.base * 2 ** (retry_state.attempt_number - 1))
+        )
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        after = getattr(exc, "retry_after", None) or 0.0
+        return max(backoff, after)
+
+
+class Upstream:
+    """A client for one upstream; thread-safe, reuses its connections."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        limiter: Limiter | None = None,
+        transport: httpx.BaseTransport | None = None,
+        max_attempts: int | None = None,
+        max_retry_seconds: float | None = None,
+        backoff_base: float = 0.2,
+    ) -> None:
+        self.base_url = (base_url or settings.CODAT_BASE_URL).rstrip("/")
+        key = api_key if api_key is not None else settings.CODAT_API_KEY
+        self.limiter = limiter or get_limiter()
+        self.max_attempts = max_attempts or settings.CODAT_MAX_ATTEMPTS
+        self.max_retry_seconds = max_retry_seconds or settings.CODAT_MAX_RETRY_SECONDS
+        self.backoff_base = backoff_base
+        self._lock = threading.Lock()
+        self.requests_made = 0
+        self.http = httpx.Client(
+            base_url=self.base_url,
+            headers={
+                "Authorization": "Basic " + base64.b64encode(key.encode()).decode(),
+                "Accept": "application/json",
+                "User-Agent": "sync-health/1.0",
+            },
+            timeout=httpx.Timeout(
+                connect=settings.CODAT_CONNECT_TIMEOUT,
+                read=settings.CODAT_READ_TIMEOUT,
+                write=10.0,
+                pool=30.0,
+            ),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Upstream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the one request path ---
+
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        company: str | None,
+        params: dict[str, Any] | None,
+        body: Any,
+        headers: dict[str, str],
+    ) -> Any:
+        try:
+            pause = self.limiter.quota_pause()
+            if pause > self.limiter.limits.max_wait:
+                raise UpstreamError(
+                    "Daily request quota is low; pacing requests.",
+                    retryable=True,
+                    retry_after=pause,
+                )
+            if pause:
+                time.sleep(pause)
+            self.limiter.wait_for_budget()
+            with self.limiter.company_slot(company):
+                with self._lock:
+                    self.requests_made += 1
+                response = self.http.request(method, url, params=params, json=body, headers=headers)
+                content = response.content
+        except QuotaExhausted as exc:
+            raise UpstreamError(
+                "Daily request quota exhausted.",
+                retryable=True,
+                retry_after=max(1.0, exc.resume_at - time.time()),
+            ) from exc
+        except BudgetWaitTooLong as exc:
+            raise UpstreamError(
+                "Request budget is busy.", retryable=True, retry_after=exc.wait
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(f"Timed out: {type(exc).__name__}", retryable=True) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"Connection failed: {exc}", retryable=True) from exc
+
+        remaining = response.headers.get("X-Rate-Limit-Remaining", "")
+        limit = response.headers.get("X-Rate-Limit-Limit", "")
+        if remaining.isdigit() and limit.isdigit():
+            self.limiter.note_quota(
+                int(remaining),
+                int(limit),
+                parse_reset(response.headers.get("X-Rate-Limit-Reset", "")),
+            )
+        status = response.status_code
+        if status == 429:
+            after = parse_retry_after(response.headers.get("Retry-After"))
+            raise UpstreamError(
+                f"Rate limited: {_error_text(response)}",
+                retryable=True,
+                status=429,
+                retry_after=after if after is not None else 1.0,
+            )
+        if status >= 500:
+            raise UpstreamError(
+                f"Upstream error {status}: {_error_text(response)}", retryable=True, status=status
+            )
+        if status >= 400:
+            try:
+                error_body = response.json()
+            except ValueError:
+                error_body = None
+            raise UpstreamError(
+                f"{status}: {_error_text(response)}",
+                retryable=False,
+                status=status,
+                body=error_body,
+            )
+        try:
+            return json.loads(content)
+        except ValueError as exc:
+            # A body cut short or garbled in transit: the same request may work.
+            raise UpstreamError(
+                f"Unreadable response body ({len(content)} bytes) from {method} {url}",
+                retryable=True,
+                status=status,
+            ) from exc
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        company: str | None = None,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        if method != "GET" and not idempotency_key:
+            raise ValueError("every write to the upstream carries an Idempotency-Key")
+        max_wait = self.limiter.limits.max_wait
+
+        def may_retry(exc: BaseException) -> bool:
+            return (
+                isinstance(exc, UpstreamError)
+                and exc.retryable
+                and (exc.retry_after or 0) <= max_wait
+            )
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts)
+            | tenacity.stop_after_delay(self.max_retry_seconds),
+            wait=_Wait(self.backoff_base, 10.0),
+            retry=tenacity.retry_if_exception(may_retry),
+            reraise=True,
+            before_sleep=lambda state: log.info(
+                "retrying %s %s after %s", method, path, state.outcome and state.outcome.exception()
+            ),
+        )
+        return retrying(
+            self._send_once,
+            method,
+            path,
+            company=company,
+            params=params,
+            body=body,
+            headers=headers,
+        )
+
+    def _pages(
+        self, path: str, company: str | None, params: dict[str, Any] | None = None
+    ) -> Iterator[list[Any]]:
+        """Each page's results, following the HAL `next` links."""
+        query: dict[str, Any] | None = {"page": 1, "pageSize": MAX_PAGE_SIZE, **(params or {})}
+        url = path
+        while True:
+            page = self.request("GET", url, company=company, params=query)
+            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+                raise UpstreamError(f"Unexpected page shape from {path}", retryable=False)
+            yield page["results"]
+            link = (page.get("_links") or {}).get("next")
+            if not link or not page["results"]:
+                return
+            url, query = str(link["href"]), None
+
+    # --- typed operations ---
+
+    def list_companies(self) -> Iterator[list[CompanyRecord]]:
+        return cast(Iterator[list[CompanyRecord]], self._pages("/companies", None))
+
+    def get_company(self, company_id: str) -> CompanyRecord:
+        return cast(
+            CompanyRecord, self.request("GET", f"/companies/{company_id}", company=company_id)
+        )
+
+    def list_connections(self, company_id: str) -> list[ConnectionRecord]:
+        pages = self._pages(f"/companies/{company_id}/connections", company_id)
+        return [c for page in pages for c in page]
+
+    def _syncs(self, company_id: str) -> str:
+        return f"/companies/{company_id}/sync/expenses/syncs"
+
+    def list_syncs(self, company_id: str) -> list[SyncRecord]:
+        body = self.request("GET", f"{self._syncs(company_id)}/list/status", company=company_id)
+        if not isinstance(body, list):
+            raise UpstreamError("Unexpected sync list shape", retryable=False)
+        return cast(list[SyncRecord], body)
+
+    def latest_sync(self, company_id: str) -> SyncRecord:
+        return cast(
+            SyncRecord,
+            self.request("GET", f"{self._syncs(company_id)}/latest/status", company=company_id),
+        )
+
+    def last_successful_sync(self, company_id: str) -> SyncRecord:
+        return cast(
+            SyncRecord,
+            self.request(
+                "GET", f"{self._syncs(company_id)}/lastSuccessful/status", company=company_id
+            ),
+        )
+
+    def get_sync(self, company_id: str, sync_id: str) -> SyncRecord:
+        return cast(
+            SyncRecord,
+            self.request("GET", f"{self._syncs(company_id)}/{sync_id}/status", company=company_id),
+        )
+
+    def transaction_pages(self, company_id: str, sync_id: str) -> Iterator[list[TransactionRecord]]:
+        return cast(
+            Iterator[list[TransactionRecord]],
+            self._pages(f"{self._syncs(company_id)}/{sync_id}/transactions", company_id),
+        )
+
+    def get_transaction(
+        self, company_id: str, sync_id: str, transaction_id: str
+    ) -> list[TransactionRecord]:
+        body = self.request(
+            "GET",
+            f"{self._syncs(company_id)}/{sync_id}/transactions/{transaction_id}",
+            company=company_id,
+        )
+        return cast(list[TransactionRecord], body if isinstance(body, list) else [body])
+
+    def get_config(self, company_id: str) -> dict[str, Any]:
+        body = self.request(
+            "GET", f"/companies/{company_id}/sync/expenses/config", company=company_id
+        )
+        if not isinstance(body, dict):
+            raise UpstreamError("Unexpected config shape", retryable=False)
+        return body
+
+    def push_operation_pages(self, company_id: str) -> Iterator[list[PushOperationRecord]]:
+        """Newest first, so a caller can stop once it reaches what it has."""
+        return cast(
+            Iterator[list[PushOperationRecord]],
+            self._pages(
+                f"/companies/{company_id}/push", company_id, {"orderBy": "-requestedOnUtc"}
+            ),
+        )
+
+    def initiate_sync(self, company_id: str, sync_ids: list[str], idempotency_key: str) -> str:
+        body = self.request(
+            "POST",
+            f"{self._syncs(company_id)}",
+            company=company_id,
+            body={"syncIds": sync_ids},
+            idempotency_key=idempotency_key,
+        )
+        if not isinstance(body, dict) or not body.get("syncId"):
+            raise UpstreamError("Initiate sync answered without a syncId", retryable=False)
+        return str(body["syncId"])

@@ -1,0 +1,147 @@
+"""The webhook receiver: verify, store once, answer at once, refresh later.
+
+Codat signs webhooks with the Standard Webhooks scheme through Svix. The
+`svix` package checks the signature over the raw body, accepts both the
+`webhook-*` and `svix-*` header families and several signatures in one header,
+and refuses timestamps more than five minutes from now. A verified event is
+stored once per delivery ID; its processing (a targeted refresh of the one
+sync it names) runs in a Celery task, so the answer never waits for the
+upstream and the order of events does not matter: the refresh reads the
+upstream's current status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from svix.webhooks import Webhook, WebhookVerificationError
+
+from .ingest import parse_time
+from .models import WebhookEvent
+
+log = logging.getLogger(__name__)
+
+# Event types that name a sync whose status the mirror should re-read.
+SYNC_EVENTS = {
+    "expenses.sync.successful",
+    "expenses.sync.unsuccessful",
+    "SyncCompleted",
+    "SyncFailed",
+}
+_LEGACY_RULES = {"Sync Completed": "SyncCompleted", "Sync Failed": "SyncFailed"}
+
+
+class Parsed:
+    def __init__(
+        self,
+        event_type: str,
+        company_id: uuid.UUID | None,
+        sync_id: uuid.UUID | None,
+        generated: datetime | None,
+    ) -> None:
+        self.event_type = event_type
+        self.company_id = company_id
+        self.sync_id = sync_id
+        self.generated = generated
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_event(body: dict[str, Any]) -> Parsed:
+    """Both formats: the current `expenses.sync.*` and the legacy rule events."""
+    if "eventType" in body:
+        payload: dict[str, Any] = body["payload"] if isinstance(body.get("payload"), dict) else {}
+        company = payload.get("referenceCompany") or {}
+        company_id = _uuid(company.get("id") if isinstance(company, dict) else None)
+        return Parsed(
+            str(body.get("eventType"))[:100],
+            company_id,
+            _uuid(payload.get("syncId")),
+            parse_time(body.get("generatedDate"))
+            if isinstance(body.get("generatedDate"), str)
+            else None,
+        )
+    rule = str(body.get("RuleType") or body.get("Type") or "")
+    data: dict[str, Any] = body["Data"] if isinstance(body.get("Data"), dict) else {}
+    return Parsed(
+        _LEGACY_RULES.get(rule, rule or "unknown")[:100],
+        _uuid(body.get("CompanyId")),
+        _uuid(data.get("syncId") or data.get("SyncId")),
+        None,
+    )
+
+
+def _refuse(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def receive(request: HttpRequest) -> JsonResponse:
+    secret = settings.CODAT_WEBHOOK_SECRET
+    if not secret:
+        return _refuse(503, "Webhooks are not configured (CODAT_WEBHOOK_SECRET is empty).")
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _refuse(400, "Invalid Content-Length.")
+    if declared > limit:
+        return _refuse(413, f"Body larger than {limit} bytes.")
+    # Read the stream directly: the signature is over these exact bytes.
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        return _refuse(413, f"Body larger than {limit} bytes.")
+    try:
+        Webhook(secret).verify(raw, dict(request.headers))
+    except WebhookVerificationError as exc:
+        return _refuse(400, f"Signature verification failed: {exc}")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return _refuse(400, "Body is not valid JSON.")
+    if not isinstance(body, dict):
+        return _refuse(400, "Body is not a JSON object.")
+    delivery_id = request.headers.get("webhook-id") or request.headers.get("svix-id") or ""
+    parsed = parse_event(body)
+    known = parsed.event_type in SYNC_EVENTS and parsed.sync_id and parsed.company_id
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(
+                delivery_id=delivery_id[:200],
+                event_type=parsed.event_type,
+                body=raw.decode("utf-8"),
+                company_id=parsed.company_id,
+                sync_id=parsed.sync_id,
+                processed_at=None if known else timezone.now(),
+                error="" if known else "Ignored: not a sync event this dashboard follows.",
+            )
+            if known:
+                transaction.on_commit(partial(_enqueue, event.pk))
+    except IntegrityError:
+        return JsonResponse({"status": "duplicate", "id": delivery_id})
+    return JsonResponse({"status": "accepted" if known else "ignored", "id": delivery_id})
+
+
+def _enqueue(event_pk: int) -> None:
+    from .tasks import process_webhook_event_task
+
+    process_webhook_event_task.delay(event_pk)

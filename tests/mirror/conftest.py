@@ -1,0 +1,94 @@
+"""Fixtures for the mirror: an upstream client aimed at the sandbox, and ground truth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.utils import timezone
+
+from dashboard import models as mirror
+from dashboard.ratelimit import Limits, LocalLimiter
+from dashboard.upstream import Upstream
+from sandbox import api as sandbox_api
+from sandbox import models as sb
+
+
+@pytest.fixture
+def limiter() -> LocalLimiter:
+    return LocalLimiter(
+        Limits(per_window=100_000, window=60, per_company=10, lease=60, max_wait=30)
+    )
+
+
+@pytest.fixture
+def upstream(sandbox_url: str, api_key: str, limiter: LocalLimiter) -> Iterator[Upstream]:
+    client = Upstream(
+        base_url=sandbox_url, api_key=api_key, limiter=limiter, max_attempts=12, backoff_base=0.01
+    )
+    yield client
+    client.close()
+
+
+def sandbox_truth() -> dict[str, set]:
+    """What the sandbox's API says, computed from its tables."""
+    now = timezone.now()
+    companies = {
+        (str(c.company_id), c.name, sb.Platform(c.platform).label) for c in sb.Company.objects.all()
+    }
+    syncs = set()
+    for sync in sb.Sync.objects.select_related("company"):
+        body = sandbox_api.sync_body(sync, sync.company, now)
+        syncs.add(
+            (
+                body["syncId"],
+                body["companyId"],
+                body["syncStatusCode"],
+                body["errorMessage"] or "",
+                body["dataPushed"],
+            )
+        )
+    items = set()
+    for item in sb.Item.objects.select_related("sync"):
+        body = sandbox_api.transaction_body(item)
+        items.add(
+            (
+                str(item.sync.sync_id),
+                body["transactionId"],
+                body["integrationType"],
+                body["status"],
+                body.get("message"),
+            )
+        )
+    return {"companies": companies, "syncs": syncs, "items": items}
+
+
+def mirror_state() -> dict[str, set]:
+    companies = {(str(c.company_id), c.name, c.platform_name) for c in mirror.Company.objects.all()}
+    syncs = {
+        (str(s.sync_id), str(s.company.company_id), s.status_code, s.error_message, s.data_pushed)
+        for s in mirror.Sync.objects.select_related("company")
+    }
+    items = {
+        (
+            str(i.sync.sync_id),
+            str(i.transaction_id),
+            i.integration_type,
+            mirror.ItemStatus(i.status).label,
+            i.message,
+        )
+        for i in mirror.PushItem.objects.select_related("sync")
+    }
+    return {"companies": companies, "syncs": syncs, "items": items}
+
+
+def assert_mirror_exact() -> None:
+    truth, seen = sandbox_truth(), mirror_state()
+    for part in ("companies", "syncs", "items"):
+        missing, extra = truth[part] - seen[part], seen[part] - truth[part]
+        assert not missing and not extra, (
+            f"{part}: {len(missing)} missing, {len(extra)} extra; "
+            f"e.g. missing {sorted(missing)[:2]} extra {sorted(extra)[:2]}"
+        )
+    assert mirror.PushItem.objects.count() == sb.Item.objects.count()
+    assert mirror.Sync.objects.count() == sb.Sync.objects.count()
