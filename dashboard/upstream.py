@@ -159,6 +159,7 @@ class Upstream:
         max_attempts: int | None = None,
         max_retry_seconds: float | None = None,
         backoff_base: float = 0.2,
+        page_size: int = MAX_PAGE_SIZE,
     ) -> None:
         self.base_url = (base_url or settings.CODAT_BASE_URL).rstrip("/")
         key = api_key if api_key is not None else settings.CODAT_API_KEY
@@ -166,6 +167,7 @@ class Upstream:
         self.max_attempts = max_attempts or settings.CODAT_MAX_ATTEMPTS
         self.max_retry_seconds = max_retry_seconds or settings.CODAT_MAX_RETRY_SECONDS
         self.backoff_base = backoff_base
+        self.page_size = min(page_size, MAX_PAGE_SIZE)
         self._lock = threading.Lock()
         self.requests_made = 0
         self.http = httpx.Client(
@@ -325,7 +327,7 @@ class Upstream:
         self, path: str, company: str | None, params: dict[str, Any] | None = None
     ) -> Iterator[list[Any]]:
         """Each page's results, following the HAL `next` links."""
-        query: dict[str, Any] | None = {"page": 1, "pageSize": MAX_PAGE_SIZE, **(params or {})}
+        query: dict[str, Any] | None = {"page": 1, "pageSize": self.page_size, **(params or {})}
         url = path
         while True:
             page = self.request("GET", url, company=company, params=query)

@@ -158,6 +158,7 @@ else:
 # Celery. The default broker keeps its queue in files under var/broker, so
 # web, worker and beat talk to each other with no server to install.
 BROKER_DIR = VAR_DIR / "broker"
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem"):
     for sub in ("out", "processed", "control"):
@@ -173,13 +174,20 @@ else:
     # Tasks are acknowledged late, so a task must finish (or hit its hard
     # time limit) well inside the time after which Redis hands an unacked
     # message to another worker.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        # How often a worker looks for messages whose worker died unacked.
+        "unacked_restore_interval": min(10, max(1, CELERY_VISIBILITY_TIMEOUT // 6)),
+        "unacked_restore_throttle": 1,
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = 15 * 60
-CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
+# Below the visibility timeout, so a running task is never handed to a second
+# worker; a task killed with its worker is redelivered once that time passes.
+CELERY_TASK_TIME_LIMIT = min(15 * 60, int(CELERY_VISIBILITY_TIMEOUT * 0.9))
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - max(1, CELERY_TASK_TIME_LIMIT // 15)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat copies these into its database schedule at start; admins change them

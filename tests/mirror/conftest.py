@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 
 import pytest
 from django.utils import timezone
@@ -92,3 +93,28 @@ def assert_mirror_exact() -> None:
         )
     assert mirror.PushItem.objects.count() == sb.Item.objects.count()
     assert mirror.Sync.objects.count() == sb.Sync.objects.count()
+
+
+def assert_syncs_mirrored(sync_ids: Iterable[str | uuid.UUID]) -> None:
+    """`assert_mirror_exact` restricted to some syncs: their companies, statuses and items.
+
+    For targeted refreshes (webhooks), which bring only the syncs they name up to date.
+    """
+    wanted = {str(s) for s in sync_ids}
+    truth, seen = sandbox_truth(), mirror_state()
+    upstream_syncs = {row[0] for row in truth["syncs"]}
+    assert wanted <= upstream_syncs, f"not in the sandbox: {sorted(wanted - upstream_syncs)[:2]}"
+    companies = {row[1] for row in truth["syncs"] if row[0] in wanted}
+    keep = {
+        "companies": lambda row: row[0] in companies,
+        "syncs": lambda row: row[0] in wanted,
+        "items": lambda row: row[0] in wanted,
+    }
+    for part, selected in keep.items():
+        expected = {row for row in truth[part] if selected(row)}
+        actual = {row for row in seen[part] if selected(row)}
+        missing, extra = expected - actual, actual - expected
+        assert not missing and not extra, (
+            f"{part}: {len(missing)} missing, {len(extra)} extra; "
+            f"e.g. missing {sorted(missing)[:2]} extra {sorted(extra)[:2]}"
+        )

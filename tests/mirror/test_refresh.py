@@ -62,3 +62,96 @@ def test_the_refresh_command_prints_a_summary(
     assert "requests " in out.out
     assert "6/6 companies" in out.err
     assert_mirror_exact()
+
+
+def _write_statements(queries) -> list[str]:
+    verbs = ("INSERT", "UPDATE", "DELETE")
+    return [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(verbs)]
+
+
+def test_an_idle_refresh_costs_one_request_per_company_and_writes_nothing(upstream, small_estate):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    companies = ingest.refresh_companies(upstream)
+    for company in companies:
+        ingest.refresh_company(upstream, company)
+
+    before = upstream.requests_made
+    with CaptureQueriesContext(connection) as queries:
+        for company in companies:
+            ingest.refresh_company(upstream, company)
+    assert upstream.requests_made - before == len(companies)
+    assert _write_statements(queries.captured_queries) == []
+
+
+def test_one_changed_sync_costs_one_more_request_per_page_of_its_items(
+    api, sandbox_url, api_key, limiter, small_estate
+):
+    import uuid
+
+    from dashboard.upstream import Upstream
+    from sandbox import services
+
+    company = sb.Company.objects.order_by("pk").first()
+    body = [
+        {"id": str(uuid.uuid4()), "type": "Payment", "issueDate": "2026-11-01", "currency": "GBP"}
+        for _ in range(5)
+    ]
+    # Page size 2: the new sync's five items come in three pages.
+    with Upstream(
+        base_url=sandbox_url, api_key=api_key, limiter=limiter, page_size=2, backoff_base=0.01
+    ) as client:
+        mirrored = ingest.upsert_companies([client.get_company(str(company.company_id))])[0]
+        ingest.refresh_company(client, mirrored)
+        new_id = api.post(
+            f"/companies/{company.company_id}/sync/expenses/expense-transactions", json=body
+        ).json()["syncId"]
+
+        before = client.requests_made
+        stats = ingest.refresh_company(client, mirrored)
+        # The sync list, then three pages of the new (in-progress) sync's items.
+        assert client.requests_made - before == 1 + 3
+        assert stats.syncs_written == 1
+        assert mirror.Sync.objects.get(sync_id=new_id).items_pending == 5
+
+        services.finalize_sync(sb.Sync.objects.get(sync_id=new_id).pk)
+        before = client.requests_made
+        ingest.refresh_company(client, mirrored)
+        finished = mirror.Sync.objects.get(sync_id=new_id)
+        pushed = finished.items_completed + finished.items_failed
+        # The list, three pages of items and, once items were pushed, the
+        # push operations for their data types: newest first, so only the
+        # pages that hold this sync's five operations (three of two).
+        assert client.requests_made - before == 1 + 3 + (3 if pushed else 0)
+        assert finished.is_terminal
+        assert finished.items_pending == 0
+    assert_mirror_exact_for(company)
+
+
+def assert_mirror_exact_for(company) -> None:
+    truth = {
+        (str(i.sync.sync_id), str(i.transaction_id), sb.ItemStatus(i.status).label, i.message)
+        for i in sb.Item.objects.filter(sync__company=company).select_related("sync")
+    }
+    seen = {
+        (str(i.sync.sync_id), str(i.transaction_id), mirror.ItemStatus(i.status).label, i.message)
+        for i in mirror.PushItem.objects.filter(
+            sync__company__company_id=company.company_id
+        ).select_related("sync")
+    }
+    assert seen == truth
+
+
+def test_faults_lose_and_duplicate_nothing(upstream, small_estate, sandbox_config):
+    sandbox_config.error_rate = 0.2
+    sandbox_config.rate_limit_storm_rate = 0.03
+    sandbox_config.truncated_body_rate = 0.1
+    sandbox_config.slow_body_ms = 2
+    sandbox_config.save()
+
+    stats = _refresh_all(upstream)
+
+    assert_mirror_exact()
+    # Retries happened: more requests than the fault-free minimum.
+    assert upstream.requests_made > stats.companies + stats.syncs_fetched

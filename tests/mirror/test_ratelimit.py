@@ -1,0 +1,133 @@
+"""The shared request budget: a sliding window and a per-company cap."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+
+import pytest
+
+from dashboard.ratelimit import BudgetWaitTooLong, Limits, LocalLimiter, RedisLimiter
+from tests.conftest import require
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+
+def redis_available() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+def max_in_any_window(stamps: list[float], window: float) -> int:
+    stamps = sorted(stamps)
+    best, start = 0, 0
+    for end, stamp in enumerate(stamps):
+        while stamp - stamps[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    events = sorted(
+        [(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda x: (x[0], x[1])
+    )
+    current = best = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best
+
+
+def _hammer(
+    limiter, companies: list[str], per_thread: int, threads: int, hold: float
+) -> tuple[list, dict]:
+    stamps: list[float] = []
+    spans: dict[str, list[tuple[float, float]]] = {c: [] for c in companies}
+    lock = threading.Lock()
+
+    def run(index: int) -> None:
+        for n in range(per_thread):
+            company = companies[(index + n) % len(companies)]
+            limiter.wait_for_budget()
+            with limiter.company_slot(company):
+                entered = time.time()
+                time.sleep(hold)
+                left = time.time()
+            with lock:
+                stamps.append(entered)
+                spans[company].append((entered, left))
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return stamps, spans
+
+
+def test_the_local_budget_holds_across_threads():
+    limiter = LocalLimiter(Limits(per_window=20, window=1.0, per_company=3, lease=30, max_wait=30))
+    stamps, spans = _hammer(limiter, ["a", "b"], per_thread=6, threads=8, hold=0.02)
+    assert len(stamps) == 48
+    assert max_in_any_window(stamps, 1.0 - 0.02) <= 20
+    assert all(max_overlap(s) <= 3 for s in spans.values())
+    # It did have to wait: 48 requests at 20 a second take over two seconds.
+    assert max(stamps) - min(stamps) > 2.0
+
+
+def test_a_caller_that_would_wait_too_long_is_told_so():
+    limiter = LocalLimiter(Limits(per_window=1, window=60, per_company=1, lease=30, max_wait=0.2))
+    limiter.wait_for_budget()
+    with pytest.raises(BudgetWaitTooLong) as caught:
+        limiter.wait_for_budget()
+    assert caught.value.wait > 50
+    with limiter.company_slot("a"), pytest.raises(BudgetWaitTooLong), limiter.company_slot("a"):
+        pass
+
+
+def test_a_slot_held_by_a_dead_worker_expires():
+    limiter = LocalLimiter(Limits(per_window=100, window=60, per_company=1, lease=0.2, max_wait=2))
+    assert limiter._enter("a", "dead-worker")  # never released
+    started = time.monotonic()
+    with limiter.company_slot("a"):
+        pass
+    assert 0.1 < time.monotonic() - started < 1.5
+
+
+def _process(prefix: str, queue) -> None:  # runs in a child process
+    limiter = RedisLimiter(
+        Limits(per_window=30, window=2.0, per_company=10, lease=30, max_wait=60), REDIS_URL, prefix
+    )
+    queue.put(_hammer(limiter, ["c1", "c2"], per_thread=5, threads=6, hold=0.05))
+
+
+def test_several_processes_share_one_budget_in_redis():
+    require(redis_available(), "Redis at " + REDIS_URL)
+    prefix = f"test:rl:{uuid.uuid4().hex}"
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    processes = [context.Process(target=_process, args=(prefix, queue)) for _ in range(4)]
+    for p in processes:
+        p.start()
+    results = [queue.get(timeout=120) for _ in processes]
+    for p in processes:
+        p.join(timeout=30)
+    stamps = [s for r in results for s in r[0]]
+    spans: dict[str, list] = {}
+    for _, per_company in results:
+        for company, items in per_company.items():
+            spans.setdefault(company, []).extend(items)
+    assert len(stamps) == 4 * 6 * 5
+    assert max_in_any_window(stamps, 2.0 - 0.05) <= 30
+    # 24 threads over two companies would be 12 each at once without the cap.
+    assert all(max_overlap(s) <= 10 for s in spans.values())
+    assert max(max_overlap(s) for s in spans.values()) >= 5
+    RedisLimiter(Limits(1, 1, 1, 1, 1), REDIS_URL, prefix).reset()

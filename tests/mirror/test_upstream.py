@@ -1,0 +1,210 @@
+"""The upstream client's edge cases, against httpx.MockTransport."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from dashboard.ratelimit import Limits, LocalLimiter
+from dashboard.upstream import Upstream, UpstreamError, parse_retry_after
+
+COMPANY = "8a210b68-6988-11ed-a1eb-0242ac120002"
+SYNC = "6fb40d5e-b13e-11ed-afa1-0242ac120002"
+
+
+def make_client(handler, **kwargs) -> Upstream:
+    limits = Limits(per_window=10_000, window=60, per_company=10, lease=60, max_wait=5)
+    return Upstream(
+        base_url="https://upstream.test",
+        api_key="key",
+        limiter=kwargs.pop("limiter", LocalLimiter(limits)),
+        transport=httpx.MockTransport(handler),
+        backoff_base=0.001,
+        **kwargs,
+    )
+
+
+def sync_body() -> dict:
+    return {
+        "companyId": COMPANY,
+        "syncId": SYNC,
+        "syncStatusCode": 2000,
+        "syncStatus": "Success",
+        "errorMessage": "",
+        "syncExceptionMessage": "",
+        "syncUtc": "2026-11-20T10:00:00Z",
+        "dataPushed": True,
+    }
+
+
+class Script:
+    """Answers requests from a list, recording what was asked."""
+
+    def __init__(self, *responses: httpx.Response | Exception) -> None:
+        self.responses = list(responses)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_it_sends_basic_auth_with_the_base64_key():
+    script = Script(httpx.Response(200, json=sync_body()))
+    make_client(script).get_sync(COMPANY, SYNC)
+    assert script.requests[0].headers["Authorization"] == "Basic a2V5"
+
+
+def test_it_waits_for_retry_after_seconds_then_succeeds():
+    script = Script(
+        httpx.Response(429, headers={"Retry-After": "1"}, json={"error": "slow down"}),
+        httpx.Response(200, json=sync_body()),
+    )
+    started = time.monotonic()
+    assert make_client(script).get_sync(COMPANY, SYNC)["syncStatusCode"] == 2000
+    assert time.monotonic() - started >= 1.0
+    assert len(script.requests) == 2
+
+
+def test_it_reads_retry_after_as_an_http_date():
+    when = datetime.now(UTC) + timedelta(seconds=90)
+    assert 85 <= parse_retry_after(format_datetime(when, usegmt=True)) <= 91
+    assert parse_retry_after("garbage") is None
+    assert parse_retry_after("7") == 7
+
+
+def test_a_long_retry_after_becomes_a_pause_not_a_sleep():
+    script = Script(httpx.Response(429, headers={"Retry-After": "3600"}, json={}))
+    started = time.monotonic()
+    with pytest.raises(UpstreamError) as caught:
+        make_client(script).get_sync(COMPANY, SYNC)
+    assert time.monotonic() - started < 1
+    assert caught.value.retryable and caught.value.retry_after == 3600
+    assert len(script.requests) == 1
+
+
+def test_server_errors_and_timeouts_are_retried_with_backoff():
+    script = Script(
+        httpx.Response(503, json={"error": "busy"}),
+        httpx.ReadTimeout("slow"),
+        httpx.ConnectError("refused"),
+        httpx.Response(200, json=sync_body()),
+    )
+    assert make_client(script).get_sync(COMPANY, SYNC)["syncId"] == SYNC
+    assert len(script.requests) == 4
+
+
+def test_retries_are_bounded_and_say_retrying_may_help():
+    script = Script(httpx.Response(502, json={"error": "bad gateway"}))
+    with pytest.raises(UpstreamError) as caught:
+        make_client(script, max_attempts=3).get_sync(COMPANY, SYNC)
+    assert caught.value.retryable and caught.value.status == 502
+    assert len(script.requests) == 3
+
+
+def test_other_client_errors_fail_fast():
+    body = {"statusCode": 404, "error": "Sync not found", "canBeRetried": "No"}
+    script = Script(httpx.Response(404, json=body))
+    with pytest.raises(UpstreamError) as caught:
+        make_client(script).get_sync(COMPANY, SYNC)
+    assert not caught.value.retryable
+    assert caught.value.status == 404 and caught.value.body == body
+    assert "Sync not found" in str(caught.value)
+    assert len(script.requests) == 1
+
+
+def test_a_garbled_body_is_retried():
+    script = Script(
+        httpx.Response(200, content=b'{"companyId": "8a2'),
+        httpx.Response(200, content=b"<html>proxy error</html>"),
+        httpx.Response(200, json=sync_body()),
+    )
+    assert make_client(script).get_sync(COMPANY, SYNC)["dataPushed"] is True
+    assert len(script.requests) == 3
+
+
+def test_a_wrong_shape_fails_without_retrying():
+    script = Script(httpx.Response(200, json={"unexpected": True}))
+    with pytest.raises(UpstreamError) as caught:
+        make_client(script).list_syncs(COMPANY)
+    assert not caught.value.retryable
+
+
+def test_paging_follows_next_links_with_the_largest_page_size():
+    def page(number: int, last: bool) -> httpx.Response:
+        links = {"self": {"href": "/x"}, "current": {"href": f"/x?page={number}"}}
+        if not last:
+            links["next"] = {
+                "href": f"/companies/{COMPANY}/sync/expenses/syncs/{SYNC}/transactions"
+                f"?page={number + 1}&pageSize=5000"
+            }
+        results = [
+            {"transactionId": f"00000000-0000-0000-0000-00000000000{number}", "status": "Completed"}
+        ]
+        return httpx.Response(
+            200,
+            json={
+                "results": results,
+                "pageNumber": number,
+                "pageSize": 5000,
+                "totalResults": 3,
+                "_links": links,
+            },
+        )
+
+    script = Script(page(1, False), page(2, False), page(3, True))
+    pages = list(make_client(script).transaction_pages(COMPANY, SYNC))
+    assert [len(p) for p in pages] == [1, 1, 1]
+    assert script.requests[0].url.params["pageSize"] == "5000"
+    assert [r.url.params["page"] for r in script.requests] == ["1", "2", "3"]
+
+
+def test_every_write_carries_an_idempotency_key():
+    script = Script(httpx.Response(202, json={"syncId": SYNC}))
+    client = make_client(script)
+    assert client.initiate_sync(COMPANY, [SYNC], idempotency_key="retry-42") == SYNC
+    sent = script.requests[0]
+    assert sent.headers["Idempotency-Key"] == "retry-42"
+    assert json.loads(sent.content) == {"syncIds": [SYNC]}
+    with pytest.raises(ValueError):
+        client.request("POST", "/companies", body={})
+
+
+def test_a_low_daily_quota_is_spread_out_and_the_reserve_kept():
+    limiter = LocalLimiter(
+        Limits(per_window=10_000, window=60, per_company=10, lease=60, max_wait=5)
+    )
+    reset = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    script = Script(
+        httpx.Response(
+            200,
+            json=sync_body(),
+            headers={
+                "X-Rate-Limit-Limit": "1000",
+                "X-Rate-Limit-Remaining": "15",
+                "X-Rate-Limit-Reset": reset,
+            },
+        )
+    )
+    client = make_client(script, limiter=limiter)
+    client.get_sync(COMPANY, SYNC)
+    # 15 left of 1,000 with two hours to go: the reserve (2%) is reached.
+    with pytest.raises(UpstreamError) as caught:
+        client.get_sync(COMPANY, SYNC)
+    assert caught.value.retryable
+    assert 7000 < caught.value.retry_after <= 7200
+    assert len(script.requests) == 1
+
+    limiter.note_quota(80, 1000, time.time() + 600)
+    # Under 10% left: requests are paced over the time to the reset.
+    assert 9 < limiter.quota_pause() < 11
+    limiter.note_quota(900, 1000, time.time() + 600)
+    assert limiter.quota_pause() == 0

@@ -1,0 +1,121 @@
+"""A real Celery worker on Redis, killed with SIGKILL mid-refresh, loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from django.db import connection
+
+from dashboard import models as mirror
+from dashboard.tasks import refresh_company_task
+from sandbox import models as sb
+from synchealth.celery import app
+from tests.conftest import require
+
+from .conftest import assert_mirror_exact
+from .test_ratelimit import REDIS_URL, redis_available
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    host = settings.get("HOST") or "127.0.0.1"
+    port = settings.get("PORT") or 5432
+    user = settings.get("USER") or "postgres"
+    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+
+
+def start_worker(queue: str, sandbox_url: str, api_key: str, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": REDIS_URL,
+        "CELERY_VISIBILITY_TIMEOUT": "6",
+        "CACHE_KEY_PREFIX": queue,
+        "CODAT_RATE_LIMIT_PREFIX": f"{queue}:rl",
+        "CODAT_BASE_URL": sandbox_url,
+        "CODAT_API_KEY": api_key,
+        "CODAT_FETCH_THREADS": "2",
+        "SYNCHEALTH_ALLOW_INSECURE_SECRET": "1",
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "synchealth", "worker",
+        "--pool", "solo", "-Q", queue, "--without-gossip", "--without-mingle",
+        "--without-heartbeat", "-l", "INFO",
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_killed_worker_loses_nothing_and_the_redelivered_task_converges(
+    sandbox_url, api_key, small_estate, sandbox_config, tmp_path
+):
+    require(redis_available(), "Redis at " + REDIS_URL)
+    # Slow answers, so the refresh is surely in flight when the worker dies.
+    sandbox_config.latency_ms = 150
+    sandbox_config.save()
+    queue = f"test-kill-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker.log"
+    companies = list(sb.Company.objects.order_by("pk").values_list("company_id", flat=True))
+
+    with app.connection_for_write(REDIS_URL) as conn:
+        for company_id in companies:
+            refresh_company_task.apply_async(args=(str(company_id),), queue=queue, connection=conn)
+
+    first = start_worker(queue, sandbox_url, api_key, log)
+    try:
+        # Kill it once it has written part of the mirror, mid-refresh.
+        wait_for(lambda: mirror.PushItem.objects.exists(), 60, "the first items")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    partial = mirror.PushItem.objects.count()
+    assert 0 < partial < sb.Item.objects.count()
+
+    second = start_worker(queue, sandbox_url, api_key, log)
+    try:
+        # The unacknowledged task comes back after the visibility timeout.
+        wait_for(
+            lambda: (
+                mirror.PushItem.objects.count() == sb.Item.objects.count()
+                and mirror.Sync.objects.count() == sb.Sync.objects.count()
+            ),
+            120,
+            "the mirror to converge",
+        )
+        time.sleep(1)  # let any duplicate delivery finish writing
+    finally:
+        second.terminate()
+        try:
+            second.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            second.kill()
+    assert_mirror_exact()
+    assert mirror.Company.objects.count() == len(companies)
+    # Every company's task ran to the end once; the killed one was received twice.
+    text = log.read_text()
+    succeeded = text.count("] succeeded in")
+    assert succeeded >= len(companies)
+    assert text.count("] received") > succeeded
