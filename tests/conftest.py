@@ -89,3 +89,14 @@ def celery_eager():
     app.conf.task_always_eager = True
     yield app
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limiter():
+    """Each test starts with an empty request budget and no quota notes."""
+    from dashboard.ratelimit import get_limiter
+
+    get_limiter.cache_clear()
+    yield
+    get_limiter().reset()
+    get_limiter.cache_clear()

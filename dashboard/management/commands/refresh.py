@@ -3,6 +3,7 @@
 manage.py refresh --all               every company (the list is re-read first)
 manage.py refresh --company <ID> ...  just these companies
 manage.py refresh --all --force       re-read every sync's items and config too
+manage.py refresh --all --enqueue     hand it to the Celery workers instead
 """
 
 from __future__ import annotations
@@ -52,12 +53,25 @@ class Command(BaseCommand):
         parser.add_argument("--all", action="store_true", help="every company")
         parser.add_argument("--force", action="store_true", help="re-read items and config")
         parser.add_argument(
+            "--enqueue", action="store_true", help="queue it for the Celery workers and return"
+        )
+        parser.add_argument(
             "--workers", type=int, default=4, help="companies refreshed at once (default 4)"
         )
 
     def handle(self, *args: object, **options: Any) -> None:
         if not options["all"] and not options["company"]:
             raise CommandError("Give --all or --company ID.")
+        if options["enqueue"]:
+            from dashboard.tasks import reconcile_task, refresh_company_task
+
+            if options["all"]:
+                reconcile_task.delay()
+                self.stdout.write("Queued a reconciliation of every company.")
+            for company_id in options["company"]:
+                refresh_company_task.delay(company_id, force=options["force"])
+                self.stdout.write(f"Queued a refresh of {company_id}.")
+            return
         started = time.monotonic()
         total = ingest.Stats()
         failures: list[str] = []

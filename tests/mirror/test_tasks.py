@@ -1,0 +1,81 @@
+"""The Celery tasks: fan-out, pauses on long rate limits, and retries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from celery.exceptions import Retry
+from django.utils import timezone
+
+from dashboard import ingest
+from dashboard import models as mirror
+from dashboard.tasks import reconcile_task, refresh_company_task
+from dashboard.upstream import UpstreamError
+from sandbox import models as sb
+
+
+@pytest.fixture
+def aimed(settings, sandbox_url, api_key):
+    settings.CODAT_BASE_URL = sandbox_url
+    settings.CODAT_API_KEY = api_key
+    return settings
+
+
+def test_reconcile_fans_out_one_task_per_company_except_paused_ones(aimed, small_estate):
+    with mock.patch.object(refresh_company_task, "delay") as delay:
+        assert reconcile_task() == sb.Company.objects.count()
+    assert {c.args[0] for c in delay.call_args_list} == {
+        str(c) for c in sb.Company.objects.values_list("company_id", flat=True)
+    }
+
+    paused = mirror.Company.objects.order_by("pk").first()
+    mirror.RefreshState.objects.update_or_create(
+        company=paused, defaults={"paused_until": timezone.now() + timedelta(minutes=5)}
+    )
+    with mock.patch.object(refresh_company_task, "delay") as delay:
+        assert reconcile_task() == sb.Company.objects.count() - 1
+    assert str(paused.company_id) not in {c.args[0] for c in delay.call_args_list}
+
+
+def test_a_long_rate_limit_pauses_the_company_and_reschedules_the_task(
+    aimed, small_estate, sandbox_config, upstream
+):
+    company = sb.Company.objects.order_by("pk").first()
+    ingest.refresh_companies(upstream)
+    sandbox_config.rate_limit_per_day = 1
+    sandbox_config.save()
+
+    with mock.patch.object(refresh_company_task, "retry", side_effect=Retry()) as retry:
+        with pytest.raises(Retry):
+            refresh_company_task(str(company.company_id))
+    countdown = retry.call_args.kwargs["countdown"]
+    assert countdown > 30  # until the daily quota resets, not a busy loop
+    state = mirror.RefreshState.objects.get(company__company_id=company.company_id)
+    assert state.paused_until > timezone.now() + timedelta(seconds=30)
+    assert "quota" in state.last_error.lower() or "rate" in state.last_error.lower()
+
+
+def test_a_refresh_after_a_pause_clears_it(aimed, small_estate, upstream):
+    company = ingest.upsert_companies(
+        [upstream.get_company(str(sb.Company.objects.order_by("pk").first().company_id))]
+    )[0]
+    mirror.RefreshState.objects.create(
+        company=company, paused_until=timezone.now() - timedelta(seconds=1), last_error="429"
+    )
+    ingest.refresh_company(upstream, company)
+    state = mirror.RefreshState.objects.get(company=company)
+    assert state.paused_until is None and state.last_error == ""
+    assert state.last_success is not None
+
+
+def test_a_permanent_error_is_not_retried(aimed, small_estate):
+    error = UpstreamError("404: Company not found", retryable=False, status=404)
+    with (
+        mock.patch("dashboard.ingest.refresh_company", side_effect=error),
+        mock.patch.object(refresh_company_task, "retry") as retry,
+        pytest.raises(UpstreamError),
+    ):
+        refresh_company_task(str(sb.Company.objects.first().company_id))
+    retry.assert_not_called()
