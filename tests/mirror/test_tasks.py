@@ -47,9 +47,11 @@ def test_a_long_rate_limit_pauses_the_company_and_reschedules_the_task(
     sandbox_config.rate_limit_per_day = 1
     sandbox_config.save()
 
-    with mock.patch.object(refresh_company_task, "retry", side_effect=Retry()) as retry:
-        with pytest.raises(Retry):
-            refresh_company_task(str(company.company_id))
+    with (
+        mock.patch.object(refresh_company_task, "retry", side_effect=Retry()) as retry,
+        pytest.raises(Retry),
+    ):
+        refresh_company_task(str(company.company_id))
     countdown = retry.call_args.kwargs["countdown"]
     assert countdown > 30  # until the daily quota resets, not a busy loop
     state = mirror.RefreshState.objects.get(company__company_id=company.company_id)
