@@ -507,7 +507,7 @@ def _fetch_all(
 
 
 def _ingest_items(client: Upstream, company: Company, syncs: list[Sync], stats: Stats) -> None:
-    need_types: list[datetime] = []
+    changed: list[Sync] = []
 
     def write(sync: Sync, records: list[TransactionRecord]) -> None:
         written, deleted = write_items(sync, sync.status_code, records)
@@ -515,16 +515,21 @@ def _ingest_items(client: Upstream, company: Company, syncs: list[Sync], stats: 
         stats.items_seen += len(records)
         stats.items_written += written
         stats.items_deleted += deleted
-        if written and sync.is_terminal:
-            need_types.append(sync.sync_utc)
+        if written:
+            changed.append(sync)
 
     _fetch_all(client, company, syncs, write)
-    if need_types and (
-        PushItem.objects.filter(sync__company=company, data_type="")
+    # Data types come from push operations, which name the transaction only
+    # once it was pushed or refused: read them when such items lack one.
+    untyped = (
+        PushItem.objects.filter(sync__in=changed, data_type="")
         .exclude(status__in=OPEN_ITEM_STATUSES)
-        .exists()
-    ):
-        refresh_data_types(client, company, min(need_types))
+        .values_list("sync_id", flat=True)
+        .distinct()
+    )
+    if changed and (untyped_ids := set(untyped)):
+        since = min(s.sync_utc for s in changed if s.pk in untyped_ids)
+        refresh_data_types(client, company, since)
 
 
 def refresh_company(client: Upstream, company: Company, *, force: bool = False) -> Stats:
