@@ -11,6 +11,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -84,12 +85,17 @@ def paging(request: HttpRequest) -> tuple[int, int]:
 def paged(
     request: HttpRequest, path: str, page: int, size: int, total: int, results: list[dict]
 ) -> dict[str, Any]:
-    """Codat's paging envelope with HAL links, relative to the API root."""
-    extra = {k: v for k, v in request.GET.items() if k not in ("page", "pageSize")}
-    suffix = "".join(f"&{k}={v}" for k, v in extra.items())
+    """Codat's paging envelope with HAL links, relative to the API root.
+
+    The links carry the request's other parameters (query, orderBy...)
+    percent-encoded, so a value holding spaces, '#' or '&&' stays one parameter
+    and each href is a valid URI reference.
+    """
+    extra = [(k, v) for k, v in request.GET.items() if k not in ("page", "pageSize")]
 
     def href(number: int) -> dict[str, str]:
-        return {"href": f"{path}?page={number}&pageSize={size}{suffix}"}
+        query = urlencode([("page", number), ("pageSize", size), *extra], quote_via=quote)
+        return {"href": f"{path}?{query}"}
 
     links: dict[str, dict[str, str]] = {"self": {"href": path}, "current": href(page)}
     if page * size < total:
