@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from datetime import timedelta
 from functools import partial
 from typing import Any, NoReturn
 
@@ -93,6 +94,22 @@ def process_webhook_event_task(self: Task, event_pk: int) -> bool:
             _retry_later(self, exc)
     WebhookEvent.objects.filter(pk=event_pk).update(processed_at=timezone.now(), error="")
     return True
+
+
+@shared_task(name="dashboard.process_pending_webhooks")
+def process_pending_webhooks_task(older_than_s: int = 60, limit: int = 500) -> int:
+    """Re-queue stored events whose processing task was lost (e.g. broker down)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    pending = list(
+        WebhookEvent.objects.filter(
+            processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=MAX_RETRIES
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in pending:
+        process_webhook_event_task.delay(pk)
+    return len(pending)
 
 
 def _generated(event: WebhookEvent) -> str | None:

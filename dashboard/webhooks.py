@@ -111,16 +111,22 @@ def receive(request: HttpRequest) -> JsonResponse:
     if len(raw) > limit:
         return _refuse(413, f"Body larger than {limit} bytes.")
     try:
-        Webhook(secret).verify(raw, dict(request.headers))
-    except WebhookVerificationError as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _refuse(400, "Body is not UTF-8.")
+    try:
+        Webhook(secret).verify(text, dict(request.headers))
+    except (WebhookVerificationError, ValueError) as exc:
+        # ValueError: a malformed signature header (bad base64, no version).
         return _refuse(400, f"Signature verification failed: {exc}")
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        body = json.loads(text)
+    except ValueError:
         return _refuse(400, "Body is not valid JSON.")
     if not isinstance(body, dict):
         return _refuse(400, "Body is not a JSON object.")
-    delivery_id = request.headers.get("webhook-id") or request.headers.get("svix-id") or ""
+    # The ID the signature covers: svix checks `svix-id` first, then `webhook-id`.
+    delivery_id = request.headers.get("svix-id") or request.headers.get("webhook-id") or ""
     parsed = parse_event(body)
     known = parsed.event_type in SYNC_EVENTS and parsed.sync_id and parsed.company_id
     try:
@@ -128,7 +134,7 @@ def receive(request: HttpRequest) -> JsonResponse:
             event = WebhookEvent.objects.create(
                 delivery_id=delivery_id[:200],
                 event_type=parsed.event_type,
-                body=raw.decode("utf-8"),
+                body=text,
                 company_id=parsed.company_id,
                 sync_id=parsed.sync_id,
                 processed_at=None if known else timezone.now(),

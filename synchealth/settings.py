@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "dashboard.middleware.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -196,6 +197,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "sandbox-finalize-due": {"task": "sandbox.finalize_due", "schedule": 5.0},
     "sandbox-redeliver-due": {"task": "sandbox.redeliver_due", "schedule": 5.0},
+    # Webhook events stored but never processed (their task was lost).
+    "dashboard-pending-webhooks": {"task": "dashboard.process_pending_webhooks", "schedule": 60.0},
 }
 CELERY_TIMEZONE = "UTC"
 

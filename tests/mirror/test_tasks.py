@@ -81,3 +81,22 @@ def test_a_permanent_error_is_not_retried(aimed, small_estate):
     ):
         refresh_company_task(str(sb.Company.objects.first().company_id))
     retry.assert_not_called()
+
+
+def test_events_whose_task_was_lost_are_queued_again(db):
+    from dashboard.tasks import process_pending_webhooks_task, process_webhook_event_task
+
+    old = timezone.now() - timedelta(minutes=5)
+    lost = mirror.WebhookEvent.objects.create(
+        delivery_id="msg_lost", event_type="expenses.sync.successful", body="{}", received_at=old
+    )
+    mirror.WebhookEvent.objects.create(
+        delivery_id="msg_done", event_type="expenses.sync.successful", body="{}",
+        received_at=old, processed_at=old,
+    )  # fmt: skip
+    mirror.WebhookEvent.objects.create(
+        delivery_id="msg_new", event_type="expenses.sync.successful", body="{}"
+    )
+    with mock.patch.object(process_webhook_event_task, "delay") as delay:
+        assert process_pending_webhooks_task() == 1
+    delay.assert_called_once_with(lost.pk)
