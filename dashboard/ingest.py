@@ -255,6 +255,7 @@ def upsert_syncs(
             "category",
             "first_seen",
             "completed_at",
+            "duration_s",
             "items_failed",
             "items_status_code",
             "items_fetched_at",
@@ -288,6 +289,8 @@ def upsert_syncs(
             row.completed_at = old.completed_at or (
                 (completed_at or now) if terminal and not old.is_terminal else None
             )
+        if row.completed_at is not None:
+            row.duration_s = max(0, int((row.completed_at - row.sync_utc).total_seconds()))
         written.append(row)
     for batch in chunked(written):
         Sync.objects.bulk_create(
@@ -301,6 +304,7 @@ def upsert_syncs(
                 "error_fingerprint",
                 "last_refreshed",
                 "completed_at",
+                "duration_s",
             ],
         )
     rows = {
@@ -548,6 +552,8 @@ def refresh_company(client: Upstream, company: Company, *, force: bool = False) 
         if to_fetch:
             full = {s.pk: s for s in Sync.objects.filter(pk__in=[s.pk for s in to_fetch])}
             _ingest_items(client, company, [full[s.pk] for s in to_fetch], stats)
+        if written or stats.items_written:
+            update_streak(company)
         if force or _needs_config(state, written, now):
             stats.configs_written += store_config(company, client.get_config(company_id))
     except UpstreamError as exc:
@@ -570,6 +576,8 @@ def refresh_sync(
         if to_fetch:
             full = list(Sync.objects.filter(pk__in=[s.pk for s in to_fetch]))
             _ingest_items(client, company, full, stats)
+        if written or stats.items_written:
+            update_streak(company)
         state = _state(company)
         if _needs_config(state, written, timezone.now()) and any(
             s.status_code == 4000 for s in written
@@ -579,6 +587,28 @@ def refresh_sync(
         _record_error(company, exc)
         raise
     return stats
+
+
+STREAK_WINDOW = 1000
+
+
+def update_streak(company: Company) -> None:
+    """Count the failed syncs in a row since the company's last success."""
+    streak, since = 0, None
+    recent = (
+        Sync.objects.filter(company=company)
+        .order_by("-sync_utc", "-id")
+        .values_list("category", "sync_utc")[:STREAK_WINDOW]
+    )
+    for category, started in recent:
+        if category == Category.IN_PROGRESS:
+            continue
+        if category != Category.FAILED:
+            break
+        streak, since = streak + 1, started
+    if (company.failing_streak, company.failing_since) != (streak, since):
+        Company.objects.filter(pk=company.pk).update(failing_streak=streak, failing_since=since)
+        company.failing_streak, company.failing_since = streak, since
 
 
 def _record_success(state: RefreshState, stats: Stats, now: datetime) -> None:

@@ -8,6 +8,7 @@ the upstream's IDs; the UI only reads.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -76,10 +77,20 @@ class Company(models.Model):
     created = models.DateTimeField(null=True, blank=True, help_text="Upstream creation time.")
     first_seen = models.DateTimeField(default=timezone.now, help_text="Mirror: first fetched.")
     updated = models.DateTimeField(default=timezone.now, help_text="Mirror: last changed.")
+    failing_streak = models.PositiveIntegerField(
+        default=0, help_text="Mirror: failed syncs in a row, newest first, since the last success."
+    )
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="Mirror: start of the oldest sync in the failing streak."
+    )
 
     class Meta:
         verbose_name_plural = "companies"
-        indexes = [models.Index(fields=["name"]), models.Index(fields=["platform_name"])]
+        indexes = [
+            models.Index(fields=["name"]),
+            models.Index(fields=["platform_name"]),
+            models.Index(fields=["-failing_streak"], name="company_streak"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -135,14 +146,23 @@ class Sync(models.Model):
     )
     items_fetched_at = models.DateTimeField(null=True, blank=True)
     error_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    duration_s = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Mirror: seconds from start to completion, when observed."
+    )
 
     class Meta:
+        permissions = [
+            ("retry_sync", "Can retry the failed items of a sync"),
+            ("bulk_retry", "Can retry the failed items of many syncs at once"),
+        ]
         indexes = [
             models.Index(fields=["-sync_utc", "-id"], name="sync_time"),
             models.Index(fields=["status_code", "-sync_utc"], name="sync_code_time"),
             models.Index(fields=["category", "-sync_utc"], name="sync_category_time"),
             models.Index(fields=["company", "-sync_utc"], name="sync_company_time"),
             models.Index(fields=["error_fingerprint", "-sync_utc"], name="sync_fingerprint_time"),
+            models.Index(fields=["items_total", "id"], name="sync_items"),
+            models.Index(fields=["duration_s", "id"], name="sync_duration"),
         ]
 
     def __str__(self) -> str:
@@ -225,3 +245,20 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.delivery_id}"
+
+
+class UserPreference(models.Model):
+    """How one user wants to see times: UTC (the default) or a local time zone."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sync_health_preference"
+    )
+    use_local_time = models.BooleanField(default=False)
+    time_zone = models.CharField(max_length=64, default="UTC")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.time_zone if self.use_local_time else 'UTC'})"
+
+    @property
+    def active_zone(self) -> str:
+        return self.time_zone if self.use_local_time else "UTC"

@@ -3,6 +3,16 @@ from django.urls import path
 from . import views, webhooks
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views.summary, name="summary"),
+    path("syncs/", views.history, name="sync-history"),
+    path("syncs/export.csv", views.history_csv, name="sync-history-csv"),
+    path("syncs/<uuid:sync_id>/", views.sync_detail, name="sync-detail"),
+    path("companies/<uuid:company_id>/", views.company_detail, name="company-detail"),
+    path(
+        "companies/<uuid:company_id>/config/<int:snapshot_id>.json",
+        views.config_download,
+        name="config-download",
+    ),
+    path("preferences/", views.preferences, name="preferences"),
     path("webhooks/codat", webhooks.receive, name="webhook-codat"),
 ]

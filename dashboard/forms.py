@@ -1,0 +1,221 @@
+"""Forms that validate every input of the pages, GET filters included.
+
+An invalid filter never reaches a query: the page shows the form's message
+and an empty result instead of a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+import zoneinfo
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from .models import STATUS_CODES, Category, Company, ItemStatus
+
+PRESETS = {
+    "24h": ("Last 24 hours", timedelta(hours=24)),
+    "7d": ("Last 7 days", timedelta(days=7)),
+    "30d": ("Last 30 days", timedelta(days=30)),
+    "90d": ("Last 90 days", timedelta(days=90)),
+    "all": ("All time", None),
+}
+DEFAULT_PRESET = "7d"
+MAX_SEARCH = 200
+SORTS = {
+    "time": "Time",
+    "company": "Company",
+    "platform": "Platform",
+    "status": "Status",
+    "items": "Items",
+    "duration": "Duration",
+}
+CATEGORY_PARAM = {
+    "in_progress": Category.IN_PROGRESS,
+    "success": Category.SUCCESS,
+    "failed": Category.FAILED,
+}
+
+
+def code_choices() -> list[tuple[str, list[tuple[int, str]]]]:
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for code, (text, category) in STATUS_CODES.items():
+        groups.setdefault(category.label, []).append((code, f"{code} · {text}"))
+    return list(groups.items())
+
+
+@cache
+def time_zones() -> list[str]:
+    return sorted(zoneinfo.available_timezones())
+
+
+@dataclass(frozen=True)
+class Range:
+    start: datetime | None
+    end: datetime
+    label: str
+
+    @property
+    def hours(self) -> float:
+        if self.start is None:
+            return float("inf")
+        return (self.end - self.start).total_seconds() / 3600
+
+
+class RangeForm(forms.Form):
+    """A date range: a preset, or custom dates (inclusive, in the user's time zone)."""
+
+    range = forms.ChoiceField(
+        choices=[(k, v[0]) for k, v in PRESETS.items()] + [("custom", "Custom")], required=False
+    )
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date must not be after the end date.")
+        if (start or end) and data.get("range") not in ("", "custom", None):
+            data["range"] = "custom"
+        if start and start < date(2000, 1, 1):
+            raise forms.ValidationError("The start date must be in 2000 or later.")
+        return data
+
+    def date_range(self, now: datetime | None = None) -> Range:
+        now = now or timezone.now()
+        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
+        start_day, end_day = data.get("start"), data.get("end")
+        zone = timezone.get_current_timezone()
+        if start_day or end_day:
+            start = datetime.combine(start_day, time.min, tzinfo=zone) if start_day else None
+            end = (
+                datetime.combine(end_day + timedelta(days=1), time.min, tzinfo=zone)
+                if end_day
+                else now
+            )
+            label = f"{start_day or '…'} to {end_day or 'now'}"
+            return Range(start, end, label)
+        key = data.get("range") or DEFAULT_PRESET
+        if key not in PRESETS:
+            key = DEFAULT_PRESET
+        label, span = PRESETS[key]
+        return Range(now - span if span else None, now, label)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class SyncFilterForm(RangeForm):
+    """The history's filters; also what the dashboard's links and the CSV export use."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=MAX_SEARCH,
+        label="Search",
+        widget=forms.TextInput(
+            attrs={"placeholder": "Sync ID, company ID or name", "type": "search"}
+        ),
+    )
+    code = forms.TypedMultipleChoiceField(
+        choices=code_choices, coerce=int, required=False, label="Status codes"
+    )
+    category = forms.ChoiceField(
+        choices=[("", "Any")] + [(k, v.label) for k, v in CATEGORY_PARAM.items()], required=False
+    )
+    platform = forms.ChoiceField(choices=[], required=False, label="Accounting platform")
+    failed_items = forms.BooleanField(required=False, label="Has failed items")
+    company = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    fingerprint = forms.RegexField(
+        regex=r"^[0-9a-f]{16}$", required=False, widget=forms.HiddenInput,
+        error_messages={"invalid": "That error group is not valid."},
+    )  # fmt: skip
+    sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
+    dir = forms.ChoiceField(choices=[("desc", "Descending"), ("asc", "Ascending")], required=False)
+    after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        platforms = (
+            Company.objects.exclude(platform_name="")
+            .order_by("platform_name")
+            .values_list("platform_name", flat=True)
+            .distinct()
+        )
+        field = self.fields["platform"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "Any")] + [(p, p) for p in platforms]
+
+    def clean_q(self) -> str:
+        return " ".join(str(self.cleaned_data.get("q") or "").split())
+
+    def clean_after(self) -> tuple | None:
+        raw = self.cleaned_data.get("after") or ""
+        if not raw:
+            return None
+        try:
+            value = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))
+        except (ValueError, binascii.Error):
+            raise forms.ValidationError(
+                "That page link is not valid; start from the first page."
+            ) from None
+        if not isinstance(value, list) or len(value) != 2 or not isinstance(value[1], int):
+            raise forms.ValidationError("That page link is not valid; start from the first page.")
+        return tuple(value)
+
+    @property
+    def search_kind(self) -> str:
+        q = self.cleaned_data.get("q", "") if self.is_bound and self.is_valid() else ""
+        if not q:
+            return ""
+        if _is_uuid(q):
+            return "uuid"
+        if re.fullmatch(r"[0-9a-fA-F-]{4,36}", q):
+            return "prefix"
+        return "name"
+
+
+def encode_cursor(key: Any, pk: int) -> str:
+    raw = json.dumps([key, pk], default=str, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class ItemFilterForm(forms.Form):
+    """The Push items tab: search by core ID or data type, filter by status."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=MAX_SEARCH,
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "Core ID or data type", "type": "search"}),
+    )
+    status = forms.TypedMultipleChoiceField(choices=ItemStatus.choices, coerce=int, required=False)
+    page = forms.IntegerField(min_value=1, max_value=100_000, required=False)
+
+    def clean_q(self) -> str:
+        return str(self.cleaned_data.get("q") or "").strip()
+
+
+class PreferenceForm(forms.Form):
+    use_local_time = forms.BooleanField(required=False, label="Show local time instead of UTC")
+    time_zone = forms.ChoiceField(choices=[], label="Local time zone")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["time_zone"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(z, z) for z in time_zones()]

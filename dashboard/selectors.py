@@ -1,0 +1,341 @@
+"""Reads that shape the pages' queries. Views call these; nothing here writes.
+
+Every list is bounded and index-backed: history pages by keyset (no deep
+OFFSET), counts capped (no full-table COUNT(*)).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .fingerprint import normalise
+from .forms import CATEGORY_PARAM, SyncFilterForm, encode_cursor
+from .models import (
+    STATUS_CODES,
+    Category,
+    Company,
+    ConfigSnapshot,
+    ItemStatus,
+    PushItem,
+    Sync,
+)
+
+COUNT_CAP = 10_000
+COMPANY_MATCH_CAP = 2_000
+PAGE_SIZE = 50
+
+SORT_COLUMNS = {
+    "time": "sync_utc",
+    "company": "company__name",
+    "platform": "company__platform_name",
+    "status": "status_code",
+    "items": "items_total",
+    "duration": "duration_s",
+}
+
+
+def filtered_syncs(form: SyncFilterForm) -> QuerySet[Sync]:
+    """The syncs a valid filter form selects (unordered)."""
+    data = form.cleaned_data
+    span = form.date_range()
+    syncs = Sync.objects.filter(sync_utc__lt=span.end)
+    if span.start is not None:
+        syncs = syncs.filter(sync_utc__gte=span.start)
+    if data.get("code"):
+        syncs = syncs.filter(status_code__in=data["code"])
+    if data.get("category"):
+        syncs = syncs.filter(category=CATEGORY_PARAM[data["category"]])
+    if data.get("platform"):
+        syncs = syncs.filter(company__platform_name=data["platform"])
+    if data.get("failed_items"):
+        syncs = syncs.filter(items_failed__gt=0)
+    if data.get("company"):
+        syncs = syncs.filter(company__company_id=data["company"])
+    if data.get("fingerprint"):
+        syncs = syncs.filter(error_fingerprint=data["fingerprint"])
+    q = data.get("q") or ""
+    kind = form.search_kind
+    if kind == "uuid":
+        value = uuid.UUID(q)
+        syncs = syncs.filter(Q(sync_id=value) | Q(company__company_id=value))
+    elif kind in ("prefix", "name"):
+        companies = Company.objects.filter(name__icontains=q)
+        if kind == "prefix":
+            companies = Company.objects.filter(
+                Q(name__icontains=q) | Q(company_id__startswith=q.lower())
+            )
+        ids = list(companies.values_list("pk", flat=True)[:COMPANY_MATCH_CAP])
+        syncs = syncs.filter(company_id__in=ids)
+    return syncs
+
+
+def bounded_count(queryset: QuerySet) -> tuple[int, bool]:
+    """(count, capped): counts up to COUNT_CAP rows, never the whole table."""
+    n = queryset.order_by().values("pk")[: COUNT_CAP + 1].count()
+    return min(n, COUNT_CAP), n > COUNT_CAP
+
+
+@dataclass
+class HistoryPage:
+    rows: list[Sync]
+    next_cursor: str | None
+    count: int
+    capped: bool
+    sort: str
+    direction: str
+
+
+def _ordering(column: str, descending: bool) -> list[Any]:
+    expr = F(column)
+    if descending:
+        return [expr.desc(nulls_last=True), F("id").desc()]
+    return [expr.asc(nulls_last=True), F("id").asc()]
+
+
+def _after(column: str, descending: bool, value: Any, pk: int) -> Q:
+    """Rows after (value, pk) in the ordering, nulls last."""
+    if value is None:
+        return Q(**{f"{column}__isnull": True}) & (Q(id__lt=pk) if descending else Q(id__gt=pk))
+    op = "lt" if descending else "gt"
+    return (
+        Q(**{f"{column}__{op}": value})
+        | (Q(**{column: value}) & (Q(id__lt=pk) if descending else Q(id__gt=pk)))
+        | Q(**{f"{column}__isnull": True})
+    )
+
+
+def _cursor_value(sort: str, raw: Any) -> Any:
+    if sort == "time" and isinstance(raw, str):
+        return parse_datetime(raw)
+    return raw
+
+
+def history_page(form: SyncFilterForm, size: int = PAGE_SIZE) -> HistoryPage:
+    data = form.cleaned_data
+    sort = data.get("sort") or "time"
+    direction = data.get("dir") or "desc"
+    column = SORT_COLUMNS[sort]
+    descending = direction == "desc"
+    syncs = filtered_syncs(form)
+    count, capped = bounded_count(syncs)
+    page = syncs.select_related("company").order_by(*_ordering(column, descending))
+    if data.get("after"):
+        raw, pk = data["after"]
+        page = page.filter(_after(column, descending, _cursor_value(sort, raw), pk))
+    rows = list(page[: size + 1])
+    next_cursor = None
+    if len(rows) > size:
+        rows = rows[:size]
+        last = rows[-1]
+        key: Any = last
+        for part in column.split("__"):
+            key = getattr(key, part)
+        next_cursor = encode_cursor(key.isoformat() if isinstance(key, datetime) else key, last.pk)
+    return HistoryPage(rows, next_cursor, count, capped, sort, direction)
+
+
+# --- the summary dashboard ---
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    by_category: dict[int, int] = field(default_factory=dict)
+    by_code: list[tuple[int, str, int, int]] = field(default_factory=list)
+    items_pushed: int = 0
+    items_failed: int = 0
+    success_rate: float | None = None
+    buckets: list[dict[str, Any]] = field(default_factory=list)
+    bucket_unit: str = "day"
+    failing_companies: list[dict[str, Any]] = field(default_factory=list)
+    streaks: list[Company] = field(default_factory=list)
+    long_running: list[Sync] = field(default_factory=list)
+    long_running_count: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def summary(form: SyncFilterForm) -> Summary:
+    syncs = filtered_syncs(form).order_by()
+    span = form.date_range()
+    result = Summary()
+    for row in syncs.values("status_code", "category").annotate(
+        n=Count("id"), pushed=Sum("items_completed"), failed=Sum("items_failed")
+    ):
+        result.total += row["n"]
+        result.by_category[row["category"]] = result.by_category.get(row["category"], 0) + row["n"]
+        result.items_pushed += row["pushed"] or 0
+        result.items_failed += row["failed"] or 0
+    codes: dict[int, int] = {}
+    for row in syncs.values("status_code").annotate(n=Count("id")):
+        codes[row["status_code"]] = row["n"]
+    result.by_code = [
+        (code, text, int(category), codes.get(code, 0))
+        for code, (text, category) in STATUS_CODES.items()
+    ] + [
+        (code, "Unknown code", int(Category.FAILED), n)
+        for code, n in codes.items()
+        if code not in STATUS_CODES
+    ]
+    finished = result.by_category.get(Category.SUCCESS, 0) + result.by_category.get(
+        Category.FAILED, 0
+    )
+    if finished:
+        result.success_rate = result.by_category.get(Category.SUCCESS, 0) / finished
+
+    hourly = span.hours <= 48
+    result.bucket_unit = "hour" if hourly else "day"
+    trunc = (TruncHour if hourly else TruncDay)("sync_utc", tzinfo=timezone.get_current_timezone())
+    series: dict[datetime, dict[int, int]] = {}
+    for row in syncs.annotate(bucket=trunc).values("bucket", "category").annotate(n=Count("id")):
+        series.setdefault(row["bucket"], {})[row["category"]] = row["n"]
+    result.buckets = _fill_buckets(series, span.start, span.end, hourly)
+
+    failed = syncs.filter(category=Category.FAILED)
+    top = list(
+        failed.values("company_id")
+        .annotate(n=Count("id"), last=Max("sync_utc"))
+        .order_by("-n", "-last")[:10]
+    )
+    names = Company.objects.in_bulk([row["company_id"] for row in top])
+    result.failing_companies = [
+        {"company": names[row["company_id"]], "failed": row["n"], "last": row["last"]}
+        for row in top
+        if row["company_id"] in names
+    ]
+    result.streaks = list(
+        Company.objects.filter(failing_streak__gt=0).order_by("-failing_streak", "name")[:10]
+    )
+    long_running = Sync.objects.filter(status_code=1010)
+    result.long_running_count = long_running.order_by().values("pk")[: COUNT_CAP + 1].count()
+    result.long_running = list(long_running.select_related("company").order_by("sync_utc")[:10])
+    result.errors = [
+        {
+            "fingerprint": row["error_fingerprint"],
+            "count": row["n"],
+            "companies": row["companies"],
+            "message": normalise(row["example"]),
+        }
+        for row in failed.exclude(error_fingerprint="")
+        .values("error_fingerprint")
+        .annotate(
+            n=Count("id"),
+            companies=Count("company_id", distinct=True),
+            example=Max("error_message"),
+        )
+        .order_by("-n")[:10]
+    ]
+    return result
+
+
+def _fill_buckets(
+    series: dict[datetime, dict[int, int]], start: datetime | None, end: datetime, hourly: bool
+) -> list[dict[str, Any]]:
+    """Every bucket in the range, empty ones included, oldest first."""
+    zone = timezone.get_current_timezone()
+    step = timedelta(hours=1) if hourly else timedelta(days=1)
+    known = sorted(series)
+    if start is None:
+        if not known:
+            return []
+        start = known[0]
+    cursor = start.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+    if not hourly:
+        cursor = cursor.replace(hour=0)
+    by_key = {k.astimezone(zone): v for k, v in series.items()}
+    buckets: list[dict[str, Any]] = []
+    while cursor < end and len(buckets) < 400:
+        counts = by_key.get(cursor, {})
+        buckets.append(
+            {
+                "start": cursor,
+                "end": cursor + step,
+                "success": counts.get(Category.SUCCESS, 0),
+                "failed": counts.get(Category.FAILED, 0),
+                "in_progress": counts.get(Category.IN_PROGRESS, 0),
+            }
+        )
+        cursor = (cursor + step).astimezone(zone)
+        if not hourly:
+            cursor = cursor.replace(hour=0)
+    return buckets
+
+
+# --- sync detail ---
+
+
+def item_counts(sync: Sync) -> dict[int, int]:
+    counts = {int(s): 0 for s in ItemStatus}
+    for row in PushItem.objects.filter(sync=sync).values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def filtered_items(sync: Sync, q: str, statuses: list[int]) -> QuerySet[PushItem]:
+    items = PushItem.objects.filter(sync=sync)
+    if statuses:
+        items = items.filter(status__in=statuses)
+    if q:
+        try:
+            items = items.filter(transaction_id=uuid.UUID(q))
+        except ValueError:
+            condition = Q(data_type__icontains=q)
+            if len(q) >= 4 and all(c in "0123456789abcdefABCDEF-" for c in q):
+                condition |= Q(transaction_id__startswith=q.lower())
+            items = items.filter(condition)
+    return items.order_by("id")
+
+
+def config_for(sync: Sync) -> tuple[ConfigSnapshot | None, ConfigSnapshot | None]:
+    """The snapshot in effect for the sync (else the latest) and the one before it."""
+    snapshots = ConfigSnapshot.objects.filter(company_id=sync.company_id).order_by(
+        "-fetched_at", "-pk"
+    )
+    moment = sync.completed_at or sync.sync_utc
+    current = snapshots.filter(fetched_at__lte=moment).first() or snapshots.first()
+    if current is None:
+        return None, None
+    previous = snapshots.filter(
+        Q(fetched_at__lt=current.fetched_at) | Q(fetched_at=current.fetched_at, pk__lt=current.pk)
+    ).first()
+    return current, previous
+
+
+def pretty(config: Any) -> str:
+    return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def config_diff(current: ConfigSnapshot, previous: ConfigSnapshot | None) -> list[str]:
+    if previous is None:
+        return []
+    return list(
+        difflib.unified_diff(
+            pretty(previous.config).splitlines(),
+            pretty(current.config).splitlines(),
+            fromfile=f"fetched {previous.fetched_at:%Y-%m-%d %H:%M} UTC",
+            tofile=f"fetched {current.fetched_at:%Y-%m-%d %H:%M} UTC",
+            lineterm="",
+        )
+    )
+
+
+def retry_chain(sync: Sync) -> tuple[list[Sync], list[Sync]]:
+    """(the syncs this one retried, oldest first; the retries made of it)."""
+    ancestors: list[Sync] = []
+    current = sync.retry_of
+    seen = {sync.pk}
+    while current is not None and current.pk not in seen and len(ancestors) < 20:
+        ancestors.append(current)
+        seen.add(current.pk)
+        current = current.retry_of
+    retries = list(sync.retries.order_by("sync_utc")[:50])
+    return list(reversed(ancestors)), retries
