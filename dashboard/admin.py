@@ -5,7 +5,17 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Company, ConfigSnapshot, PushItem, RefreshState, Sync, WebhookEvent
+from .models import (
+    BulkRetry,
+    Company,
+    ConfigSnapshot,
+    PushItem,
+    RefreshState,
+    RetryRequest,
+    Sync,
+    UserPreference,
+    WebhookEvent,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -73,3 +83,44 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     list_filter = ("event_type",)
     search_fields = ("=delivery_id", "=sync_id", "=company_id")
     date_hierarchy = "received_at"
+
+
+class AuditAdmin(admin.ModelAdmin):
+    """The audit log: readable, never editable or deletable, not even by superusers."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(RetryRequest)
+class RetryRequestAdmin(AuditAdmin):
+    list_display = ("pk", "created_at", "user", "company", "sync", "state", "new_sync_id", "bulk")
+    list_filter = ("state", "created_at")
+    search_fields = ("=key", "=sync__sync_id", "=company__company_id", "user__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("user", "company", "sync", "bulk")
+    raw_id_fields = ("sync", "company", "bulk", "user")
+
+
+@admin.register(BulkRetry)
+class BulkRetryAdmin(AuditAdmin):
+    list_display = ("pk", "created_at", "user", "description", "state", "planned_syncs")
+    list_filter = ("state",)
+    search_fields = ("=key", "user__username", "description")
+    date_hierarchy = "created_at"
+    list_select_related = ("user",)
+
+
+@admin.register(UserPreference)
+class UserPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("user", "use_local_time", "time_zone")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)

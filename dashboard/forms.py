@@ -219,3 +219,25 @@ class PreferenceForm(forms.Form):
         field = self.fields["time_zone"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [(z, z) for z in time_zones()]
+
+
+class AuditFilterForm(forms.Form):
+    user = forms.CharField(required=False, max_length=150)
+    company = forms.UUIDField(required=False, label="Company ID")
+    state = forms.ChoiceField(required=False, choices=[])
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from .models import RetryState
+
+        super().__init__(*args, **kwargs)
+        field = self.fields["state"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "Any"), *RetryState.choices]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise forms.ValidationError("The start date must not be after the end date.")
+        return data

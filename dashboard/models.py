@@ -262,3 +262,88 @@ class UserPreference(models.Model):
     @property
     def active_zone(self) -> str:
         return self.time_zone if self.use_local_time else "UTC"
+
+
+class RetryState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUBMITTED = "submitted", "Submitted (new sync running)"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    DENIED = "denied", "Denied"
+    SKIPPED = "skipped", "Skipped"
+
+
+ACTIVE_RETRY_STATES = (RetryState.QUEUED, RetryState.RUNNING, RetryState.SUBMITTED)
+
+
+class BulkRetry(models.Model):
+    """Many retry requests made at once from a filter (history or company page)."""
+
+    key = models.UUIDField(unique=True, help_text="The confirmation form's token.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    scope = models.TextField(help_text="The filter, as the history's query string.")
+    description = models.TextField(blank=True, default="")
+    state = models.CharField(max_length=20, default="queued")
+    planned_syncs = models.PositiveIntegerField(default=0)
+    planned_items = models.PositiveIntegerField(default=0)
+    planned_companies = models.PositiveIntegerField(default=0)
+    max_sync_pk = models.BigIntegerField(default=0, help_text="The newest sync the preview saw.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "bulk retries"
+        indexes = [models.Index(fields=["-created_at"], name="bulk_created")]
+
+    def __str__(self) -> str:
+        return f"bulk retry {self.pk} by {self.user}"
+
+
+class RetryRequest(models.Model):
+    """One request to re-push a sync's failed items: the audit record, kept for ever."""
+
+    key = models.UUIDField(unique=True, help_text="Idempotency-Key sent to the upstream.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    sync = models.ForeignKey(Sync, on_delete=models.PROTECT, related_name="retry_requests")
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+")
+    bulk = models.ForeignKey(
+        BulkRetry, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+    )
+    state = models.CharField(max_length=20, choices=RetryState.choices, default=RetryState.QUEUED)
+    reason = models.TextField(blank=True, default="")
+    failed_items = models.JSONField(
+        default=list, help_text="Transaction IDs of the failed items when the request was made."
+    )
+    item_count = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    new_sync_id = models.UUIDField(null=True, blank=True)
+    pushed = models.PositiveIntegerField(null=True, blank=True)
+    failed_again = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # At most one request in flight per sync: a double click, or two
+            # people at once, make one push.
+            models.UniqueConstraint(
+                fields=["sync"],
+                condition=models.Q(state__in=["queued", "running", "submitted"]),
+                name="one_active_retry_per_sync",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["-created_at"], name="retry_created"),
+            models.Index(fields=["state", "created_at"], name="retry_state"),
+            models.Index(fields=["new_sync_id"], name="retry_new_sync"),
+        ]
+
+    def __str__(self) -> str:
+        return f"retry of {self.sync_id} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_RETRY_STATES

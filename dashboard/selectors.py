@@ -44,10 +44,10 @@ SORT_COLUMNS = {
 }
 
 
-def filtered_syncs(form: SyncFilterForm) -> QuerySet[Sync]:
-    """The syncs a valid filter form selects (unordered)."""
+def filtered_syncs(form: SyncFilterForm, now: datetime | None = None) -> QuerySet[Sync]:
+    """The syncs a valid filter form selects (unordered); rolling ranges end at `now`."""
     data = form.cleaned_data
-    span = form.date_range()
+    span = form.date_range(now)
     syncs = Sync.objects.filter(sync_utc__lt=span.end)
     if span.start is not None:
         syncs = syncs.filter(sync_utc__gte=span.start)

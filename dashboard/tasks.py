@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from celery import Task, shared_task
 from django.db import transaction
+from django.http import QueryDict
 from django.utils import timezone
 
 from . import ingest
@@ -87,6 +88,9 @@ def process_webhook_event_task(self: Task, event_pk: int) -> bool:
             ingest.refresh_sync(
                 client, str(event.company_id), str(event.sync_id), completed_at=completed_at
             )
+            from .retry import settle_for_sync
+
+            settle_for_sync(str(event.sync_id))
         except UpstreamError as exc:
             WebhookEvent.objects.filter(pk=event_pk).update(error=str(exc)[:2000])
             if not exc.retryable or self.request.retries >= MAX_RETRIES:
@@ -110,6 +114,62 @@ def process_pending_webhooks_task(older_than_s: int = 60, limit: int = 500) -> i
     for pk in pending:
         process_webhook_event_task.delay(pk)
     return len(pending)
+
+
+@shared_task(name="dashboard.run_retry", bind=True, max_retries=MAX_RETRIES)
+def run_retry_task(self: Task, request_pk: int) -> str:
+    """Submit one retry request; a second delivery finds it claimed and does nothing."""
+    from . import retry
+
+    with Upstream() as client:
+        try:
+            request = retry.execute(client, request_pk)
+        except UpstreamError as exc:
+            _retry_later(self, exc)
+    return request.state if request else "not claimed"
+
+
+@shared_task(name="dashboard.follow_retries")
+def follow_retries_task(limit: int = 200) -> int:
+    """Poll the new syncs of submitted retries (webhooks usually settle them first)."""
+    from . import retry
+    from .models import RetryRequest, RetryState
+
+    pending = list(
+        RetryRequest.objects.filter(state=RetryState.SUBMITTED)
+        .order_by("submitted_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    settled = 0
+    with Upstream() as client:
+        for pk in pending:
+            try:
+                if retry.follow(client, pk).state != RetryState.SUBMITTED:
+                    settled += 1
+            except UpstreamError as exc:
+                log.info("follow retry %s: %s", pk, exc)
+    # Requests whose task was lost before it ran (broker down): queue them again.
+    stale = timezone.now() - timedelta(minutes=10)
+    for pk in RetryRequest.objects.filter(
+        state=RetryState.QUEUED, created_at__lt=stale, attempts=0
+    ).values_list("pk", flat=True)[:limit]:
+        run_retry_task.delay(pk)
+    return settled
+
+
+@shared_task(name="dashboard.fan_out_bulk")
+def fan_out_bulk_task(bulk_pk: int) -> dict[str, int]:
+    from . import retry, selectors
+    from .forms import SyncFilterForm
+    from .models import BulkRetry
+
+    bulk = BulkRetry.objects.get(pk=bulk_pk)
+    form = SyncFilterForm(QueryDict(bulk.scope))
+    if not form.is_valid():
+        BulkRetry.objects.filter(pk=bulk_pk).update(state="failed", finished_at=timezone.now())
+        return {}
+    syncs = selectors.filtered_syncs(form, now=bulk.created_at)
+    return retry.fan_out(bulk_pk, syncs)
 
 
 def _generated(event: WebhookEvent) -> str | None:

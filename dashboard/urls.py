@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, webhooks
+from . import retry_views, views, webhooks
 
 urlpatterns = [
     path("", views.summary, name="summary"),
@@ -13,6 +13,11 @@ urlpatterns = [
         views.config_download,
         name="config-download",
     ),
+    path("syncs/<uuid:sync_id>/retry/", retry_views.sync_retry, name="sync-retry"),
+    path("retries/", retry_views.audit, name="retry-audit"),
+    path("retries/<int:pk>/", retry_views.retry_detail, name="retry-detail"),
+    path("retries/bulk/", retry_views.bulk_retry, name="bulk-retry"),
+    path("retries/bulk/<int:pk>/", retry_views.bulk_detail, name="bulk-detail"),
     path("preferences/", views.preferences, name="preferences"),
     path("webhooks/codat", webhooks.receive, name="webhook-codat"),
 ]

@@ -199,6 +199,8 @@ CELERY_BEAT_SCHEDULE = {
     "sandbox-redeliver-due": {"task": "sandbox.redeliver_due", "schedule": 5.0},
     # Webhook events stored but never processed (their task was lost).
     "dashboard-pending-webhooks": {"task": "dashboard.process_pending_webhooks", "schedule": 60.0},
+    # Retries whose new sync is still running, in case its webhook never comes.
+    "dashboard-follow-retries": {"task": "dashboard.follow_retries", "schedule": 30.0},
 }
 CELERY_TIMEZONE = "UTC"
 

@@ -10,6 +10,8 @@ import httpx
 import pytest
 from django.conf import settings as django_settings
 
+from dashboard.ratelimit import Limits, LocalLimiter
+from dashboard.upstream import Upstream
 from sandbox import estate
 from sandbox.models import SandboxSettings
 
@@ -100,3 +102,19 @@ def _fresh_rate_limiter():
     yield
     get_limiter().reset()
     get_limiter.cache_clear()
+
+
+@pytest.fixture
+def limiter() -> LocalLimiter:
+    return LocalLimiter(
+        Limits(per_window=100_000, window=60, per_company=10, lease=60, max_wait=30)
+    )
+
+
+@pytest.fixture
+def upstream(sandbox_url: str, api_key: str, limiter: LocalLimiter) -> Iterator[Upstream]:
+    client = Upstream(
+        base_url=sandbox_url, api_key=api_key, limiter=limiter, max_attempts=12, backoff_base=0.01
+    )
+    yield client
+    client.close()

@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-import pytest
 from django.utils import timezone
 
 from dashboard import models as mirror
-from dashboard.ratelimit import Limits, LocalLimiter
-from dashboard.upstream import Upstream
 from sandbox import api as sandbox_api
 from sandbox import models as sb
-
-
-@pytest.fixture
-def limiter() -> LocalLimiter:
-    return LocalLimiter(
-        Limits(per_window=100_000, window=60, per_company=10, lease=60, max_wait=30)
-    )
-
-
-@pytest.fixture
-def upstream(sandbox_url: str, api_key: str, limiter: LocalLimiter) -> Iterator[Upstream]:
-    client = Upstream(
-        base_url=sandbox_url, api_key=api_key, limiter=limiter, max_attempts=12, backoff_base=0.01
-    )
-    yield client
-    client.close()
 
 
 def sandbox_truth() -> dict[str, set]:
