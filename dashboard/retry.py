@@ -181,7 +181,11 @@ def execute(client: Upstream, pk: int) -> RetryRequest | None:
         )
         return RetryRequest.objects.get(pk=pk)
     record_submission(pk, new_sync_id)
-    follow(client, pk)
+    if request.bulk_id is None:
+        # One sync: read the new sync now, so the page shows it at once. A
+        # bulk retry leaves that to the webhooks and the follow-up poll, so
+        # its requests go to the POSTs and nothing else.
+        follow(client, pk)
     return RetryRequest.objects.get(pk=pk)
 
 
