@@ -82,10 +82,13 @@ class RangeForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if data.get("range") not in ("", "custom", None):
+            # A preset chosen after custom dates wins over them.
+            data["start"] = data["end"] = None
         start, end = data.get("start"), data.get("end")
         if start and end and start > end:
             raise forms.ValidationError("The start date must not be after the end date.")
-        if (start or end) and data.get("range") not in ("", "custom", None):
+        if start or end:
             data["range"] = "custom"
         if start and start < date(2000, 1, 1):
             raise forms.ValidationError("The start date must be in 2000 or later.")
