@@ -118,3 +118,69 @@ def upstream(sandbox_url: str, api_key: str, limiter: LocalLimiter) -> Iterator[
     )
     yield client
     client.close()
+
+
+# --- a mirrored estate and the cast of users (retry, browser tests) ---
+
+USER_PASSWORD = "pw-for-tests-only"
+
+
+@pytest.fixture
+def aimed(settings, sandbox_url, api_key):
+    """The dashboard's own client (tasks, views) points at the live sandbox."""
+    settings.CODAT_BASE_URL = sandbox_url
+    settings.CODAT_API_KEY = api_key
+    return settings
+
+
+@pytest.fixture
+def mirrored(aimed, small_estate, upstream):
+    """The small estate, mirrored through a real refresh over HTTP."""
+    from dashboard import ingest
+
+    for company in ingest.refresh_companies(upstream):
+        ingest.refresh_company(upstream, company)
+    return upstream
+
+
+@pytest.fixture
+def failed_sync(mirrored):
+    from dashboard.models import Sync
+
+    sync = (
+        Sync.objects.filter(items_failed__gt=0)
+        .exclude(status_code__in=(1000, 1010))
+        .select_related("company")
+        .order_by("-items_failed", "pk")
+        .first()
+    )
+    assert sync is not None, "the estate has failed syncs"
+    return sync
+
+
+def make_user(name: str, *groups: str):
+    """A user in the given support groups (made again if a flush removed them)."""
+    from django.contrib.auth.models import User
+
+    from dashboard.roles import ensure_groups
+
+    known = ensure_groups()
+    user = User.objects.create_user(name, password=USER_PASSWORD)
+    for group in groups:
+        user.groups.add(known[group])
+    return user
+
+
+@pytest.fixture
+def runner(transactional_db):
+    return make_user("runner", "Support runner")
+
+
+@pytest.fixture
+def viewer(transactional_db):
+    return make_user("viewer", "Support viewer")
+
+
+@pytest.fixture
+def lead(transactional_db):
+    return make_user("lead", "Support lead")

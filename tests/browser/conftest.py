@@ -18,10 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 
-from dashboard import ingest
-from dashboard import models as mirror
 from tests.conftest import require
 
 # Playwright's sync API keeps an asyncio loop "running" in this thread while
@@ -36,7 +33,8 @@ REPO_ROOT = HERE.parent.parent
 ARTIFACTS = REPO_ROOT / "artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 FAILURES = ARTIFACTS / "failures"
-PASSWORD = "browser-test-pw-8472"
+from tests.conftest import USER_PASSWORD as PASSWORD  # noqa: E402
+
 TIMEOUT_MS = 10_000
 
 expect.set_options(timeout=TIMEOUT_MS)
@@ -136,52 +134,3 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-# --- data: the live sandbox, mirrored (as tests/retry/conftest.py does) ---
-
-
-@pytest.fixture
-def aimed(settings, sandbox_url, api_key):
-    """The dashboard's own client (tasks) points at the live sandbox."""
-    settings.CODAT_BASE_URL = sandbox_url
-    settings.CODAT_API_KEY = api_key
-    return settings
-
-
-@pytest.fixture
-def mirrored(aimed, small_estate, upstream):
-    for company in ingest.refresh_companies(upstream):
-        ingest.refresh_company(upstream, company)
-    return upstream
-
-
-@pytest.fixture
-def failed_sync(mirrored) -> mirror.Sync:
-    sync = (
-        mirror.Sync.objects.filter(items_failed__gt=0)
-        .exclude(status_code__in=(1000, 1010))
-        .select_related("company")
-        .order_by("-items_failed", "pk")
-        .first()
-    )
-    assert sync is not None, "the estate has failed syncs"
-    return sync
-
-
-def _user(name: str, group: str) -> User:
-    from dashboard.roles import ensure_groups
-
-    user = User.objects.create_user(name, password=PASSWORD)
-    user.groups.add(ensure_groups()[group])
-    return user
-
-
-@pytest.fixture
-def runner(transactional_db) -> User:
-    return _user("runner", "Support runner")
-
-
-@pytest.fixture
-def viewer(transactional_db) -> User:
-    return _user("viewer", "Support viewer")
