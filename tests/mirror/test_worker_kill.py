@@ -5,66 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
-
-from django.db import connection
 
 from dashboard import models as mirror
 from dashboard.tasks import refresh_company_task
 from sandbox import models as sb
 from synchealth.celery import app
 from tests.conftest import require
+from tests.workers import REDIS_URL, redis_available, start_worker, wait_for
 
 from .conftest import assert_mirror_exact
-from .test_ratelimit import REDIS_URL, redis_available
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def database_url() -> str:
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    host = settings.get("HOST") or "127.0.0.1"
-    port = settings.get("PORT") or 5432
-    user = settings.get("USER") or "postgres"
-    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
-
-
-def start_worker(queue: str, sandbox_url: str, api_key: str, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": REDIS_URL,
-        "CELERY_VISIBILITY_TIMEOUT": "6",
-        "CACHE_KEY_PREFIX": queue,
-        "CODAT_RATE_LIMIT_PREFIX": f"{queue}:rl",
-        "CODAT_BASE_URL": sandbox_url,
-        "CODAT_API_KEY": api_key,
-        "CODAT_FETCH_THREADS": "2",
-        "SYNCHEALTH_ALLOW_INSECURE_SECRET": "1",
-    }
-    command = [
-        sys.executable, "-m", "celery", "-A", "synchealth", "worker",
-        "--pool", "solo", "-Q", queue, "--without-gossip", "--without-mingle",
-        "--without-heartbeat", "-l", "INFO",
-    ]  # fmt: skip
-    return subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-    )
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_killed_worker_loses_nothing_and_the_redelivered_task_converges(

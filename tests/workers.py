@@ -1,0 +1,111 @@
+"""Real Celery workers for tests: started as subprocesses on Redis, on the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+# A database of its own for tests whose tasks go to the default queue.
+E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/6")
+
+
+def redis_available() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+def database_url() -> str:
+    """The test database, as a URL a subprocess can open."""
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    host = settings.get("HOST") or "127.0.0.1"
+    port = settings.get("PORT") or 5432
+    user = settings.get("USER") or "postgres"
+    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+
+
+def start_worker(
+    queue: str,
+    sandbox_url: str,
+    api_key: str,
+    log: Path,
+    broker: str = REDIS_URL,
+    **extra_env: str,
+) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DATABASE_CONN_MAX_AGE": "0",
+        "CELERY_BROKER_URL": broker,
+        "CELERY_VISIBILITY_TIMEOUT": "6",
+        "CACHE_KEY_PREFIX": queue,
+        "CODAT_RATE_LIMIT_PREFIX": f"{queue}:rl",
+        "CODAT_BASE_URL": sandbox_url,
+        "CODAT_API_KEY": api_key,
+        "CODAT_FETCH_THREADS": "2",
+        "SYNCHEALTH_ALLOW_INSECURE_SECRET": "1",
+        **extra_env,
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "synchealth", "worker",
+        "--pool", "solo", "-Q", queue, "--without-gossip", "--without-mingle",
+        "--without-heartbeat", "-l", "INFO",
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
+
+
+def stop(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def tasks_sent_to(broker: str) -> Iterator[None]:
+    """Send every task this process enqueues to `broker` (where a real worker listens)."""
+    import redis
+
+    from synchealth.celery import app
+
+    redis.Redis.from_url(broker).flushdb()
+    conf = app.conf
+    saved = (conf.broker_url, conf.broker_write_url, conf.broker_transport_options)
+    conf.broker_url = conf.broker_write_url = broker
+    conf.broker_transport_options = {"visibility_timeout": 6}
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        conf.broker_url, conf.broker_write_url, conf.broker_transport_options = saved
+        app._pool = None
+        app.amqp._producer_pool = None
