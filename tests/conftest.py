@@ -95,9 +95,12 @@ def celery_eager():
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limiter():
-    """Each test starts with an empty request budget and no quota notes."""
+    """Each test starts with empty budgets: ours, and the sandbox's counters (in the cache)."""
+    from django.core.cache import cache
+
     from dashboard.ratelimit import get_limiter
 
+    cache.clear()
     get_limiter.cache_clear()
     yield
     get_limiter().reset()
