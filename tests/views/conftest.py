@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from dashboard.fingerprint import fingerprint
@@ -84,9 +84,12 @@ def make_config(
 
 
 def _user(name: str, group: str | None = None, **flags) -> User:
+    from dashboard.roles import ensure_groups
+
+    groups = ensure_groups()
     user = User.objects.create_user(name, password="pw-" + name, **flags)
     if group:
-        user.groups.add(Group.objects.get(name=group))
+        user.groups.add(groups[group])
     return user
 
 

@@ -1,0 +1,125 @@
+"""The sync history: search, filters, sorting, keyset pages, htmx partials."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from .conftest import make_company, make_sync
+
+
+def _ids(response) -> list[str]:
+    import re
+
+    return re.findall(r'class="mono" href="/syncs/([0-9a-f-]{36})/"', response.content.decode())
+
+
+def _get(client, query: str):
+    response = client.get(reverse("sync-history") + "?" + query)
+    assert response.status_code == 200
+    return response
+
+
+def test_the_default_range_is_the_last_seven_days(viewer_client, estate):
+    shown = set(_ids(_get(viewer_client, "")))
+    assert str(estate["ok"].sync_id) in shown
+    assert str(estate["old"].sync_id) not in shown
+    assert str(estate["old"].sync_id) in set(_ids(_get(viewer_client, "range=30d")))
+
+
+@pytest.mark.parametrize(
+    "query_of, expected",
+    [
+        (lambda e: f"q={e['push_error'].sync_id}", ["push_error"]),
+        (lambda e: f"q={e['qbo'].company_id}&range=all", ["running", "long", "old", "empty"]),
+        (lambda e: f"q={str(e['xero'].company_id)[:8]}", ["ok", "push_error"]),
+        (lambda e: "q=glob", ["running", "long", "empty"]),
+        (lambda e: "code=5130&code=2000", ["ok", "push_error"]),
+        (lambda e: "category=failed&range=all", ["push_error", "old"]),
+        (lambda e: "category=in_progress", ["running", "long"]),
+        (lambda e: "platform=QuickBooks+Online", ["running", "long", "empty"]),
+        (lambda e: "failed_items=on&range=all", ["push_error"]),
+        (lambda e: f"company={e['xero'].company_id}&range=all", ["ok", "push_error"]),
+        (lambda e: f"fingerprint={e['push_error'].error_fingerprint}", ["push_error"]),
+    ],
+)
+def test_each_filter_selects_exactly_its_syncs(viewer_client, estate, query_of, expected):
+    shown = set(_ids(_get(viewer_client, query_of(estate))))
+    assert shown == {str(estate[name].sync_id) for name in expected}
+
+
+def test_a_custom_date_range_is_inclusive_of_both_days(viewer_client, estate):
+    day = (timezone.now() - timedelta(days=20)).date()
+    shown = set(_ids(_get(viewer_client, f"range=custom&start={day}&end={day}")))
+    assert shown == {str(estate["old"].sync_id)}
+
+
+@pytest.mark.parametrize("sort", ["time", "company", "platform", "status", "items", "duration"])
+def test_every_column_sorts_both_ways(viewer_client, estate, sort):
+    down = _ids(_get(viewer_client, f"range=all&sort={sort}&dir=desc"))
+    up = _ids(_get(viewer_client, f"range=all&sort={sort}&dir=asc"))
+    assert len(down) == len(up) == 6
+    assert set(down) == set(up)
+    if sort == "time":
+        assert down == list(reversed(up))
+        assert down[0] == str(estate["running"].sync_id)
+
+
+def test_keyset_pages_show_every_sync_once_in_order(viewer_client, db):
+    import re
+
+    company = make_company(name="Many")
+    syncs = [make_sync(company, ago=timedelta(minutes=n)) for n in range(1, 121)]
+    expected = [str(s.sync_id) for s in syncs]  # newest first
+    seen: list[str] = []
+    url = reverse("sync-history")
+    for _ in range(5):
+        response = viewer_client.get(url)
+        seen += _ids(response)
+        match = re.search(r'<a rel="next" href="([^"]+)"', response.content.decode())
+        if not match:
+            break
+        url = reverse("sync-history") + match.group(1).replace("&amp;", "&")
+    assert seen == expected
+
+
+def test_an_htmx_request_gets_only_the_results_and_the_response_varies_on_it(viewer_client, estate):
+    full = viewer_client.get(reverse("sync-history"))
+    partial = viewer_client.get(reverse("sync-history"), HTTP_HX_REQUEST="true")
+    assert "<html" in full.content.decode()
+    body = partial.content.decode()
+    assert "<html" not in body and body.lstrip().startswith('<div id="history-results">')
+    assert "HX-Request" in full["Vary"]
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("range=custom&start=2026-11-10&end=2026-11-01", "start date must not be after"),
+        ("start=2026-13-45", "Enter a valid date"),
+        ("code=9999", "Select a valid choice"),
+        ("code=abc", "Select a valid choice"),
+        ("sort=evil", "Select a valid choice"),
+        ("dir=sideways", "Select a valid choice"),
+        ("after=garbage!!", "page link is not valid"),
+        ("q=" + "x" * 1000, "at most 200 characters"),
+        ("platform=Nonexistent", "Select a valid choice"),
+        ("fingerprint=xyz", "error group is not valid"),
+        ("company=not-a-uuid", "Enter a valid UUID"),
+    ],
+)
+def test_invalid_filters_get_a_clear_message_never_a_500(viewer_client, estate, query, message):
+    response = viewer_client.get(reverse("sync-history") + "?" + query)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Some filters are not valid" in body
+    assert message in body
+    assert "<tbody>" not in body
+
+
+def test_invalid_filters_on_the_dashboard_show_the_message_too(viewer_client, estate):
+    body = viewer_client.get(reverse("summary") + "?start=nope").content.decode()
+    assert "Some filters are not valid" in body

@@ -1,0 +1,225 @@
+"""The dashboard, sync detail, company page, CSV export and preferences."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from dashboard.models import Company, Sync
+from dashboard.notes import note_for
+
+from .conftest import make_company, make_sync
+
+XSS = "<script>alert(1)</script>"
+
+
+def _stat(body: str, name: str) -> str:
+    match = re.search(rf'data-stat="{name}"><span class="n">([^<]+)</span>', body)
+    assert match, name
+    return match.group(1)
+
+
+def test_the_dashboard_counts_the_last_seven_days(viewer_client, estate):
+    body = viewer_client.get(reverse("summary")).content.decode()
+    assert _stat(body, "total") == "5"  # "old" is 20 days back
+    assert _stat(body, "success") == "2"
+    assert _stat(body, "failed") == "1"
+    assert _stat(body, "in_progress") == "2"
+    assert _stat(body, "rate") == "66.7%"
+    assert _stat(body, "items_pushed") == "3"
+    assert _stat(body, "items_failed") == "1"
+    assert "<svg" in body and "<rect" in body
+    assert 'data-code="5130">1<' in body
+    month = viewer_client.get(reverse("summary") + "?range=30d").content.decode()
+    assert _stat(month, "total") == "6"
+
+
+def test_every_dashboard_number_links_to_exactly_what_it_counts(viewer_client, estate):
+    body = viewer_client.get(reverse("summary")).content.decode()
+    links = re.findall(
+        r'<a class="stat[^"]*" href="([^"]+)" data-stat="(\w+)"><span class="n">(\d+)', body
+    )
+    assert links
+    for href, name, count in links:
+        if name in ("items_pushed", "items_failed"):
+            continue
+        history = viewer_client.get(href.replace("&amp;", "&")).content.decode()
+        assert re.search(rf">{count} syncs?<", history), (name, href)
+    code_link = re.search(r'href="([^"]+)" data-code="5130"', body).group(1)
+    history = viewer_client.get(code_link.replace("&amp;", "&")).content.decode()
+    assert str(estate["push_error"].sync_id) in history and ">1 sync<" in history
+
+
+def test_the_dashboard_lists_failing_companies_streaks_long_runs_and_errors(viewer_client, estate):
+    Company.objects.filter(pk=estate["qbo"].pk).update(failing_streak=4)
+    body = viewer_client.get(reverse("summary")).content.decode()
+    assert "Acme Ltd" in body  # most failed syncs this week
+    assert "4 in a row" in body
+    assert str(estate["long"].sync_id)[:10] in body
+    assert "Correlation ID: &lt;id&gt;" in body  # the message, variable parts hidden
+    assert f"fingerprint={estate['push_error'].error_fingerprint}" in body
+
+
+def test_the_detail_shows_the_sync_its_note_and_messages(viewer_client, estate):
+    sync = estate["push_error"]
+    body = viewer_client.get(reverse("sync-detail", args=[sync.sync_id])).content.decode()
+    assert str(sync.sync_id) in body and "Acme Ltd" in body and "Xero" in body
+    assert "5130" in body and "Data push error" in body
+    assert note_for(5130).next_step.replace("'", "&#x27;") in body
+    assert "The account period has closed." in body
+    assert "1m 30s" in body  # duration
+
+
+def test_the_items_tab_searches_filters_and_counts(viewer_client, db):
+    company = make_company()
+    items = [(3, None)] * 55 + [(4, "Tax rate missing")] * 3
+    sync = make_sync(company, code=5130, items=items)
+    url = reverse("sync-detail", args=[sync.sync_id])
+    body = viewer_client.get(url + "?tab=items").content.decode()
+    assert "Completed: 55" in body and "PushError: 3" in body
+    assert "Page 1 of 2" in body
+    failed = viewer_client.get(url + "?tab=items&status=4").content.decode()
+    assert failed.count("Tax rate missing") == 3
+    one = sync.items.filter(status=4).first()
+    by_id = viewer_client.get(url + f"?tab=items&q={one.transaction_id}").content.decode()
+    assert str(one.transaction_id) in by_id and by_id.count('<td class="mono">') == 1
+    prefix = str(one.transaction_id)[:8]
+    assert (
+        str(one.transaction_id)
+        in viewer_client.get(url + f"?tab=items&q={prefix}").content.decode()
+    )
+    by_type = viewer_client.get(url + "?tab=items&q=directcosts").content.decode()
+    assert by_type.count('<td class="mono">') == 50  # first page of 58 typed items
+
+
+def test_the_config_tab_shows_the_snapshot_the_diff_and_downloads_it(viewer_client, estate):
+    sync = estate["push_error"]
+    body = viewer_client.get(
+        reverse("sync-detail", args=[sync.sync_id]) + "?tab=config"
+    ).content.decode()
+    assert "&quot;bankAccount&quot;" in body
+    assert re.search(r'class="del">-\s+&quot;id&quot;: &quot;1&quot;', body)
+    assert re.search(r'class="add">\+\s+&quot;id&quot;: &quot;2&quot;', body)
+    latest = estate["xero"].configs.order_by("-fetched_at").first()
+    download = viewer_client.get(
+        reverse("config-download", args=[estate["xero"].company_id, latest.pk])
+    )
+    assert download["Content-Type"].startswith("application/json")
+    assert download["Content-Disposition"].startswith("attachment;")
+    assert json.loads(download.content) == latest.config
+
+
+def test_a_running_sync_polls_and_a_finished_one_stops_polling(viewer_client, estate):
+    running = viewer_client.get(reverse("sync-detail", args=[estate["running"].sync_id]))
+    assert "hx-get" in running.content.decode() and "every 5s" in running.content.decode()
+    done = viewer_client.get(
+        reverse("sync-detail", args=[estate["ok"].sync_id]) + "?poll=1", HTTP_HX_REQUEST="true"
+    )
+    assert done.status_code == 286
+
+
+def test_the_retry_chain_is_shown(viewer_client, estate):
+    first = estate["push_error"]
+    second = make_sync(estate["xero"], code=2000, retry_of=first)
+    body = viewer_client.get(reverse("sync-detail", args=[second.sync_id])).content.decode()
+    assert str(first.sync_id)[:10] in body
+    body = viewer_client.get(reverse("sync-detail", args=[first.sync_id])).content.decode()
+    assert str(second.sync_id)[:10] in body
+
+
+def test_untrusted_text_is_escaped_everywhere(viewer_client, db):
+    company = make_company(name=f"Evil {XSS}")
+    sync = make_sync(
+        company,
+        code=5130,
+        error_message=f"Failed: {XSS}",
+        items=[(4, "<img src=x onerror=alert(1)>")],
+    )
+    pages = [
+        reverse("summary"),
+        reverse("sync-history"),
+        reverse("sync-detail", args=[sync.sync_id]),
+        reverse("sync-detail", args=[sync.sync_id]) + "?tab=items",
+        reverse("company-detail", args=[company.company_id]),
+    ]
+    for url in pages:
+        body = viewer_client.get(url).content.decode()
+        assert "<script>alert" not in body and "<img src=x" not in body, url
+        assert "&lt;script&gt;" in body or "&lt;img" in body, url
+
+
+def test_the_csv_export_is_exactly_the_filtered_set_and_neutralised(viewer_client, db):
+    company = make_company(name='=HYPERLINK("http://evil")')
+    wanted = [make_sync(company, code=5130, error_message="@SUM(1)") for _ in range(3)]
+    make_sync(company, code=2000)
+    response = viewer_client.get(reverse("sync-history-csv") + "?code=5130")
+    assert response.streaming
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith("attachment;")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert {r["sync_id"] for r in rows} == {str(s.sync_id) for s in wanted}
+    assert all(r["company"].startswith("'=") for r in rows)
+    assert all(r["error_message"] == "'@SUM(1)" for r in rows)
+    bad = viewer_client.get(reverse("sync-history-csv") + "?code=abc")
+    assert bad.status_code == 400 and b"Invalid filter" in bad.content
+
+
+def _queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.parametrize("page", ["summary", "history", "items"])
+def test_query_counts_do_not_grow_with_the_rows(viewer_client, db, page):
+    def build(n: int) -> Sync:
+        company = make_company()
+        last = None
+        for i in range(n):
+            other = make_company() if i % 2 else company
+            last = make_sync(
+                other, code=5130 if i % 3 else 2000, ago=timedelta(hours=i + 1),
+                items=[(3, None), (4, f"error {i}")] * (n // 2 or 1),
+                error_message=f"boom {i}",
+            )  # fmt: skip
+        return last
+
+    def url(sync: Sync) -> str:
+        return {
+            "summary": reverse("summary"),
+            "history": reverse("sync-history"),
+            "items": reverse("sync-detail", args=[sync.sync_id]) + "?tab=items",
+        }[page]
+
+    small = build(3)
+    few = _queries(viewer_client, url(small))
+    Sync.objects.all().delete()
+    Company.objects.all().delete()
+    large = build(40)
+    many = _queries(viewer_client, url(large))
+    assert few == many
+
+
+def test_local_time_is_a_per_user_choice(viewer_client, estate):
+    response = viewer_client.post(
+        reverse("preferences"), {"use_local_time": "on", "time_zone": "Asia/Kolkata"}
+    )
+    assert response.status_code == 302 and response["Location"] == reverse("summary")
+    body = viewer_client.get(reverse("sync-history")).content.decode()
+    assert "Times: Asia/Kolkata" in body
+    local = estate["ok"].sync_utc.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Kolkata"))
+    assert local.strftime("%Y-%m-%d %H:%M") in body
+    bad = viewer_client.post(reverse("preferences"), {"time_zone": "Mars/Olympus"})
+    assert bad.status_code == 200 and "Select a valid choice" in bad.content.decode()
+    away = viewer_client.post(
+        reverse("preferences"), {"time_zone": "UTC", "next": "https://evil.example/"}
+    )
+    assert away["Location"] == reverse("summary")
