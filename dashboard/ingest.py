@@ -348,43 +348,78 @@ def _item_rows(sync: Sync, records: Iterable[TransactionRecord]) -> dict[tuple, 
 
 def write_items(sync: Sync, status_code: int, records: list[TransactionRecord]) -> tuple[int, int]:
     """Make the sync's items exactly `records`. Returns (written, deleted)."""
-    incoming = _item_rows(sync, records)
-    existing = {
-        (tid, itype): (status, message, pk)
-        for tid, itype, status, message, pk in PushItem.objects.filter(sync_id=sync.pk).values_list(
-            "transaction_id", "integration_type", "status", "message", "pk"
-        )
-    }
-    changed = [
-        row
-        for key, row in incoming.items()
-        if (old := existing.get(key)) is None or old[0] != row.status or old[1] != row.message
-    ]
-    gone = [pk for key, (_, _, pk) in existing.items() if key not in incoming]
-    counts = {status: 0 for status in ItemStatus}
-    for row in incoming.values():
-        counts[ItemStatus(row.status)] += 1
-    failed = sum(counts[s] for s in FAILED_ITEM_STATUSES)
+    sync.status_code = status_code
+    written, deleted = write_items_many([(sync, records)])
+    return written.get(sync.pk, 0), deleted
+
+
+def write_items_many(
+    batch: list[tuple[Sync, list[TransactionRecord]]],
+) -> tuple[dict[int, int], int]:
+    """Make each sync's items exactly its records, in a few statements for all of them.
+
+    Returns (rows written per sync, rows deleted). Items are read back only for
+    syncs whose items were fetched before; a new sync has none to compare.
+    """
+    incoming = {sync.pk: _item_rows(sync, records) for sync, records in batch}
+    seen_before = [sync.pk for sync, _ in batch if sync.items_status_code is not None]
+    existing: dict[int, dict[tuple, tuple]] = {pk: {} for pk in incoming}
+    for chunk in chunked(seen_before, 500):
+        for sync_pk, tid, itype, status, message, pk in PushItem.objects.filter(
+            sync_id__in=chunk
+        ).values_list("sync_id", "transaction_id", "integration_type", "status", "message", "pk"):
+            existing[sync_pk][(tid, itype)] = (status, message, pk)
+    changed: list[PushItem] = []
+    written: dict[int, int] = {}
+    gone: list[int] = []
+    now = timezone.now()
+    counters: list[Sync] = []
+    for sync, _ in batch:
+        rows, old_rows = incoming[sync.pk], existing[sync.pk]
+        fresh = [
+            row
+            for key, row in rows.items()
+            if (old := old_rows.get(key)) is None or old[0] != row.status or old[1] != row.message
+        ]
+        changed.extend(fresh)
+        written[sync.pk] = len(fresh)
+        gone.extend(pk for key, (_, _, pk) in old_rows.items() if key not in rows)
+        counts = {status: 0 for status in ItemStatus}
+        for row in rows.values():
+            counts[ItemStatus(row.status)] += 1
+        failed = sum(counts[s] for s in FAILED_ITEM_STATUSES)
+        sync.items_total = len(rows)
+        sync.items_completed = counts[ItemStatus.COMPLETED]
+        sync.items_failed = failed
+        sync.items_pending = sum(counts[s] for s in OPEN_ITEM_STATUSES)
+        sync.category = sync_category(sync.status_code, failed)
+        sync.items_status_code = sync.status_code
+        sync.items_fetched_at = now
+        counters.append(sync)
     with transaction.atomic():
-        for batch in chunked(changed):
+        for rows_batch in chunked(changed):
             PushItem.objects.bulk_create(
-                batch,
+                rows_batch,
                 update_conflicts=True,
                 unique_fields=["sync", "transaction_id", "integration_type"],
                 update_fields=["status", "message", "fingerprint"],
             )
-        for batch in chunked(gone):
-            PushItem.objects.filter(pk__in=batch).delete()
-        Sync.objects.filter(pk=sync.pk).update(
-            items_total=len(incoming),
-            items_completed=counts[ItemStatus.COMPLETED],
-            items_failed=failed,
-            items_pending=sum(counts[s] for s in OPEN_ITEM_STATUSES),
-            category=sync_category(status_code, failed),
-            items_status_code=status_code,
-            items_fetched_at=timezone.now(),
+        for pks in chunked(gone):
+            PushItem.objects.filter(pk__in=pks).delete()
+        Sync.objects.bulk_update(
+            counters,
+            [
+                "items_total",
+                "items_completed",
+                "items_failed",
+                "items_pending",
+                "category",
+                "items_status_code",
+                "items_fetched_at",
+            ],
+            batch_size=500,
         )
-    return len(changed), len(gone)
+    return written, len(gone)
 
 
 def fetch_items(client: Upstream, company_id: str, sync_id: str) -> list[TransactionRecord]:
@@ -512,17 +547,33 @@ def _fetch_all(
 
 def _ingest_items(client: Upstream, company: Company, syncs: list[Sync], stats: Stats) -> None:
     changed: list[Sync] = []
+    pending: list[tuple[Sync, list[TransactionRecord]]] = []
+    buffered = 0
+
+    def flush() -> None:
+        nonlocal buffered
+        written, deleted = write_items_many(pending)
+        for sync, records in pending:
+            stats.syncs_fetched += 1
+            stats.items_seen += len(records)
+            stats.items_written += written[sync.pk]
+            if written[sync.pk]:
+                changed.append(sync)
+        stats.items_deleted += deleted
+        pending.clear()
+        buffered = 0
 
     def write(sync: Sync, records: list[TransactionRecord]) -> None:
-        written, deleted = write_items(sync, sync.status_code, records)
-        stats.syncs_fetched += 1
-        stats.items_seen += len(records)
-        stats.items_written += written
-        stats.items_deleted += deleted
-        if written:
-            changed.append(sync)
+        # Buffer a few syncs' items and write them together: fewer statements.
+        nonlocal buffered
+        pending.append((sync, records))
+        buffered += len(records)
+        if buffered >= BATCH or len(pending) >= 100:
+            flush()
 
     _fetch_all(client, company, syncs, write)
+    if pending:
+        flush()
     # Data types come from push operations, which name the transaction only
     # once it was pushed or refused: read them when such items lack one.
     untyped = (

@@ -1,0 +1,345 @@
+"""UI: server time of the pages on a million syncs, side by side with the admin.
+
+Bulk-loads the dashboard's own tables (not through HTTP) in a PostgreSQL
+database of its own (BENCH_UI_DATABASE_URL, default `synchealth_bench_ui`):
+BENCH_UI_COMPANIES companies, BENCH_UI_SYNCS syncs over 90 days and about 20
+push items per sync, through COPY with the secondary indexes dropped and
+rebuilt. A loaded database is reused when its counts match
+(BENCH_UI_REBUILD=1 forces a rebuild).
+
+Then renders each page in this process with Django's test client (a logged-in
+superuser: middleware, view, queries and template, everything but the
+socket), BENCH_UI_RUNS times after a warm-up, and the Django admin changelist
+for the same filter, and prints p50/p95 and the speed-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_URL = os.environ.get(
+    "BENCH_UI_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/synchealth_bench_ui"
+)
+COMPANIES = int(os.environ.get("BENCH_UI_COMPANIES", "10000"))
+SYNCS = int(os.environ.get("BENCH_UI_SYNCS", "1000000"))
+ITEMS_PER_SYNC = int(os.environ.get("BENCH_UI_ITEMS_PER_SYNC", "20"))
+RUNS = int(os.environ.get("BENCH_UI_RUNS", "15"))
+DAYS = 90
+
+ENV = {
+    **os.environ,
+    "DATABASE_URL": DB_URL,
+    "SYNCHEALTH_ALLOW_INSECURE_SECRET": "1",
+    "CELERY_BROKER_URL": "memory://",
+    "ALLOWED_HOSTS": "testserver,localhost",
+}
+ENV.pop("REDIS_URL", None)
+
+PLATFORMS = [
+    "Xero", "QuickBooks Online", "QuickBooks Desktop", "Oracle NetSuite", "Sage Intacct",
+    "FreeAgent", "Dynamics 365 Business Central",
+]  # fmt: skip
+CODES = [
+    (2000, 78.0), (2040, 8.0), (5130, 8.0), (5120, 1.5), (5000, 1.2), (5080, 1.0),
+    (4000, 0.8), (4220, 0.5), (4040, 0.3), (4260, 0.3), (1000, 0.2), (1010, 0.2),
+]  # fmt: skip
+MESSAGES = [
+    "An error occurred in a downstream service. Correlation ID: {id}. Message:  The account "
+    "period has closed. Date: 2026-0{n}-28.",
+    "An error occurred in a downstream service. Correlation ID: {id}. Message:  Invalid "
+    "Reference Id: Accounts element id {n}42 not found",
+    "Tax rate with id '{n}7' was not found in the company's mapping options.",
+    'QuickBooks error 3140: There is an invalid reference to QuickBooks Account "{n}01".',
+    "BL03000018 Invalid account number {n}99; the account does not exist or is inactive.",
+    "Feed Connection failed(409): The AccountToken is already connected ({id}).",
+]
+
+
+def ensure_database() -> None:
+    name = DB_URL.rsplit("/", 1)[1]
+    admin = DB_URL.rsplit("/", 1)[0] + "/postgres"
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT, env=ENV, check=True,
+    )  # fmt: skip
+
+
+def django_setup() -> None:
+    os.environ.update(ENV)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synchealth.settings")
+    import django
+
+    django.setup()
+
+
+def _indexes(cursor, tables: list[str]) -> list[tuple[str, str]]:
+    cursor.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s) "
+        "AND indexname NOT LIKE '%%_pkey' AND indexdef NOT LIKE 'CREATE UNIQUE%%'",
+        [tables],
+    )
+    return list(cursor.fetchall())
+
+
+def build() -> None:
+    from django.db import connection
+
+    from dashboard.fingerprint import fingerprint
+    from dashboard.ingest import sync_category
+
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE dashboard_pushitem, dashboard_sync, dashboard_configsnapshot, "
+            "dashboard_refreshstate, dashboard_company, dashboard_retryrequest, "
+            "dashboard_bulkretry CASCADE"
+        )
+        tables = ["dashboard_sync", "dashboard_pushitem", "dashboard_company"]
+        dropped = _indexes(cursor, tables)
+        for name, _ in dropped:
+            cursor.execute(f'DROP INDEX "{name}"')
+        raw = cursor.connection  # psycopg connection
+        with raw.cursor().copy(
+            "COPY dashboard_company (id, company_id, name, description, platform_key, "
+            "platform_name, connection_status, created, first_seen, updated, failing_streak, "
+            "failing_since) FROM STDIN"
+        ) as copy:
+            for n in range(1, COMPANIES + 1):
+                streak = rng.choice([0] * 20 + [1, 2, 3, 5, 8, 13])
+                copy.write_row(
+                    (n, uuid.UUID(int=rng.getrandbits(128), version=4), f"Company {n} Ltd", "",
+                     "", PLATFORMS[n % len(PLATFORMS)], "Linked", now, now, now, streak,
+                     now - timedelta(days=streak) if streak else None)
+                )  # fmt: skip
+        codes = [c for c, _ in CODES]
+        weights = [w for _, w in CODES]
+        fingerprints = {}
+        item_id = 0
+        sync_sql = (
+            "COPY dashboard_sync (id, sync_id, company_id, status_code, status_text, "
+            "error_message, exception_message, sync_utc, data_pushed, category, first_seen, "
+            "completed_at, last_refreshed, items_total, items_completed, items_failed, "
+            "items_pending, items_status_code, error_fingerprint, duration_s) FROM STDIN"
+        )
+        item_sql = (
+            "COPY dashboard_pushitem (id, sync_id, transaction_id, integration_type, "
+            "data_type, status, message, fingerprint) FROM STDIN"
+        )
+        sync_rows: list[tuple] = []
+        item_rows: list[tuple] = []
+
+        def flush() -> None:
+            # One COPY at a time on the connection: the syncs, then their items.
+            with raw.cursor().copy(sync_sql) as copy:
+                for row in sync_rows:
+                    copy.write_row(row)
+            with raw.cursor().copy(item_sql) as copy:
+                for row in item_rows:
+                    copy.write_row(row)
+            sync_rows.clear()
+            item_rows.clear()
+
+        for n in range(1, SYNCS + 1):
+            code = rng.choices(codes, weights)[0]
+            running = code in (1000, 1010)
+            age = (
+                timedelta(minutes=rng.uniform(0, 40))
+                if running
+                else timedelta(seconds=rng.uniform(0, DAYS * 86400))
+            )
+            start = now - age
+            total = 0 if code == 2040 else max(1, int(rng.gauss(ITEMS_PER_SYNC, 4)))
+            failed = 0
+            if code == 5130:
+                failed = max(1, total // rng.choice([1, 2, 4, 10]))
+            elif code >= 4000:
+                failed = total
+            elif code == 2000 and rng.random() < 0.03:
+                failed = 1
+            pending = total if running else 0
+            completed = total - failed - pending
+            message = ""
+            error_fp = ""
+            if code >= 4000:
+                template = MESSAGES[n % len(MESSAGES)]
+                message = template.format(id=uuid.UUID(int=rng.getrandbits(128)), n=n % 9)
+                key = (n % len(MESSAGES), n % 9)
+                if key not in fingerprints:
+                    fingerprints[key] = fingerprint(message)
+                error_fp = fingerprints[key]
+            duration = None if running else int(rng.uniform(5, 600))
+            sync_rows.append(
+                (n, uuid.UUID(int=rng.getrandbits(128), version=4), rng.randint(1, COMPANIES),
+                 code, "", message, message, start, code == 2000, sync_category(code, failed),
+                 start, None if running else start + timedelta(seconds=duration or 0), now,
+                 total, completed, failed, pending, code, error_fp, duration)
+            )  # fmt: skip
+            for i in range(total):
+                item_id += 1
+                status = 3 if i >= failed + pending else (1 if i < pending else 4)
+                item_rows.append(
+                    (item_id, n, uuid.UUID(int=rng.getrandbits(128), version=4), "expenses",
+                     "directCosts" if i % 3 else "bankTransactions", status,
+                     "Tax rate missing" if status == 4 else None, "")
+                )  # fmt: skip
+            if len(item_rows) >= 200_000 or n == SYNCS:
+                flush()
+            if n % 100_000 == 0:
+                elapsed = time.monotonic() - started
+                print(f"  {n:,} syncs, {item_id:,} items, {elapsed:.0f}s", flush=True)
+        print(f"  rebuilding {len(dropped)} indexes ...", flush=True)
+        for _, definition in dropped:
+            cursor.execute(definition)
+        for table in ("dashboard_company", "dashboard_sync", "dashboard_pushitem"):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
+            )
+        cursor.execute("ANALYZE")
+    print(f"loaded in {time.monotonic() - started:.0f}s", flush=True)
+
+
+def timed(client, url: str) -> tuple[float, float]:
+    client.get(url)  # warm-up
+    samples = []
+    for _ in range(RUNS):
+        began = time.perf_counter()
+        response = client.get(url)
+        samples.append((time.perf_counter() - began) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+    return statistics.median(samples), p95
+
+
+def main() -> None:
+    ensure_database()
+    django_setup()
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from dashboard.models import Company, PushItem, Sync
+
+    syncs, items = Sync.objects.count(), PushItem.objects.count()
+    if os.environ.get("BENCH_UI_REBUILD") == "1" or syncs < SYNCS:
+        print(f"loading {COMPANIES:,} companies, {SYNCS:,} syncs ...", flush=True)
+        build()
+        syncs, items = Sync.objects.count(), PushItem.objects.count()
+    else:
+        print(f"reusing the loaded database ({syncs:,} syncs, {items:,} items)")
+    user, _ = User.objects.get_or_create(
+        username="bench", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(user)
+
+    sample = Sync.objects.filter(status_code=5130).order_by("-sync_utc").first()
+    company = Company.objects.get(pk=sample.company_id)
+    now = datetime.now(UTC)
+    day = lambda d: (now - timedelta(days=d)).strftime("%Y-%m-%d")  # noqa: E731
+    admin = "/admin/dashboard/sync/"
+    since7 = f"sync_utc__gte={day(7)}&sync_utc__lt={day(-1)}"
+    since30 = f"sync_utc__gte={day(30)}&sync_utc__lt={day(-1)}"
+    pages: dict[str, tuple[str, str | None]] = {
+        "dashboard_7d": ("/?range=7d", admin + "?" + since7),
+        "dashboard_30d": ("/?range=30d", admin + "?" + since30),
+        "history_default": ("/syncs/", admin + "?" + since7),
+        "history_code_5130": ("/syncs/?code=5130", admin + "?status_code__exact=5130&" + since7),
+        "history_failed": ("/syncs/?category=failed", admin + "?category__exact=2&" + since7),
+        "history_platform": ("/syncs/?platform=Xero", admin + "?company__platform_name=Xero&" + since7),  # noqa: E501
+        "history_failed_items": ("/syncs/?failed_items=on", None),
+        "history_custom_range": (f"/syncs/?range=custom&start={day(40)}&end={day(33)}", admin + f"?sync_utc__gte={day(40)}&sync_utc__lt={day(32)}"),  # noqa: E501
+        "history_all_time": ("/syncs/?range=all", admin),
+        "search_sync_id": (f"/syncs/?q={sample.sync_id}&range=all", admin + f"?q={sample.sync_id}"),
+        "search_company_prefix": (f"/syncs/?q={str(company.company_id)[:8]}", None),
+        "search_company_name": ("/syncs/?q=Company+77", None),
+    }  # fmt: skip
+    orderings = {
+        "time": 5,
+        "company": 2,
+        "platform": None,
+        "status": 3,
+        "items": None,
+        "duration": None,
+    }
+    for sort, admin_column in orderings.items():
+        for direction in ("desc", "asc"):
+            counterpart = None
+            if admin_column:
+                sign = "-" if direction == "desc" else ""
+                counterpart = admin + f"?o={sign}{admin_column}&" + since7
+            pages[f"sort_{sort}_{direction}"] = (
+                f"/syncs/?sort={sort}&dir={direction}",
+                counterpart,
+            )
+    # 50 pages deep, by following the cursor.
+    url = "/syncs/?range=all"
+    import re
+
+    for _ in range(50):
+        body = client.get(url).content.decode()
+        match = re.search(r'<a rel="next" href="\?([^"]+)"', body)
+        url = "/syncs/?" + match.group(1).replace("&amp;", "&")
+    pages["history_page_50"] = (url, admin + "?p=49" if syncs > 5000 else None)
+    detail = f"/syncs/{sample.sync_id}/"
+    pages["detail"] = (detail, f"/admin/dashboard/sync/{sample.pk}/change/")
+    pages["detail_items"] = (
+        detail + "?tab=items",
+        f"/admin/dashboard/pushitem/?q={sample.sync_id}",
+    )
+    pages["detail_items_failed"] = (detail + "?tab=items&status=4", None)
+    pages["detail_config"] = (detail + "?tab=config", None)
+    pages["company"] = (f"/companies/{company.company_id}/", None)
+
+    results: dict[str, dict] = {}
+    print(f"{'page':28} {'p50':>7} {'p95':>7} {'admin p50':>10} {'admin p95':>10} {'ratio':>7}")
+    for name, (ours, theirs) in pages.items():
+        p50, p95 = timed(client, ours)
+        row: dict = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1)}
+        line = f"{name:28} {p50:7.1f} {p95:7.1f}"
+        if theirs:
+            a50, a95 = timed(client, theirs)
+            row.update(admin_p95_ms=round(a95, 1), ratio=round(a95 / p95, 1))
+            line += f" {a50:10.1f} {a95:10.1f} {a95 / p95:7.1f}x"
+        print(line, flush=True)
+        results[name] = row
+    worst = max(r["p95_ms"] for r in results.values())
+    ratios = [r["ratio"] for r in results.values() if "ratio" in r]
+    print(
+        f"worst p95 {worst:.0f} ms (target < 150); smallest speed-up over the admin "
+        f"{min(ratios):.1f}x (target >= 10x)"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "ui",
+                "syncs": syncs,
+                "items": items,
+                "p95_ms_max": round(worst, 1),
+                "ratio_vs_admin_min": min(ratios),
+                "runs_per_page": RUNS,
+                "pages": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
