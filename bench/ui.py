@@ -244,6 +244,12 @@ def main() -> None:
         syncs, items = Sync.objects.count(), PushItem.objects.count()
     else:
         print(f"reusing the loaded database ({syncs:,} syncs, {items:,} items)")
+    from django.db import connection
+
+    # Set the visibility map, so covering indexes answer without the table.
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) dashboard_sync")
+        cursor.execute("VACUUM (ANALYZE) dashboard_company")
     user, _ = User.objects.get_or_create(
         username="bench", defaults={"is_staff": True, "is_superuser": True}
     )
@@ -253,7 +259,7 @@ def main() -> None:
     sample = Sync.objects.filter(status_code=5130).order_by("-sync_utc").first()
     company = Company.objects.get(pk=sample.company_id)
     now = datetime.now(UTC)
-    day = lambda d: (now - timedelta(days=d)).strftime("%Y-%m-%d")  # noqa: E731
+    day = lambda d: (now - timedelta(days=d)).strftime("%Y-%m-%dT00:00:00Z")  # noqa: E731
     admin = "/admin/dashboard/sync/"
     since7 = f"sync_utc__gte={day(7)}&sync_utc__lt={day(-1)}"
     since30 = f"sync_utc__gte={day(30)}&sync_utc__lt={day(-1)}"
@@ -265,7 +271,7 @@ def main() -> None:
         "history_failed": ("/syncs/?category=failed", admin + "?category__exact=2&" + since7),
         "history_platform": ("/syncs/?platform=Xero", admin + "?company__platform_name=Xero&" + since7),  # noqa: E501
         "history_failed_items": ("/syncs/?failed_items=on", None),
-        "history_custom_range": (f"/syncs/?range=custom&start={day(40)}&end={day(33)}", admin + f"?sync_utc__gte={day(40)}&sync_utc__lt={day(32)}"),  # noqa: E501
+        "history_custom_range": (f"/syncs/?range=custom&start={day(40)[:10]}&end={day(33)[:10]}", admin + f"?sync_utc__gte={day(40)}&sync_utc__lt={day(32)}"),  # noqa: E501
         "history_all_time": ("/syncs/?range=all", admin),
         "search_sync_id": (f"/syncs/?q={sample.sync_id}&range=all", admin + f"?q={sample.sync_id}"),
         "search_company_prefix": (f"/syncs/?q={str(company.company_id)[:8]}", None),

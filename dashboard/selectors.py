@@ -95,11 +95,17 @@ class HistoryPage:
     direction: str
 
 
+NULLABLE_SORTS = {"duration_s"}
+
+
 def _ordering(column: str, descending: bool) -> list[Any]:
+    # NULLS LAST only where a column can be null: on the others it would stop
+    # PostgreSQL from reading the (column DESC, id DESC) index in order.
     expr = F(column)
+    nulls = {"nulls_last": True} if column in NULLABLE_SORTS else {}
     if descending:
-        return [expr.desc(nulls_last=True), F("id").desc()]
-    return [expr.asc(nulls_last=True), F("id").asc()]
+        return [expr.desc(**nulls), F("id").desc()]
+    return [expr.asc(**nulls), F("id").asc()]
 
 
 def _after(column: str, descending: bool, value: Any, pk: int) -> Q:
@@ -168,16 +174,25 @@ def summary(form: SyncFilterForm) -> Summary:
     syncs = filtered_syncs(form).order_by()
     span = form.date_range()
     result = Summary()
-    for row in syncs.values("status_code", "category").annotate(
-        n=Count("id"), pushed=Sum("items_completed"), failed=Sum("items_failed")
+    hourly = span.hours <= 48
+    result.bucket_unit = "hour" if hourly else "day"
+    trunc = (TruncHour if hourly else TruncDay)("sync_utc", tzinfo=timezone.get_current_timezone())
+    # One pass over the range gives the totals, the codes and the chart.
+    codes: dict[int, int] = {}
+    series: dict[datetime, dict[int, int]] = {}
+    for row in (
+        syncs.annotate(bucket=trunc)
+        .values("bucket", "status_code", "category")
+        .annotate(n=Count("id"), pushed=Sum("items_completed"), failed=Sum("items_failed"))
     ):
-        result.total += row["n"]
-        result.by_category[row["category"]] = result.by_category.get(row["category"], 0) + row["n"]
+        n, category = row["n"], row["category"]
+        result.total += n
+        result.by_category[category] = result.by_category.get(category, 0) + n
         result.items_pushed += row["pushed"] or 0
         result.items_failed += row["failed"] or 0
-    codes: dict[int, int] = {}
-    for row in syncs.values("status_code").annotate(n=Count("id")):
-        codes[row["status_code"]] = row["n"]
+        codes[row["status_code"]] = codes.get(row["status_code"], 0) + n
+        bucket = series.setdefault(row["bucket"], {})
+        bucket[category] = bucket.get(category, 0) + n
     result.by_code = [
         (code, text, int(category), codes.get(code, 0))
         for code, (text, category) in STATUS_CODES.items()
@@ -191,13 +206,6 @@ def summary(form: SyncFilterForm) -> Summary:
     )
     if finished:
         result.success_rate = result.by_category.get(Category.SUCCESS, 0) / finished
-
-    hourly = span.hours <= 48
-    result.bucket_unit = "hour" if hourly else "day"
-    trunc = (TruncHour if hourly else TruncDay)("sync_utc", tzinfo=timezone.get_current_timezone())
-    series: dict[datetime, dict[int, int]] = {}
-    for row in syncs.annotate(bucket=trunc).values("bucket", "category").annotate(n=Count("id")):
-        series.setdefault(row["bucket"], {})[row["category"]] = row["n"]
     result.buckets = _fill_buckets(series, span.start, span.end, hourly)
 
     failed = syncs.filter(category=Category.FAILED)
