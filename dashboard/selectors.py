@@ -66,8 +66,14 @@ def filtered_syncs(form: SyncFilterForm, now: datetime | None = None) -> QuerySe
     q = data.get("q") or ""
     kind = form.search_kind
     if kind == "uuid":
+        # A UUID names a company or a sync. Resolving which first keeps each
+        # lookup on its own index (an OR across the join would scan).
         value = uuid.UUID(q)
-        syncs = syncs.filter(Q(sync_id=value) | Q(company__company_id=value))
+        company_pk = Company.objects.filter(company_id=value).values_list("pk", flat=True).first()
+        if company_pk is not None:
+            syncs = syncs.filter(company_id=company_pk)
+        else:
+            syncs = syncs.filter(sync_id=value)
     elif kind in ("prefix", "name"):
         companies = Company.objects.filter(name__icontains=q)
         if kind == "prefix":
