@@ -202,6 +202,9 @@ class PushItem(models.Model):
         ]
         indexes = [
             models.Index(fields=["sync", "status"], name="push_item_sync_status"),
+            # The Push items tab lists a sync's items in id order: without this
+            # PostgreSQL may walk the whole table by primary key to fill a page.
+            models.Index(fields=["sync", "id"], name="push_item_sync_order"),
             models.Index(fields=["transaction_id"], name="push_item_transaction"),
             models.Index(fields=["fingerprint"], name="push_item_fingerprint"),
         ]
