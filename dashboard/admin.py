@@ -15,7 +15,9 @@ from .models import (
     PushItem,
     RefreshState,
     RetryRequest,
+    RollupDirty,
     Sync,
+    SyncRollup,
     UserPreference,
     WebhookEvent,
 )
@@ -75,6 +77,30 @@ class SyncAdmin(ReadOnlyAdmin):
     date_hierarchy = "sync_utc"
     list_select_related = ("company",)
     raw_id_fields = ("company", "retry_of")
+
+
+@admin.register(SyncRollup)
+class SyncRollupAdmin(ReadOnlyAdmin):
+    """Derived from the syncs; rebuilt by the rollup task, never edited."""
+
+    list_display = ("hour", "status_code", "category", "syncs", "items_completed", "items_failed")
+    list_filter = ("category", "status_code")
+    date_hierarchy = "hour"
+    ordering = ("-hour", "status_code")
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(RollupDirty)
+class RollupDirtyAdmin(ReadOnlyAdmin):
+    """Hours waiting for the rollup task; the dashboard reads them from the syncs meanwhile."""
+
+    list_display = ("hour", "id")
+    ordering = ("-hour",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(PushItem)

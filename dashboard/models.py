@@ -159,6 +159,12 @@ class Sync(models.Model):
             models.Index(fields=["-sync_utc", "-id"], name="sync_time"),
             models.Index(fields=["status_code", "-sync_utc"], name="sync_code_time"),
             models.Index(fields=["category", "-sync_utc"], name="sync_category_time"),
+            # The dashboard's failing companies and error groups: index-only on PostgreSQL.
+            models.Index(
+                fields=["category", "sync_utc"],
+                include=["company", "error_fingerprint", "id"],
+                name="sync_failures",
+            ),
             models.Index(fields=["company", "-sync_utc"], name="sync_company_time"),
             models.Index(fields=["error_fingerprint", "-sync_utc"], name="sync_fingerprint_time"),
             models.Index(fields=["items_total", "id"], name="sync_items"),
@@ -181,6 +187,48 @@ class Sync(models.Model):
     @property
     def status_label(self) -> str:
         return STATUS_CODES.get(self.status_code, (self.status_text or "Unknown", 0))[0]
+
+
+class SyncRollup(models.Model):
+    """Syncs per UTC hour, status code and category: what the dashboard adds up.
+
+    Rebuilt from the syncs by `dashboard.rollup` for the hours that database
+    triggers marked in `RollupDirty`; an hour still marked is read live from
+    the syncs, so the dashboard is exact whether or not the rollup is current.
+    """
+
+    hour = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField()
+    category = models.PositiveSmallIntegerField(choices=Category.choices)
+    syncs = models.PositiveIntegerField()
+    items_completed = models.PositiveBigIntegerField()
+    items_failed = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "status_code", "category"], name="sync_rollup_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.status_code}: {self.syncs}"
+
+
+class RollupDirty(models.Model):
+    """An hour whose syncs changed after its rollup rows were made.
+
+    Written only by triggers on the sync table (migration 0009), so every
+    writer marks the hours it touches: ingest, the admin, a shell, a bulk load.
+    """
+
+    hour = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name_plural = "rollup dirty hours"
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00}"
 
 
 class PushItem(models.Model):

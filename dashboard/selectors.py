@@ -10,7 +10,7 @@ import difflib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
@@ -18,6 +18,7 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from . import rollup
 from .fingerprint import normalise
 from .forms import CATEGORY_PARAM, SyncFilterForm, encode_cursor
 from .models import (
@@ -176,27 +177,64 @@ class Summary:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _range_only(form: SyncFilterForm) -> bool:
+    """Whether the form filters by nothing but the date range."""
+    data = form.cleaned_data
+    return not any(data.get(name) for name in RANGE_ONLY_EXCLUDES)
+
+
+RANGE_ONLY_EXCLUDES = (
+    "q", "code", "category", "platform", "failed_items", "company", "fingerprint",
+)  # fmt: skip
+
+
+def _whole_hour_zone(zone: Any, *moments: datetime | None) -> bool:
+    """Whether the zone's local hours are UTC hours (the rollup's buckets) around these moments."""
+    year = timezone.now().year
+    samples = [m for m in moments if m is not None]
+    samples += [datetime(year, 1, 1, tzinfo=UTC), datetime(year, 7, 1, tzinfo=UTC)]
+    return all(
+        (offset := moment.astimezone(zone).utcoffset()) is not None
+        and offset.total_seconds() % 3600 == 0
+        for moment in samples
+    )
+
+
+def _counted_rows(form: SyncFilterForm, syncs: QuerySet[Sync], hourly: bool) -> list[dict]:
+    """Rows of bucket (start, in the current zone), status_code, category, syncs, items."""
+    span = form.date_range()
+    zone = timezone.get_current_timezone()
+    unit = "hour" if hourly else "day"
+    if _range_only(form) and _whole_hour_zone(zone, span.start, span.end):
+        return rollup.counts(span.start, span.end, unit, zone)
+    trunc = (TruncHour if hourly else TruncDay)("sync_utc", tzinfo=zone)
+    return list(
+        syncs.annotate(bucket=trunc)
+        .values("bucket", "status_code", "category")
+        .annotate(
+            syncs=Count("*"),
+            items_completed=Sum("items_completed"),
+            items_failed=Sum("items_failed"),
+        )
+    )
+
+
 def summary(form: SyncFilterForm) -> Summary:
     syncs = filtered_syncs(form).order_by()
     span = form.date_range()
     result = Summary()
     hourly = span.hours <= 48
     result.bucket_unit = "hour" if hourly else "day"
-    trunc = (TruncHour if hourly else TruncDay)("sync_utc", tzinfo=timezone.get_current_timezone())
     # One pass over the range gives the totals, the codes and the chart.
     codes: dict[int, int] = {}
     series: dict[datetime, dict[int, int]] = {}
-    for row in (
-        syncs.annotate(bucket=trunc)
-        .values("bucket", "status_code", "category")
-        .annotate(n=Count("id"), pushed=Sum("items_completed"), failed=Sum("items_failed"))
-    ):
-        n, category = row["n"], row["category"]
+    for row in _counted_rows(form, syncs, hourly):
+        n, code, category = row["syncs"], row["status_code"], row["category"]
         result.total += n
         result.by_category[category] = result.by_category.get(category, 0) + n
-        result.items_pushed += row["pushed"] or 0
-        result.items_failed += row["failed"] or 0
-        codes[row["status_code"]] = codes.get(row["status_code"], 0) + n
+        result.items_pushed += row["items_completed"] or 0
+        result.items_failed += row["items_failed"] or 0
+        codes[code] = codes.get(code, 0) + n
         bucket = series.setdefault(row["bucket"], {})
         bucket[category] = bucket.get(category, 0) + n
     result.by_code = [
@@ -217,7 +255,7 @@ def summary(form: SyncFilterForm) -> Summary:
     failed = syncs.filter(category=Category.FAILED)
     top = list(
         failed.values("company_id")
-        .annotate(n=Count("id"), last=Max("sync_utc"))
+        .annotate(n=Count("*"), last=Max("sync_utc"))
         .order_by("-n", "-last")[:10]
     )
     names = Company.objects.in_bulk([row["company_id"] for row in top])
@@ -232,21 +270,30 @@ def summary(form: SyncFilterForm) -> Summary:
     long_running = Sync.objects.filter(status_code=1010)
     result.long_running_count = long_running.order_by().values("pk")[: COUNT_CAP + 1].count()
     result.long_running = list(long_running.select_related("company").order_by("sync_utc")[:10])
+    groups = list(
+        failed.exclude(error_fingerprint="")
+        .values("error_fingerprint")
+        .annotate(
+            n=Count("*"),
+            companies=Count("company_id", distinct=True),
+            # An example of the group: its last mirrored sync (the index holds ids).
+            example=Max("id"),
+        )
+        .order_by("-n", "error_fingerprint")[:10]
+    )
+    examples = dict(
+        Sync.objects.filter(pk__in=[row["example"] for row in groups]).values_list(
+            "error_fingerprint", "error_message"
+        )
+    )
     result.errors = [
         {
             "fingerprint": row["error_fingerprint"],
             "count": row["n"],
             "companies": row["companies"],
-            "message": normalise(row["example"]),
+            "message": normalise(examples.get(row["error_fingerprint"], "")),
         }
-        for row in failed.exclude(error_fingerprint="")
-        .values("error_fingerprint")
-        .annotate(
-            n=Count("id"),
-            companies=Count("company_id", distinct=True),
-            example=Max("error_message"),
-        )
-        .order_by("-n")[:10]
+        for row in groups
     ]
     return result
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.http import QueryDict
 from django.utils import timezone
 
-from . import ingest
+from . import ingest, rollup
 from .models import Company, RefreshState, WebhookEvent
 from .upstream import Upstream, UpstreamError
 
@@ -170,6 +170,12 @@ def fan_out_bulk_task(bulk_pk: int) -> dict[str, int]:
         return {}
     syncs = selectors.filtered_syncs(form, now=bulk.created_at)
     return retry.fan_out(bulk_pk, syncs)
+
+
+@shared_task(name="dashboard.refresh_rollup")
+def refresh_rollup_task() -> int:
+    """Rebuild the dashboard's hourly rollup where syncs changed; beat runs it every minute."""
+    return rollup.refresh()
 
 
 def _generated(event: WebhookEvent) -> str | None:

@@ -207,6 +207,9 @@ CELERY_BEAT_SCHEDULE = {
     "dashboard-pending-webhooks": {"task": "dashboard.process_pending_webhooks", "schedule": 60.0},
     # Retries whose new sync is still running, in case its webhook never comes.
     "dashboard-follow-retries": {"task": "dashboard.follow_retries", "schedule": 30.0},
+    # The dashboard's hourly rollup, for the hours whose syncs changed (exact
+    # without it: a changed hour is read from the syncs until it is rebuilt).
+    "dashboard-rollup": {"task": "dashboard.refresh_rollup", "schedule": 60.0},
 }
 CELERY_TIMEZONE = "UTC"
 

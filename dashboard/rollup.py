@@ -1,0 +1,159 @@
+"""The hourly rollup of syncs behind the dashboard's totals and chart.
+
+`SyncRollup` holds, per UTC hour, status code and category, how many syncs
+started and their item counts. Triggers on the sync table (migration 0009)
+log every hour whose syncs changed in `RollupDirty`; `refresh` rebuilds those
+hours from the syncs. `counts` reads a range exactly at any moment: the rollup
+for clean hours, the syncs themselves for marked hours and for the partial
+hours at either end of the range.
+
+A mark is removed only by the rebuild that read it, inside the transaction
+that rewrites its hour, so a change committed while a rebuild runs keeps its
+own mark and is rebuilt next time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
+
+from .models import RollupDirty, Sync, SyncRollup
+
+HOUR = timedelta(hours=1)
+# Marks read per rebuild round, and hours per statement when deleting.
+MARKS_PER_ROUND = 100_000
+CHUNK = 500
+# Any constant: the advisory lock that keeps two rebuilds from racing on PostgreSQL.
+LOCK_KEY = 0x5F11C4EA1
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    floor = floor_hour(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def spans(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """The fewest [start, end) spans that cover these hours exactly."""
+    result: list[tuple[datetime, datetime]] = []
+    for hour in sorted(set(hours)):
+        if result and result[-1][1] == hour:
+            result[-1] = (result[-1][0], hour + HOUR)
+        else:
+            result.append((hour, hour + HOUR))
+    return result
+
+
+def _within(ranges: list[tuple[datetime, datetime]]) -> Q:
+    condition = Q(pk__in=[])
+    for start, end in ranges:
+        condition |= Q(sync_utc__gte=start, sync_utc__lt=end)
+    return condition
+
+
+def _bucketed(queryset: QuerySet[Any], column: str, unit: str, zone: tzinfo) -> QuerySet[Any]:
+    trunc = (TruncHour if unit == "hour" else TruncDay)(column, tzinfo=zone)
+    return queryset.annotate(bucket=trunc).values("bucket", "status_code", "category")
+
+
+def live(
+    ranges: list[tuple[datetime, datetime]], unit: str = "hour", zone: tzinfo = UTC
+) -> list[dict[str, Any]]:
+    """Per bucket, code and category, straight from the syncs in these ranges."""
+    if not ranges:
+        return []
+    return list(
+        _bucketed(Sync.objects.filter(_within(ranges)), "sync_utc", unit, zone)
+        .annotate(
+            syncs=Count("*"),
+            items_completed=Sum("items_completed"),
+            items_failed=Sum("items_failed"),
+        )
+        .order_by()
+    )
+
+
+def counts(
+    start: datetime | None, end: datetime, unit: str = "hour", zone: tzinfo = UTC
+) -> list[dict[str, Any]]:
+    """Exact counts of the syncs that started in [start, end), per bucket, code and category.
+
+    Buckets are hours or days in `zone`, whose offsets must be whole hours
+    (the rollup's rows are UTC hours).
+    """
+    first = ceil_hour(start) if start is not None else None
+    last = floor_hour(end)
+    if first is not None and first >= last:
+        return live([(start, end)], unit, zone) if start is not None else []
+    window = Q(hour__lt=last) if first is None else Q(hour__gte=first, hour__lt=last)
+    marked = RollupDirty.objects.filter(window).order_by()
+    dirty = set(marked.values_list("hour", flat=True).distinct())
+    clean = SyncRollup.objects.filter(window)
+    if dirty:
+        clean = clean.exclude(hour__in=marked.values("hour"))
+    rows = list(
+        _bucketed(clean, "hour", unit, zone)
+        .annotate(
+            syncs=Sum("syncs"),
+            items_completed=Sum("items_completed"),
+            items_failed=Sum("items_failed"),
+        )
+        .order_by()
+    )
+    edges = spans(dirty)
+    if start is not None and first is not None and start < first:
+        edges.append((start, first))
+    if last < end:
+        edges.append((last, end))
+    return rows + live(edges, unit, zone)
+
+
+def _lock() -> None:
+    # SQLite needs none: its IMMEDIATE transactions already run one at a time.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+
+
+def refresh() -> int:
+    """Rebuild the rollup rows of every marked hour; returns how many hours."""
+    rebuilt = 0
+    while True:
+        with transaction.atomic():
+            _lock()
+            marks = list(
+                RollupDirty.objects.order_by("id").values_list("id", "hour")[:MARKS_PER_ROUND]
+            )
+            if not marks:
+                return rebuilt
+            hours = sorted({hour for _, hour in marks})
+            for chunk in range(0, len(hours), CHUNK):
+                SyncRollup.objects.filter(hour__in=hours[chunk : chunk + CHUNK]).delete()
+            SyncRollup.objects.bulk_create(
+                [
+                    SyncRollup(
+                        hour=row["bucket"],
+                        status_code=row["status_code"],
+                        category=row["category"],
+                        syncs=row["syncs"],
+                        items_completed=row["items_completed"] or 0,
+                        items_failed=row["items_failed"] or 0,
+                    )
+                    for row in live(spans(hours))
+                ],
+                batch_size=2000,
+            )
+            ids = [pk for pk, _ in marks]
+            for chunk in range(0, len(ids), 5000):
+                RollupDirty.objects.filter(id__in=ids[chunk : chunk + 5000]).delete()
+        rebuilt += len(hours)
+        if len(marks) < MARKS_PER_ROUND:
+            return rebuilt
