@@ -1,0 +1,44 @@
+"""The display tags that the long tables use instead of slower built-ins."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from datetime import UTC, datetime
+
+from django.urls import reverse, set_script_prefix
+from django.utils import timezone
+
+from dashboard.models import Sync
+from dashboard.templatetags.humanize_extras import stamp, status_badge, uuid_url
+
+
+def test_uuid_url_gives_what_reverse_gives():
+    value = uuid.uuid4()
+    assert uuid_url("sync-detail", value) == reverse("sync-detail", args=[value])
+    assert uuid_url("company-detail", str(value)) == reverse("company-detail", args=[value])
+
+
+def test_uuid_url_follows_the_script_prefix():
+    value = uuid.uuid4()
+    set_script_prefix("/health/")
+    try:
+        assert uuid_url("sync-detail", value) == f"/health/syncs/{value}/"
+    finally:
+        set_script_prefix("/")
+    assert uuid_url("sync-detail", value) == f"/syncs/{value}/"
+
+
+def test_stamp_shows_the_current_zone():
+    moment = datetime(2026, 7, 1, 12, 30, 5, tzinfo=UTC)
+    assert stamp(moment) == "2026-07-01 12:30:05"
+    with timezone.override(zoneinfo.ZoneInfo("America/New_York")):
+        assert stamp(moment) == "2026-07-01 08:30:05"
+    assert stamp(None) == ""
+
+
+def test_status_badge_escapes_the_upstream_text():
+    sync = Sync(status_code=9999, status_text="<script>x</script>", category=2)
+    html = status_badge(sync)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert 'class="badge cat-2"' in html and ">9999<" in html
