@@ -168,6 +168,8 @@ class Sync(models.Model):
             models.Index(fields=["company", "-sync_utc"], name="sync_company_time"),
             models.Index(fields=["error_fingerprint", "-sync_utc"], name="sync_fingerprint_time"),
             models.Index(fields=["items_total", "id"], name="sync_items"),
+            # The history sorted by status reads this in order and stops at a page.
+            models.Index(fields=["status_code", "id"], name="sync_code_order"),
             # Covers the dashboard's one pass over a date range (index-only on PostgreSQL).
             models.Index(
                 fields=["sync_utc"],

@@ -59,13 +59,17 @@ def _within(ranges: list[tuple[datetime, datetime]]) -> Q:
     return condition
 
 
-def _bucketed(queryset: QuerySet[Any], column: str, unit: str, zone: tzinfo) -> QuerySet[Any]:
+def _bucketed(
+    queryset: QuerySet[Any], column: str, unit: str | None, zone: tzinfo
+) -> QuerySet[Any]:
+    if unit is None:
+        return queryset.values("status_code", "category")
     trunc = (TruncHour if unit == "hour" else TruncDay)(column, tzinfo=zone)
     return queryset.annotate(bucket=trunc).values("bucket", "status_code", "category")
 
 
 def live(
-    ranges: list[tuple[datetime, datetime]], unit: str = "hour", zone: tzinfo = UTC
+    ranges: list[tuple[datetime, datetime]], unit: str | None = "hour", zone: tzinfo = UTC
 ) -> list[dict[str, Any]]:
     """Per bucket, code and category, straight from the syncs in these ranges."""
     if not ranges:
@@ -82,12 +86,12 @@ def live(
 
 
 def counts(
-    start: datetime | None, end: datetime, unit: str = "hour", zone: tzinfo = UTC
+    start: datetime | None, end: datetime, unit: str | None = "hour", zone: tzinfo = UTC
 ) -> list[dict[str, Any]]:
     """Exact counts of the syncs that started in [start, end), per bucket, code and category.
 
     Buckets are hours or days in `zone`, whose offsets must be whole hours
-    (the rollup's rows are UTC hours).
+    (the rollup's rows are UTC hours); no unit, no buckets: per code and category.
     """
     first = ceil_hour(start) if start is not None else None
     last = floor_hour(end)

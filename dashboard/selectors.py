@@ -35,6 +35,11 @@ COUNT_CAP = 10_000
 COMPANY_MATCH_CAP = 2_000
 PAGE_SIZE = 50
 
+# The filters besides the date range: with none of them, the rollup answers.
+RANGE_ONLY_EXCLUDES = (
+    "q", "code", "category", "platform", "failed_items", "company", "fingerprint",
+)  # fmt: skip
+
 SORT_COLUMNS = {
     "time": "sync_utc",
     "company": "company__name",
@@ -92,6 +97,29 @@ def bounded_count(queryset: QuerySet) -> tuple[int, bool]:
     return min(n, COUNT_CAP), n > COUNT_CAP
 
 
+# Filters the rollup can count exactly (its rows are per code and category).
+ROLLUP_COUNTABLE = {"code", "category"}
+
+
+def history_count(form: SyncFilterForm, syncs: QuerySet[Sync]) -> tuple[int, bool]:
+    """(count, capped): exact from the rollup when it can tell, else bounded."""
+    data = form.cleaned_data
+    if any(data.get(name) for name in RANGE_ONLY_EXCLUDES if name not in ROLLUP_COUNTABLE):
+        return bounded_count(syncs)
+    span = form.date_range()
+    codes = set(data.get("code") or [])
+    category = CATEGORY_PARAM[data["category"]] if data.get("category") else None
+    return (
+        sum(
+            row["syncs"]
+            for row in rollup.counts(span.start, span.end, unit=None)
+            if (not codes or row["status_code"] in codes)
+            and (category is None or row["category"] == category)
+        ),
+        False,
+    )
+
+
 @dataclass
 class HistoryPage:
     rows: list[Sync]
@@ -116,15 +144,35 @@ def _ordering(column: str, descending: bool) -> list[Any]:
 
 
 def _after(column: str, descending: bool, value: Any, pk: int) -> Q:
-    """Rows after (value, pk) in the ordering, nulls last."""
-    if value is None:
-        return Q(**{f"{column}__isnull": True}) & (Q(id__lt=pk) if descending else Q(id__gt=pk))
+    """Rows after (value, pk) in the ordering, among rows whose column has a value."""
     op = "lt" if descending else "gt"
-    return (
-        Q(**{f"{column}__{op}": value})
-        | (Q(**{column: value}) & (Q(id__lt=pk) if descending else Q(id__gt=pk)))
-        | Q(**{f"{column}__isnull": True})
-    )
+    return Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"id__{op}": pk})
+
+
+def _page_rows(
+    syncs: QuerySet[Sync], column: str, descending: bool, after: tuple | None, limit: int
+) -> list[Sync]:
+    """Up to `limit` rows in the ordering (nulls last), after the cursor if any.
+
+    A nullable column is read as two index ranges, its values and then its
+    nulls by id, rather than one NULLS LAST sort that no portable index serves.
+    """
+    sign = "-" if descending else ""
+    rows: list[Sync] = []
+    value, pk = after if after is not None else (None, None)
+    if after is None or value is not None:
+        valued = syncs.order_by(f"{sign}{column}", f"{sign}id")
+        if column in NULLABLE_SORTS:
+            valued = valued.filter(**{f"{column}__isnull": False})
+        if after is not None:
+            valued = valued.filter(_after(column, descending, value, pk))
+        rows = list(valued[:limit])
+    if column in NULLABLE_SORTS and len(rows) < limit:
+        nulls = syncs.filter(**{f"{column}__isnull": True}).order_by(f"{sign}id")
+        if after is not None and value is None:
+            nulls = nulls.filter(**{f"id__{'lt' if descending else 'gt'}": pk})
+        rows += list(nulls[: limit - len(rows)])
+    return rows
 
 
 def _cursor_value(sort: str, raw: Any) -> Any:
@@ -140,12 +188,12 @@ def history_page(form: SyncFilterForm, size: int = PAGE_SIZE) -> HistoryPage:
     column = SORT_COLUMNS[sort]
     descending = direction == "desc"
     syncs = filtered_syncs(form)
-    count, capped = bounded_count(syncs)
-    page = syncs.select_related("company").order_by(*_ordering(column, descending))
+    count, capped = history_count(form, syncs)
+    after = None
     if data.get("after"):
         raw, pk = data["after"]
-        page = page.filter(_after(column, descending, _cursor_value(sort, raw), pk))
-    rows = list(page[: size + 1])
+        after = (_cursor_value(sort, raw), pk)
+    rows = _page_rows(syncs.select_related("company"), column, descending, after, size + 1)
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]
@@ -181,11 +229,6 @@ def _range_only(form: SyncFilterForm) -> bool:
     """Whether the form filters by nothing but the date range."""
     data = form.cleaned_data
     return not any(data.get(name) for name in RANGE_ONLY_EXCLUDES)
-
-
-RANGE_ONLY_EXCLUDES = (
-    "q", "code", "category", "platform", "failed_items", "company", "fingerprint",
-)  # fmt: skip
 
 
 def _whole_hour_zone(zone: Any, *moments: datetime | None) -> bool:

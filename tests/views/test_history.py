@@ -123,3 +123,45 @@ def test_invalid_filters_get_a_clear_message_never_a_500(viewer_client, estate, 
 def test_invalid_filters_on_the_dashboard_show_the_message_too(viewer_client, estate):
     body = viewer_client.get(reverse("summary") + "?start=nope").content.decode()
     assert "Some filters are not valid" in body
+
+
+@pytest.mark.parametrize("direction", ["desc", "asc"])
+@pytest.mark.parametrize("sort", ["time", "company", "platform", "status", "items", "duration"])
+def test_keyset_pages_walk_every_sort_in_order_with_nulls_last(viewer_client, db, sort, direction):
+    import re
+
+    from dashboard.models import Sync
+
+    companies = [make_company(name=f"Co {n % 4}", platform_name=f"P{n % 3}") for n in range(6)]
+    for n in range(130):
+        # Half run (no duration), so a page boundary falls among the nulls.
+        code = 1000 if n % 2 == 0 else (5130 if n % 7 == 0 else 2000)
+        sync = make_sync(companies[n % 6], code=code, ago=timedelta(minutes=n + 1))
+        Sync.objects.filter(pk=sync.pk).update(
+            items_total=n % 9, duration_s=None if code == 1000 else n % 11
+        )
+    column = {
+        "time": lambda s: s.sync_utc,
+        "company": lambda s: s.company.name,
+        "platform": lambda s: s.company.platform_name,
+        "status": lambda s: s.status_code,
+        "items": lambda s: s.items_total,
+        "duration": lambda s: s.duration_s,
+    }[sort]
+    rows = list(Sync.objects.select_related("company"))
+    valued = sorted((s for s in rows if column(s) is not None), key=lambda s: (column(s), s.pk))
+    nulls = sorted((s for s in rows if column(s) is None), key=lambda s: s.pk)
+    if direction == "desc":
+        valued.reverse()
+        nulls.reverse()
+    expected = [str(s.sync_id) for s in valued + nulls]
+    seen: list[str] = []
+    url = reverse("sync-history") + f"?sort={sort}&dir={direction}"
+    for _ in range(5):
+        response = viewer_client.get(url)
+        seen += _ids(response)
+        match = re.search(r'<a rel="next" href="([^"]+)"', response.content.decode())
+        if not match:
+            break
+        url = reverse("sync-history") + match.group(1).replace("&amp;", "&")
+    assert seen == expected

@@ -235,3 +235,32 @@ def test_admins_can_read_the_rollup_but_not_change_it(admin_client):
     delete = reverse("admin:dashboard_syncrollup_delete", args=[row.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
     assert SyncRollup.objects.filter(pk=row.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "query, selects",
+    [
+        ("", {}),
+        ("range=24h", {"hours": 24}),
+        ("code=5130&code=2040", {"status_code__in": [5130, 2040]}),
+        ("category=failed&range=all", {"category": 2, "hours": None}),
+        ("code=2000&category=success&range=30d", {"status_code": 2000, "category": 1}),
+    ],
+)
+def test_the_history_counts_exactly_from_the_rollup(viewer_client, query, selects):
+    import re
+
+    scatter(n=50, seed=5)
+    rollup.refresh()
+    Sync.objects.filter(pk__in=Sync.objects.order_by("pk").values("pk")[:5]).update(
+        status_code=5130, category=2
+    )
+    make_sync(make_company(), code=2040, ago=timedelta(minutes=3))
+    selects = dict(selects)
+    hours = selects.pop("hours", 24 * 7)
+    expected = Sync.objects.filter(**selects)
+    if hours is not None:
+        expected = expected.filter(sync_utc__gte=timezone.now() - timedelta(hours=hours))
+    body = viewer_client.get(reverse("sync-history") + "?" + query).content.decode()
+    shown = re.search(r'data-testid="result-count">([^<]*)<', body).group(1)
+    assert shown.split()[0] == str(expected.count())
