@@ -62,6 +62,12 @@ def test_the_refresh_command_prints_a_summary(
     assert "requests " in out.out
     assert "6/6 companies" in out.err
     assert_mirror_exact()
+    # It leaves the dashboard's rollup current, as beat's task would.
+    assert "hours rolled up " in out.out
+    assert not mirror.RollupDirty.objects.exists()
+    assert sum(mirror.SyncRollup.objects.values_list("syncs", flat=True)) == (
+        mirror.Sync.objects.count()
+    )
 
 
 def _write_statements(queries) -> list[str]:
