@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
     (
@@ -43,9 +44,22 @@ def normalise(message: str | None) -> str:
     return text.strip()
 
 
-def fingerprint(message: str | None) -> str:
-    """A short stable hash of the normalised message; empty for no message."""
+@lru_cache(maxsize=8192)
+def _fingerprint(message: str) -> str:
     text = normalise(message)
     if not text:
         return ""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fingerprint(message: str | None) -> str:
+    """A short stable hash of the normalised message; empty for no message.
+
+    Remembered for the most recent few thousand messages: an estate repeats
+    the same few failures on thousands of items.
+    """
+    if not message:
+        return ""
+    if len(message) > 4000:
+        return _fingerprint(message[:4000])
+    return _fingerprint(message)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -113,12 +113,12 @@ def chunked(rows: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
 
 
 def _platform(record: CompanyRecord) -> tuple[str, str, str]:
-    for connection in record.get("dataConnections") or []:
-        if connection.get("sourceType") == "Accounting":
+    for link in record.get("dataConnections") or []:
+        if link.get("sourceType") == "Accounting":
             return (
-                str(connection.get("integrationKey") or ""),
-                str(connection.get("platformName") or ""),
-                str(connection.get("status") or ""),
+                str(link.get("integrationKey") or ""),
+                str(link.get("platformName") or ""),
+                str(link.get("status") or ""),
             )
     return "", "", ""
 
@@ -325,9 +325,19 @@ def upsert_syncs(
 
 # --- push items ---
 
+_STATUS_BY_LABEL = {member.label: member.value for member in ItemStatus}
+_OPEN = frozenset(int(s) for s in OPEN_ITEM_STATUSES)
+_FAILED = frozenset(int(s) for s in FAILED_ITEM_STATUSES)
+_COMPLETED = int(ItemStatus.COMPLETED)
 
-def _item_rows(sync: Sync, records: Iterable[TransactionRecord]) -> dict[tuple, PushItem]:
-    rows: dict[tuple, PushItem] = {}
+# An item as written: (status, message, fingerprint), keyed by (transaction ID, type).
+ItemKey = tuple[uuid.UUID, str]
+ItemValues = tuple[int, str | None, str]
+
+
+def _item_rows(records: Iterable[TransactionRecord]) -> dict[ItemKey, ItemValues]:
+    rows: dict[ItemKey, ItemValues] = {}
+    status_of = _STATUS_BY_LABEL.get
     for record in records:
         tid = _uuid(record.get("transactionId"))
         if tid is None:
@@ -335,13 +345,11 @@ def _item_rows(sync: Sync, records: Iterable[TransactionRecord]) -> dict[tuple, 
         itype = str(record.get("integrationType") or "expenses")[:20]
         message = record.get("message")
         message = None if message is None else str(message)
-        rows[(tid, itype)] = PushItem(
-            sync_id=sync.pk,
-            transaction_id=tid,
-            integration_type=itype,
-            status=ItemStatus.parse(record.get("status")),
-            message=message,
-            fingerprint=fingerprint(message),
+        status = record.get("status")
+        rows[(tid, itype)] = (
+            status_of(status, 0) if isinstance(status, str) else 0,
+            message,
+            fingerprint(message),
         )
     return rows
 
@@ -353,6 +361,95 @@ def write_items(sync: Sync, status_code: int, records: list[TransactionRecord]) 
     return written.get(sync.pk, 0), deleted
 
 
+_COUNTER_FIELDS = (
+    "items_total",
+    "items_completed",
+    "items_failed",
+    "items_pending",
+    "category",
+    "items_status_code",
+    "items_fetched_at",
+)
+
+
+def _upsert_items_postgresql(rows: list[tuple[int, uuid.UUID, str, int, str | None, str]]) -> None:
+    """One INSERT ... ON CONFLICT for a batch, its columns sent as arrays."""
+    table = PushItem._meta.db_table
+    with connection.cursor() as cursor:
+        for batch in chunked(rows, 5000):
+            sync_ids, tids, itypes, statuses, messages, prints = zip(*batch, strict=True)
+            cursor.execute(
+                f"INSERT INTO {table} "  # noqa: S608 - the model's own table name
+                "(sync_id, transaction_id, integration_type, data_type, status, message,"
+                " fingerprint) "
+                "SELECT s, t, i, '', st, m, f FROM unnest("
+                "%s::bigint[], %s::uuid[], %s::varchar[], %s::smallint[], %s::text[],"
+                " %s::varchar[]) AS v(s, t, i, st, m, f) "
+                "ON CONFLICT (sync_id, transaction_id, integration_type) DO UPDATE SET "
+                "status = EXCLUDED.status, message = EXCLUDED.message, "
+                "fingerprint = EXCLUDED.fingerprint",
+                [
+                    list(sync_ids),
+                    list(tids),
+                    list(itypes),
+                    list(statuses),
+                    list(messages),
+                    list(prints),
+                ],
+            )
+
+
+def _upsert_items(rows: list[tuple[int, uuid.UUID, str, int, str | None, str]]) -> None:
+    if connection.vendor == "postgresql":
+        _upsert_items_postgresql(rows)
+        return
+    for batch in chunked(rows):
+        PushItem.objects.bulk_create(
+            [
+                PushItem(
+                    sync_id=sync_pk,
+                    transaction_id=tid,
+                    integration_type=itype,
+                    status=status,
+                    message=message,
+                    fingerprint=print_,
+                )
+                for sync_pk, tid, itype, status, message, print_ in batch
+            ],
+            update_conflicts=True,
+            unique_fields=["sync", "transaction_id", "integration_type"],
+            update_fields=["status", "message", "fingerprint"],
+        )
+
+
+def _update_counters(syncs: list[Sync], now: datetime) -> None:
+    """Write each sync's item counters; one statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        Sync.objects.bulk_update(syncs, list(_COUNTER_FIELDS), batch_size=500)
+        return
+    table = Sync._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS s SET "  # noqa: S608 - the model's own table name
+            "items_total = v.total, items_completed = v.completed, items_failed = v.failed, "
+            "items_pending = v.pending, category = v.category, "
+            "items_status_code = v.code, items_fetched_at = %s "
+            "FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[], %s::int[], "
+            "%s::smallint[], %s::smallint[]) "
+            "AS v(id, total, completed, failed, pending, category, code) WHERE s.id = v.id",
+            [
+                now,
+                [s.pk for s in syncs],
+                [s.items_total for s in syncs],
+                [s.items_completed for s in syncs],
+                [s.items_failed for s in syncs],
+                [s.items_pending for s in syncs],
+                [s.category for s in syncs],
+                [s.items_status_code for s in syncs],
+            ],
+        )
+
+
 def write_items_many(
     batch: list[tuple[Sync, list[TransactionRecord]]],
 ) -> tuple[dict[int, int], int]:
@@ -361,64 +458,51 @@ def write_items_many(
     Returns (rows written per sync, rows deleted). Items are read back only for
     syncs whose items were fetched before; a new sync has none to compare.
     """
-    incoming = {sync.pk: _item_rows(sync, records) for sync, records in batch}
+    incoming = {sync.pk: _item_rows(records) for sync, records in batch}
     seen_before = [sync.pk for sync, _ in batch if sync.items_status_code is not None]
-    existing: dict[int, dict[tuple, tuple]] = {pk: {} for pk in incoming}
+    existing: dict[int, dict[ItemKey, tuple[int, str | None, int]]] = {pk: {} for pk in incoming}
     for chunk in chunked(seen_before, 500):
         for sync_pk, tid, itype, status, message, pk in PushItem.objects.filter(
             sync_id__in=chunk
         ).values_list("sync_id", "transaction_id", "integration_type", "status", "message", "pk"):
             existing[sync_pk][(tid, itype)] = (status, message, pk)
-    changed: list[PushItem] = []
+    changed: list[tuple[int, uuid.UUID, str, int, str | None, str]] = []
     written: dict[int, int] = {}
     gone: list[int] = []
     now = timezone.now()
     counters: list[Sync] = []
     for sync, _ in batch:
         rows, old_rows = incoming[sync.pk], existing[sync.pk]
-        fresh = [
-            row
-            for key, row in rows.items()
-            if (old := old_rows.get(key)) is None or old[0] != row.status or old[1] != row.message
-        ]
-        changed.extend(fresh)
-        written[sync.pk] = len(fresh)
+        count = 0
+        completed = failed = pending = 0
+        for (tid, itype), (status, message, print_) in rows.items():
+            if status == _COMPLETED:
+                completed += 1
+            elif status in _FAILED:
+                failed += 1
+            elif status in _OPEN:
+                pending += 1
+            old = old_rows.get((tid, itype))
+            if old is None or old[0] != status or old[1] != message:
+                changed.append((sync.pk, tid, itype, status, message, print_))
+                count += 1
+        written[sync.pk] = count
         gone.extend(pk for key, (_, _, pk) in old_rows.items() if key not in rows)
-        counts = {status: 0 for status in ItemStatus}
-        for row in rows.values():
-            counts[ItemStatus(row.status)] += 1
-        failed = sum(counts[s] for s in FAILED_ITEM_STATUSES)
         sync.items_total = len(rows)
-        sync.items_completed = counts[ItemStatus.COMPLETED]
+        sync.items_completed = completed
         sync.items_failed = failed
-        sync.items_pending = sum(counts[s] for s in OPEN_ITEM_STATUSES)
+        sync.items_pending = pending
         sync.category = sync_category(sync.status_code, failed)
         sync.items_status_code = sync.status_code
         sync.items_fetched_at = now
         counters.append(sync)
     with transaction.atomic():
-        for rows_batch in chunked(changed):
-            PushItem.objects.bulk_create(
-                rows_batch,
-                update_conflicts=True,
-                unique_fields=["sync", "transaction_id", "integration_type"],
-                update_fields=["status", "message", "fingerprint"],
-            )
+        if changed:
+            _upsert_items(changed)
         for pks in chunked(gone):
             PushItem.objects.filter(pk__in=pks).delete()
-        Sync.objects.bulk_update(
-            counters,
-            [
-                "items_total",
-                "items_completed",
-                "items_failed",
-                "items_pending",
-                "category",
-                "items_status_code",
-                "items_fetched_at",
-            ],
-            batch_size=500,
-        )
+        if counters:
+            _update_counters(counters, now)
     return written, len(gone)
 
 
@@ -446,6 +530,8 @@ def apply_data_types(company: Company, operations: Iterable[PushOperationRecord]
             tid = _uuid(raw)
             if tid is not None:
                 by_type.setdefault(data_type, set()).add(tid)
+    if connection.vendor == "postgresql" and by_type:
+        return _apply_data_types_postgresql(company, by_type)
     updated = 0
     for data_type, typed_ids in by_type.items():
         for batch in chunked(sorted(typed_ids), 500):
@@ -453,6 +539,23 @@ def apply_data_types(company: Company, operations: Iterable[PushOperationRecord]
                 sync__company=company, transaction_id__in=batch, data_type=""
             ).update(data_type=data_type)
     return updated
+
+
+def _apply_data_types_postgresql(company: Company, by_type: dict[str, set[uuid.UUID]]) -> int:
+    """The same updates as one statement: the first data type named for an ID wins."""
+    chosen: dict[uuid.UUID, str] = {}
+    for data_type, typed_ids in by_type.items():
+        for tid in typed_ids:
+            chosen.setdefault(tid, data_type)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {PushItem._meta.db_table} AS p SET data_type = v.dt "  # noqa: S608
+            "FROM unnest(%s::uuid[], %s::varchar[]) AS v(tid, dt) "
+            "WHERE p.transaction_id = v.tid AND p.data_type = '' AND p.sync_id IN "
+            f"(SELECT id FROM {Sync._meta.db_table} WHERE company_id = %s)",
+            [list(chosen), list(chosen.values()), company.pk],
+        )
+        return cursor.rowcount
 
 
 def refresh_data_types(client: Upstream, company: Company, since: datetime) -> int:
