@@ -235,42 +235,72 @@ def core_id(item: Item) -> str:
     return str(item.transaction_id)
 
 
+_DATA_TYPE_LABEL = {member.value: member.label for member in DataType}
+
+
 def push_operation_body(item: Item, sync: Sync, company: Company) -> dict[str, Any]:
-    status, status_code = _PUSH_STATUS[ItemStatus(item.status)]
-    data_type = DataType(item.data_type).label
+    return _push_body(
+        item.transaction_id,
+        item.position,
+        item.status,
+        item.data_type,
+        item.message,
+        str(sync.sync_id),
+        iso(sync.started_at),
+        iso(sync.completes_at),
+        str(company.company_id),
+        str(company.connection_id),
+    )
+
+
+def _push_body(
+    transaction_id: uuid.UUID,
+    position: int,
+    item_status: int,
+    data_type_value: int,
+    message: str | None,
+    sync_key: str,
+    requested: str | None,
+    completed: str | None,
+    company_key: str,
+    connection_key: str,
+) -> dict[str, Any]:
+    status, status_code = _PUSH_STATUS[ItemStatus(item_status)]
+    data_type = _DATA_TYPE_LABEL[data_type_value]
     changes = []
-    if item.status == ItemStatus.COMPLETED:
+    if item_status == ItemStatus.COMPLETED:
         changes.append(
             {
                 "type": "Created",
-                "recordRef": {"id": core_id(item), "dataType": data_type},
+                # The pushed record's reference: see core_id().
+                "recordRef": {"id": str(transaction_id), "dataType": data_type},
                 "attachmentId": None,
             }
         )
     errors = []
-    if item.status in (ItemStatus.VALIDATION_ERROR, ItemStatus.PUSH_ERROR):
+    if item_status in (ItemStatus.VALIDATION_ERROR, ItemStatus.PUSH_ERROR):
         errors.append(
             {
-                "itemId": str(item.transaction_id),
-                "message": item.message,
+                "itemId": str(transaction_id),
+                "message": message,
                 "validatorName": data_type,
             }
         )
     body: dict[str, Any] = {
         "changes": changes,
         "dataType": data_type,
-        "companyId": str(company.company_id),
-        "pushOperationKey": str(uuid.uuid5(UUID_NAMESPACE, f"{sync.sync_id}:{item.position}")),
-        "dataConnectionKey": str(company.connection_id),
-        "requestedOnUtc": iso(sync.started_at),
+        "companyId": company_key,
+        "pushOperationKey": str(uuid.uuid5(UUID_NAMESPACE, f"{sync_key}:{position}")),
+        "dataConnectionKey": connection_key,
+        "requestedOnUtc": requested,
         "timeoutInMinutes": None,
         "status": status,
-        "errorMessage": item.message,
+        "errorMessage": message,
         "validation": {"errors": errors, "warnings": []},
         "statusCode": status_code,
     }
-    if item.status not in (ItemStatus.PENDING, ItemStatus.UNKNOWN):
-        body["completedOnUtc"] = iso(sync.completes_at)
+    if item_status not in (ItemStatus.PENDING, ItemStatus.UNKNOWN):
+        body["completedOnUtc"] = completed
     return body
 
 
@@ -363,9 +393,53 @@ def sync_status(request: HttpRequest, company_id: str, sync_id: str) -> HttpResp
     return json_response(sync_body(get_sync(company, sync_id), company, timezone.now()))
 
 
+_STATUS_LABEL = {member.value: member.label for member in ItemStatus}
+_INTEGRATION_LABEL = {member.value: member.label for member in IntegrationType}
+
+
+def _transaction_bodies(
+    rows: list[tuple[uuid.UUID, int, str | None, int]],
+) -> list[dict[str, Any]]:
+    """`transaction_body` for (transaction_id, status, message, integration_type) rows."""
+    bodies = []
+    for tid, status, message, itype in rows:
+        body: dict[str, Any] = {"transactionId": str(tid), "status": _STATUS_LABEL[status]}
+        if message is not None:
+            body["message"] = message
+        body["integrationType"] = _INTEGRATION_LABEL[itype]
+        bodies.append(body)
+    return bodies
+
+
 @api_endpoint
 @require_GET
 def list_transactions(request: HttpRequest, company_id: str, sync_id: str) -> HttpResponse:
+    # The common case in one query: a page of a known sync's items, with the
+    # sync's item count. Anything else (an empty page, an unknown company or
+    # sync, bad paging) takes the path below, which answers exactly as before.
+    try:
+        company_uuid, sync_uuid = uuid.UUID(company_id), uuid.UUID(sync_id)
+        page, size = paging(request)
+    except (ValueError, ApiError):
+        rows = []
+    else:
+        start = (page - 1) * size
+        rows = list(
+            Item.objects.filter(
+                sync__sync_id=sync_uuid,
+                sync__company__company_id=company_uuid,
+                position__gte=start,
+                position__lt=start + size,
+            )
+            .order_by("position")
+            .values_list(
+                "transaction_id", "status", "message", "integration_type", "sync__item_count"
+            )
+        )
+    if rows:
+        path = f"/companies/{company_uuid}/sync/expenses/syncs/{sync_uuid}/transactions"
+        results = _transaction_bodies([row[:4] for row in rows])
+        return json_response(paged(request, path, page, size, rows[0][4], results))
     company = get_company(company_id)
     sync = get_sync(company, sync_id)
     page, size = paging(request)
@@ -403,7 +477,7 @@ def list_push_operations(request: HttpRequest, company_id: str) -> HttpResponse:
         "Pending": [ItemStatus.PENDING, ItemStatus.UNKNOWN],
         "TimedOut": [],
     }
-    items = Item.objects.filter(sync__company=company).select_related("sync")
+    items = Item.objects.filter(sync__company=company)
     raw_query = request.GET.get("query", "")
     if raw_query:
         for clause in raw_query.split("&&"):
@@ -428,18 +502,34 @@ def list_push_operations(request: HttpRequest, company_id: str) -> HttpResponse:
     direction = "-" if order.startswith("-") else ""
     items = items.order_by(f"{direction}sync__started_at", f"{direction}sync_id", "position")
     total = items.count()
-    rows = items[(page - 1) * size : page * size]
-    path = f"/companies/{company.company_id}/push"
-    return json_response(
-        paged(
-            request,
-            path,
-            page,
-            size,
-            total,
-            [push_operation_body(item, item.sync, company) for item in rows],
+    rows = list(
+        items[(page - 1) * size : page * size].values_list(
+            "transaction_id",
+            "position",
+            "status",
+            "data_type",
+            "message",
+            "sync_id",
         )
     )
+    # The sync's values once per sync, not once per item. (An item whose sync
+    # was deleted in between is gone too, and is left out.)
+    syncs = {
+        pk: (str(sync_id), iso(started), iso(completes))
+        for pk, sync_id, started, completes in Sync.objects.filter(
+            pk__in={row[5] for row in rows}
+        ).values_list("pk", "sync_id", "started_at", "completes_at")
+    }
+    company_key, connection_key = str(company.company_id), str(company.connection_id)
+    results = [
+        _push_body(
+            tid, position, status, data_type, message, *syncs[sync_pk], company_key, connection_key
+        )
+        for tid, position, status, data_type, message, sync_pk in rows
+        if sync_pk in syncs
+    ]
+    path = f"/companies/{company.company_id}/push"
+    return json_response(paged(request, path, page, size, total, results))
 
 
 def _json_body(request: HttpRequest) -> Any:
