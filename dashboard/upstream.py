@@ -18,7 +18,9 @@ import threading
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar
 from typing import Any, NotRequired, TypedDict, cast
+from urllib.parse import quote, urlencode
 
 import httpx
 import tenacity
@@ -146,6 +148,26 @@ class _Wait(tenacity.wait.wait_base):
         return max(backoff, after)
 
 
+def _query_value(value: Any) -> str:
+    """A query parameter's text, as httpx writes it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class _NoCookies(CookieJar):
+    """The API authenticates every request with its key and sets no cookies:
+    keep none, and skip the parsing of every response's headers for them."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return
+
+    def add_cookie_header(self, request: Any) -> None:
+        return
+
+
 class Upstream:
     """A client for one upstream; thread-safe, reuses its connections."""
 
@@ -185,6 +207,7 @@ class Upstream:
             ),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
             transport=transport,
+            cookies=_NoCookies(),
         )
 
     def close(self) -> None:
@@ -222,7 +245,9 @@ class Upstream:
             with self.limiter.company_slot(company):
                 with self._lock:
                     self.requests_made += 1
-                response = self.http.request(method, url, params=params, json=body, headers=headers)
+                response = self.http.request(
+                    method, self._url(url, params), json=body, headers=headers
+                )
                 content = response.content
         except QuotaExhausted as exc:
             raise UpstreamError(
@@ -280,6 +305,16 @@ class Upstream:
                 retryable=True,
                 status=status,
             ) from exc
+
+    def _url(self, path: str, params: dict[str, Any] | None) -> httpx.URL:
+        """The absolute URL, parsed once (httpx would parse a relative one three times)."""
+        if params:
+            query = urlencode([(k, _query_value(v)) for k, v in params.items()], quote_via=quote)
+            separator = "&" if "?" in path else "?"
+            path = f"{path}{separator}{query}"
+        if path.startswith(("http://", "https://")):
+            return httpx.URL(path)
+        return httpx.URL(f"{self.base_url}/{path.lstrip('/')}")
 
     def request(
         self,
