@@ -3,7 +3,7 @@
 Builds a sandbox estate (default 1,000 companies x 30 syncs, about 620,000
 items) in a PostgreSQL database of its own (BENCH_INGEST_DATABASE_URL, default
 `synchealth_bench_ingest` on 127.0.0.1), serves it with the sandbox over HTTP
-(`manage.py runserver --noreload`, request log off) and mirrors it into the
+(gunicorn, one sync worker per core; request log off) and mirrors it into the
 dashboard tables three ways, emptying those tables between runs:
 
 - the baseline, in this process: a naive client that reads sequentially with
@@ -17,7 +17,8 @@ The request budget (CODAT_RATE_LIMIT_PER_MINUTE) is lifted for the benchmark:
 at the production default of 900 a minute the pull would take over half an
 hour whatever the code does. Scale with BENCH_INGEST_COMPANIES,
 BENCH_INGEST_SYNCS_PER_COMPANY, BENCH_INGEST_ITEMS_PER_SYNC; pick the refresh
-concurrency with BENCH_INGEST_WORKERS (and CODAT_FETCH_THREADS per company).
+concurrency with BENCH_INGEST_WORKERS (and CODAT_FETCH_THREADS per company),
+the server's with BENCH_INGEST_SERVER_WORKERS, _SERVER_CLASS and _SERVER_THREADS.
 """
 
 from __future__ import annotations
@@ -241,12 +242,36 @@ def build() -> dict[str, int]:
     return scale
 
 
+# The sandbox's web server: gunicorn, one process per core, as a deployment
+# serves Django. runserver is one process, and each answer on a kept-alive
+# connection waited ~40 ms for the client's delayed ACK (headers and body go
+# out in two writes, without TCP_NODELAY): see docs/benchmarks.md.
+SERVER_WORKERS = int(os.environ.get("BENCH_INGEST_SERVER_WORKERS", str(os.cpu_count() or 2)))
+SERVER_CLASS = os.environ.get("BENCH_INGEST_SERVER_CLASS", "sync")
+SERVER_THREADS = int(os.environ.get("BENCH_INGEST_SERVER_THREADS", "1"))
+
+
 class Server:
-    """The sandbox, served by runserver in a subprocess."""
+    """The sandbox, served by gunicorn in a subprocess."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"],
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "synchealth.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{PORT}",
+                "--workers",
+                str(SERVER_WORKERS),
+                "--worker-class",
+                SERVER_CLASS,
+                "--threads",
+                str(SERVER_THREADS),
+                "--backlog",
+                "256",
+            ],
             cwd=ROOT,
             env=ENV,
             stdout=subprocess.DEVNULL,
@@ -263,7 +288,12 @@ class Server:
         raise SystemExit("the sandbox server did not start")
 
     def cpu(self) -> float:
-        return cpu_ticks(self.proc.pid) / TICK
+        """CPU of the server: its master, live workers and the workers it reaped."""
+        pid = self.proc.pid
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = sum(int(v) for v in fields[11:15])
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return (ticks + sum(cpu_ticks(int(child)) for child in children)) / TICK
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -380,7 +410,7 @@ def baseline(server: Server) -> dict[str, float]:
 
 SUMMARY = re.compile(
     r"companies (?P<companies>\d+), syncs (?P<syncs>\d+) .*items (?P<items>\d+) .*"
-    r"requests (?P<requests>\d+), time (?P<time>[\d.]+)s"
+    r"requests (?P<requests>\d+), (?:hours rolled up \d+, )?time (?P<time>[\d.]+)s"
 )
 
 
