@@ -10,7 +10,7 @@ import difflib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
@@ -231,7 +231,7 @@ def _range_only(form: SyncFilterForm) -> bool:
     return not any(data.get(name) for name in RANGE_ONLY_EXCLUDES)
 
 
-def _whole_hour_zone(zone: Any, *moments: datetime | None) -> bool:
+def _whole_hour_zone(zone: tzinfo, *moments: datetime | None) -> bool:
     """Whether the zone's local hours are UTC hours (the rollup's buckets) around these moments."""
     year = timezone.now().year
     samples = [m for m in moments if m is not None]
@@ -324,11 +324,13 @@ def summary(form: SyncFilterForm) -> Summary:
         )
         .order_by("-n", "error_fingerprint")[:10]
     )
-    examples = dict(
-        Sync.objects.filter(pk__in=[row["example"] for row in groups]).values_list(
-            "error_fingerprint", "error_message"
-        )
-    )
+    # The fingerprint is of the error message, or of the exception message without one.
+    examples = {
+        key: error or exception
+        for key, error, exception in Sync.objects.filter(
+            pk__in=[row["example"] for row in groups]
+        ).values_list("error_fingerprint", "error_message", "exception_message")
+    }
     result.errors = [
         {
             "fingerprint": row["error_fingerprint"],

@@ -68,6 +68,24 @@ def test_the_dashboard_lists_failing_companies_streaks_long_runs_and_errors(view
     assert f"fingerprint={estate['push_error'].error_fingerprint}" in body
 
 
+def test_an_error_group_shows_the_exception_message_when_there_is_no_error_message(
+    viewer_client, db
+):
+    from dashboard.fingerprint import fingerprint
+
+    exception = "Timeout talking to Xero after 30 s (attempt 3)"
+    for _ in range(2):
+        make_sync(
+            make_company(),
+            code=5000,
+            exception_message=exception,
+            error_fingerprint=fingerprint(exception),
+        )
+    body = viewer_client.get(reverse("summary")).content.decode()
+    assert "Timeout talking to Xero after" in body
+    assert f"fingerprint={fingerprint(exception)}" in body
+
+
 def test_the_detail_shows_the_sync_its_note_and_messages(viewer_client, estate):
     sync = estate["push_error"]
     body = viewer_client.get(reverse("sync-detail", args=[sync.sync_id])).content.decode()
