@@ -337,7 +337,6 @@ ItemValues = tuple[int, str | None, str]
 
 def _item_rows(records: Iterable[TransactionRecord]) -> dict[ItemKey, ItemValues]:
     rows: dict[ItemKey, ItemValues] = {}
-    status_of = _STATUS_BY_LABEL.get
     for record in records:
         tid = _uuid(record.get("transactionId"))
         if tid is None:
@@ -345,13 +344,13 @@ def _item_rows(records: Iterable[TransactionRecord]) -> dict[ItemKey, ItemValues
         itype = str(record.get("integrationType") or "expenses")[:20]
         message = record.get("message")
         message = None if message is None else str(message)
-        status = record.get("status")
-        rows[(tid, itype)] = (
-            status_of(status, 0) if isinstance(status, str) else 0,
-            message,
-            fingerprint(message),
-        )
+        rows[(tid, itype)] = (_status(record.get("status")), message, fingerprint(message))
     return rows
+
+
+def _status(label: object) -> int:
+    """`ItemStatus.parse`, by a dictionary look-up."""
+    return _STATUS_BY_LABEL.get(label, 0) if isinstance(label, str) else 0
 
 
 def write_items(sync: Sync, status_code: int, records: list[TransactionRecord]) -> tuple[int, int]:
@@ -372,34 +371,30 @@ _COUNTER_FIELDS = (
 )
 
 
-def _upsert_items_postgresql(rows: list[tuple[int, uuid.UUID, str, int, str | None, str]]) -> None:
+# (sync, transaction ID, integration type, data type, status, message, fingerprint)
+ItemRow = tuple[int, uuid.UUID, str, str, int, str | None, str]
+
+
+def _upsert_items_postgresql(rows: list[ItemRow]) -> None:
     """One INSERT ... ON CONFLICT for a batch, its columns sent as arrays."""
     table = PushItem._meta.db_table
     with connection.cursor() as cursor:
         for batch in chunked(rows, 5000):
-            sync_ids, tids, itypes, statuses, messages, prints = zip(*batch, strict=True)
+            columns = [list(column) for column in zip(*batch, strict=True)]
             cursor.execute(
                 f"INSERT INTO {table} "  # noqa: S608 - the model's own table name
                 "(sync_id, transaction_id, integration_type, data_type, status, message,"
                 " fingerprint) "
-                "SELECT s, t, i, '', st, m, f FROM unnest("
-                "%s::bigint[], %s::uuid[], %s::varchar[], %s::smallint[], %s::text[],"
-                " %s::varchar[]) AS v(s, t, i, st, m, f) "
+                "SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::varchar[], %s::varchar[],"
+                " %s::smallint[], %s::text[], %s::varchar[]) "
                 "ON CONFLICT (sync_id, transaction_id, integration_type) DO UPDATE SET "
                 "status = EXCLUDED.status, message = EXCLUDED.message, "
                 "fingerprint = EXCLUDED.fingerprint",
-                [
-                    list(sync_ids),
-                    list(tids),
-                    list(itypes),
-                    list(statuses),
-                    list(messages),
-                    list(prints),
-                ],
+                columns,
             )
 
 
-def _upsert_items(rows: list[tuple[int, uuid.UUID, str, int, str | None, str]]) -> None:
+def _upsert_items(rows: list[ItemRow]) -> None:
     if connection.vendor == "postgresql":
         _upsert_items_postgresql(rows)
         return
@@ -410,11 +405,12 @@ def _upsert_items(rows: list[tuple[int, uuid.UUID, str, int, str | None, str]]) 
                     sync_id=sync_pk,
                     transaction_id=tid,
                     integration_type=itype,
+                    data_type=data_type,
                     status=status,
                     message=message,
                     fingerprint=print_,
                 )
-                for sync_pk, tid, itype, status, message, print_ in batch
+                for sync_pk, tid, itype, data_type, status, message, print_ in batch
             ],
             update_conflicts=True,
             unique_fields=["sync", "transaction_id", "integration_type"],
@@ -452,12 +448,17 @@ def _update_counters(syncs: list[Sync], now: datetime) -> None:
 
 def write_items_many(
     batch: list[tuple[Sync, list[TransactionRecord]]],
+    types: dict[uuid.UUID, str] | None = None,
+    untyped: set[int] | None = None,
 ) -> tuple[dict[int, int], int]:
     """Make each sync's items exactly its records, in a few statements for all of them.
 
     Returns (rows written per sync, rows deleted). Items are read back only for
     syncs whose items were fetched before; a new sync has none to compare.
+    A new row takes its data type from `types` (an existing row keeps its
+    own); the syncs that got a closed row without one are added to `untyped`.
     """
+    types = types or {}
     incoming = {sync.pk: _item_rows(records) for sync, records in batch}
     seen_before = [sync.pk for sync, _ in batch if sync.items_status_code is not None]
     existing: dict[int, dict[ItemKey, tuple[int, str | None, int]]] = {pk: {} for pk in incoming}
@@ -466,7 +467,7 @@ def write_items_many(
             sync_id__in=chunk
         ).values_list("sync_id", "transaction_id", "integration_type", "status", "message", "pk"):
             existing[sync_pk][(tid, itype)] = (status, message, pk)
-    changed: list[tuple[int, uuid.UUID, str, int, str | None, str]] = []
+    changed: list[ItemRow] = []
     written: dict[int, int] = {}
     gone: list[int] = []
     now = timezone.now()
@@ -484,8 +485,11 @@ def write_items_many(
                 pending += 1
             old = old_rows.get((tid, itype))
             if old is None or old[0] != status or old[1] != message:
-                changed.append((sync.pk, tid, itype, status, message, print_))
+                data_type = types.get(tid, "")
+                changed.append((sync.pk, tid, itype, data_type, status, message, print_))
                 count += 1
+                if old is None and not data_type and status not in _OPEN and untyped is not None:
+                    untyped.add(sync.pk)
         written[sync.pk] = count
         gone.extend(pk for key, (_, _, pk) in old_rows.items() if key not in rows)
         sync.items_total = len(rows)
@@ -513,9 +517,13 @@ def fetch_items(client: Upstream, company_id: str, sync_id: str) -> list[Transac
     return records
 
 
-def apply_data_types(company: Company, operations: Iterable[PushOperationRecord]) -> int:
-    """Set each item's data type from the push operations that wrote it."""
-    by_type: dict[str, set[uuid.UUID]] = {}
+def data_types(operations: Iterable[PushOperationRecord]) -> dict[uuid.UUID, str]:
+    """Each transaction's data type, from the push operations that wrote or refused it.
+
+    When operations name one transaction with several data types, the data
+    type named first (in the operations' order) wins.
+    """
+    by_type: dict[str, list[uuid.UUID]] = {}
     for operation in operations:
         data_type = str(operation.get("dataType") or "")[:50]
         if not data_type:
@@ -529,45 +537,66 @@ def apply_data_types(company: Company, operations: Iterable[PushOperationRecord]
         for raw in ids:
             tid = _uuid(raw)
             if tid is not None:
-                by_type.setdefault(data_type, set()).add(tid)
-    if connection.vendor == "postgresql" and by_type:
-        return _apply_data_types_postgresql(company, by_type)
-    updated = 0
-    for data_type, typed_ids in by_type.items():
-        for batch in chunked(sorted(typed_ids), 500):
-            updated += PushItem.objects.filter(
-                sync__company=company, transaction_id__in=batch, data_type=""
-            ).update(data_type=data_type)
-    return updated
-
-
-def _apply_data_types_postgresql(company: Company, by_type: dict[str, set[uuid.UUID]]) -> int:
-    """The same updates as one statement: the first data type named for an ID wins."""
+                by_type.setdefault(data_type, []).append(tid)
     chosen: dict[uuid.UUID, str] = {}
     for data_type, typed_ids in by_type.items():
         for tid in typed_ids:
             chosen.setdefault(tid, data_type)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {PushItem._meta.db_table} AS p SET data_type = v.dt "  # noqa: S608
-            "FROM unnest(%s::uuid[], %s::varchar[]) AS v(tid, dt) "
-            "WHERE p.transaction_id = v.tid AND p.data_type = '' AND p.sync_id IN "
-            f"(SELECT id FROM {Sync._meta.db_table} WHERE company_id = %s)",
-            [list(chosen), list(chosen.values()), company.pk],
-        )
-        return cursor.rowcount
+    return chosen
 
 
-def refresh_data_types(client: Upstream, company: Company, since: datetime) -> int:
-    """Read push operations newest first, back to `since`, and apply their data types."""
+def apply_data_types(company: Company, operations: Iterable[PushOperationRecord]) -> int:
+    """Set each item's data type from the push operations that wrote it."""
+    return apply_types(company, data_types(operations))
+
+
+def apply_types(company: Company, types: dict[uuid.UUID, str]) -> int:
+    """Give the company's items that have no data type the one `types` names."""
+    if not types:
+        return 0
+    sync_ids = list(Sync.objects.filter(company=company).values_list("pk", flat=True))
+    if not sync_ids:
+        return 0
+    if connection.vendor == "postgresql":
+        # One statement, driven by the company's syncs (an index range) so the
+        # plan does not depend on the table's statistics.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {PushItem._meta.db_table} AS p SET data_type = v.dt "  # noqa: S608
+                "FROM unnest(%s::uuid[], %s::varchar[]) AS v(tid, dt) "
+                "WHERE p.sync_id = ANY(%s::bigint[]) AND p.transaction_id = v.tid "
+                "AND p.data_type = ''",
+                [list(types), list(types.values()), sync_ids],
+            )
+            return cursor.rowcount
+    by_type: dict[str, list[uuid.UUID]] = {}
+    for tid, data_type in types.items():
+        by_type.setdefault(data_type, []).append(tid)
     updated = 0
+    for data_type, typed_ids in by_type.items():
+        for batch in chunked(sorted(typed_ids), 500):
+            updated += PushItem.objects.filter(
+                sync_id__in=sync_ids, transaction_id__in=batch, data_type=""
+            ).update(data_type=data_type)
+    return updated
+
+
+def read_data_types(client: Upstream, company: Company, since: datetime) -> dict[uuid.UUID, str]:
+    """Read push operations newest first, back to `since`: each transaction's data type."""
+    types: dict[uuid.UUID, str] = {}
     for page in client.push_operation_pages(str(company.company_id)):
-        updated += apply_data_types(company, page)
+        for tid, data_type in data_types(page).items():
+            types.setdefault(tid, data_type)  # an earlier page's data type wins
         times = [t for op in page if (t := parse_time(op.get("requestedOnUtc")))]
         if not times or min(times) < since:
             break
     RefreshState.objects.filter(company=company).update(push_fetched_at=timezone.now())
-    return updated
+    return types
+
+
+def refresh_data_types(client: Upstream, company: Company, since: datetime) -> int:
+    """Read push operations newest first, back to `since`, and apply their data types."""
+    return apply_types(company, read_data_types(client, company, since))
 
 
 # --- config ---
@@ -649,13 +678,38 @@ def _fetch_all(
 
 
 def _ingest_items(client: Upstream, company: Company, syncs: list[Sync], stats: Stats) -> None:
+    """Fetch and write the syncs' items, each with the data type it was pushed as.
+
+    Data types come from push operations, which name a transaction only once
+    it was pushed or refused. When a new sync's items include such ones, the
+    push operations are read (once, back to the oldest new sync) before those
+    items are written, so they are written once, with their data type. Items
+    of syncs read before, or that the operations did not name, are typed
+    afterwards, reading the operations only if what was read does not reach
+    back far enough.
+    """
     changed: list[Sync] = []
     pending: list[tuple[Sync, list[TransactionRecord]]] = []
     buffered = 0
+    seen_before = {s.pk for s in syncs if s.items_status_code is not None}
+    new_since = min((s.sync_utc for s in syncs if s.pk not in seen_before), default=None)
+    types: dict[uuid.UUID, str] = {}
+    typed_since: datetime | None = None  # push operations were read back to here
+    untyped: set[int] = set()
+
+    def closed(records: list[TransactionRecord]) -> bool:
+        return any(_status(r.get("status")) not in _OPEN for r in records)
 
     def flush() -> None:
-        nonlocal buffered
-        written, deleted = write_items_many(pending)
+        nonlocal buffered, typed_since, types
+        if (
+            typed_since is None
+            and new_since is not None
+            and any(sync.pk not in seen_before and closed(records) for sync, records in pending)
+        ):
+            types = read_data_types(client, company, new_since)
+            typed_since = new_since
+        written, deleted = write_items_many(pending, types, untyped)
         for sync, records in pending:
             stats.syncs_fetched += 1
             stats.items_seen += len(records)
@@ -677,16 +731,22 @@ def _ingest_items(client: Upstream, company: Company, syncs: list[Sync], stats: 
     _fetch_all(client, company, syncs, write)
     if pending:
         flush()
-    # Data types come from push operations, which name the transaction only
-    # once it was pushed or refused: read them when such items lack one.
-    untyped = (
-        PushItem.objects.filter(sync__in=changed, data_type="")
-        .exclude(status__in=OPEN_ITEM_STATUSES)
-        .values_list("sync_id", flat=True)
-        .distinct()
-    )
-    if changed and (untyped_ids := set(untyped)):
-        since = min(s.sync_utc for s in changed if s.pk in untyped_ids)
+    # Syncs read before keep the data types their items had; look for closed
+    # items without one among those whose items changed.
+    rewritten = [s.pk for s in changed if s.pk in seen_before]
+    if rewritten:
+        untyped.update(
+            PushItem.objects.filter(sync_id__in=rewritten, data_type="")
+            .exclude(status__in=OPEN_ITEM_STATUSES)
+            .values_list("sync_id", flat=True)
+            .distinct()
+        )
+    if not untyped:
+        return
+    since = min(s.sync_utc for s in changed if s.pk in untyped)
+    if typed_since is not None and typed_since <= since:
+        apply_types(company, types)
+    else:
         refresh_data_types(client, company, since)
 
 
