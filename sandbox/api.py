@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -411,6 +412,40 @@ def _transaction_bodies(
     return bodies
 
 
+# A page of a sync's items with the sync's item count: the API's busiest read,
+# so its statement is written once rather than compiled by the ORM each time.
+_PAGE_SQL = (
+    "SELECT i.transaction_id, i.status, i.message, i.integration_type, s.item_count "  # noqa: S608
+    f"FROM {Item._meta.db_table} i "
+    f"JOIN {Sync._meta.db_table} s ON s.id = i.sync_id "
+    f"JOIN {Company._meta.db_table} c ON c.id = s.company_id "
+    "WHERE s.sync_id = %s AND c.company_id = %s AND i.position >= %s AND i.position < %s "
+    "ORDER BY i.position"
+)
+
+
+def _page_rows(
+    company_uuid: uuid.UUID, sync_uuid: uuid.UUID, start: int, size: int
+) -> list[tuple[uuid.UUID, int, str | None, int, int]]:
+    prepare = Sync._meta.get_field("sync_id").get_db_prep_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PAGE_SQL,
+            [
+                prepare(sync_uuid, connection),
+                prepare(company_uuid, connection),
+                start,
+                start + size,
+            ],
+        )
+        rows = cursor.fetchall()
+    # PostgreSQL answers UUIDs, SQLite their hex.
+    return [
+        (tid if isinstance(tid, uuid.UUID) else uuid.UUID(tid), status, message, itype, count)
+        for tid, status, message, itype, count in rows
+    ]
+
+
 @api_endpoint
 @require_GET
 def list_transactions(request: HttpRequest, company_id: str, sync_id: str) -> HttpResponse:
@@ -423,19 +458,7 @@ def list_transactions(request: HttpRequest, company_id: str, sync_id: str) -> Ht
     except (ValueError, ApiError):
         rows = []
     else:
-        start = (page - 1) * size
-        rows = list(
-            Item.objects.filter(
-                sync__sync_id=sync_uuid,
-                sync__company__company_id=company_uuid,
-                position__gte=start,
-                position__lt=start + size,
-            )
-            .order_by("position")
-            .values_list(
-                "transaction_id", "status", "message", "integration_type", "sync__item_count"
-            )
-        )
+        rows = _page_rows(company_uuid, sync_uuid, (page - 1) * size, size)
     if rows:
         path = f"/companies/{company_uuid}/sync/expenses/syncs/{sync_uuid}/transactions"
         results = _transaction_bodies([row[:4] for row in rows])
