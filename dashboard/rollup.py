@@ -68,13 +68,10 @@ def _bucketed(
     return queryset.annotate(bucket=trunc).values("bucket", "status_code", "category")
 
 
-def live(
-    ranges: list[tuple[datetime, datetime]], unit: str | None = "hour", zone: tzinfo = UTC
-) -> list[dict[str, Any]]:
-    """Per bucket, code and category, straight from the syncs in these ranges."""
-    if not ranges:
-        return []
-    return list(
+def _live_query(
+    ranges: list[tuple[datetime, datetime]], unit: str | None, zone: tzinfo
+) -> QuerySet[Any]:
+    return (
         _bucketed(Sync.objects.filter(_within(ranges)), "sync_utc", unit, zone)
         .annotate(
             syncs=Count("*"),
@@ -85,6 +82,13 @@ def live(
     )
 
 
+def live(
+    ranges: list[tuple[datetime, datetime]], unit: str | None = "hour", zone: tzinfo = UTC
+) -> list[dict[str, Any]]:
+    """Per bucket, code and category, straight from the syncs in these ranges."""
+    return list(_live_query(ranges, unit, zone)) if ranges else []
+
+
 def counts(
     start: datetime | None, end: datetime, unit: str | None = "hour", zone: tzinfo = UTC
 ) -> list[dict[str, Any]]:
@@ -92,6 +96,7 @@ def counts(
 
     Buckets are hours or days in `zone`, whose offsets must be whole hours
     (the rollup's rows are UTC hours); no unit, no buckets: per code and category.
+    Rows for the same key may repeat (rollup and live parts); callers add them up.
     """
     first = ceil_hour(start) if start is not None else None
     last = floor_hour(end)
@@ -103,7 +108,7 @@ def counts(
     clean = SyncRollup.objects.filter(window)
     if dirty:
         clean = clean.exclude(hour__in=marked.values("hour"))
-    rows = list(
+    rolled = (
         _bucketed(clean, "hour", unit, zone)
         .annotate(
             syncs=Sum("syncs"),
@@ -117,7 +122,10 @@ def counts(
         edges.append((start, first))
     if last < end:
         edges.append((last, end))
-    return rows + live(edges, unit, zone)
+    if not edges:
+        return list(rolled)
+    # One round trip for both parts.
+    return list(rolled.union(_live_query(edges, unit, zone), all=True))
 
 
 def _lock() -> None:
