@@ -52,10 +52,10 @@ def spans(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
     return result
 
 
-def _within(ranges: list[tuple[datetime, datetime]]) -> Q:
+def _within(ranges: list[tuple[datetime, datetime]], column: str = "sync_utc") -> Q:
     condition = Q(pk__in=[])
     for start, end in ranges:
-        condition |= Q(sync_utc__gte=start, sync_utc__lt=end)
+        condition |= Q(**{f"{column}__gte": start, f"{column}__lt": end})
     return condition
 
 
@@ -103,11 +103,14 @@ def counts(
     if first is not None and first >= last:
         return live([(start, end)], unit, zone) if start is not None else []
     window = Q(hour__lt=last) if first is None else Q(hour__gte=first, hour__lt=last)
-    marked = RollupDirty.objects.filter(window).order_by()
-    dirty = set(marked.values_list("hour", flat=True).distinct())
+    dirty = spans(
+        RollupDirty.objects.filter(window).order_by().values_list("hour", flat=True).distinct()
+    )
     clean = SyncRollup.objects.filter(window)
     if dirty:
-        clean = clean.exclude(hour__in=marked.values("hour"))
+        # The hours read as marked, not a subquery: a mark made after that read
+        # must not drop its hour from both parts.
+        clean = clean.exclude(_within(dirty, "hour"))
     rolled = (
         _bucketed(clean, "hour", unit, zone)
         .annotate(
@@ -117,7 +120,7 @@ def counts(
         )
         .order_by()
     )
-    edges = spans(dirty)
+    edges = list(dirty)
     if start is not None and first is not None and start < first:
         edges.append((start, first))
     if last < end:

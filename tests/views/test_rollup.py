@@ -264,3 +264,30 @@ def test_the_history_counts_exactly_from_the_rollup(viewer_client, query, select
     body = viewer_client.get(reverse("sync-history") + "?" + query).content.decode()
     shown = re.search(r'data-testid="result-count">([^<]*)<', body).group(1)
     assert shown.split()[0] == str(expected.count())
+
+
+def test_a_mark_made_while_the_dashboard_reads_does_not_drop_its_hour(monkeypatch):
+    syncs = scatter(n=30, seed=9)
+    rollup.refresh()
+    now = timezone.now()
+    start = now - timedelta(days=3)
+    # Another hour is marked already, so the read has marked hours to leave out.
+    make_sync(make_company(), ago=timedelta(hours=1, minutes=30))
+    before = as_map(rollup.counts(start, now, "day"))
+    assert before == brute_force(start, now, "day", UTC)
+    real_spans = rollup.spans
+    wrote: list[Sync] = []
+
+    def spans_then_write(hours):
+        result = real_spans(hours)
+        if not wrote:  # a worker commits a change after the marks were read
+            target = next(s for s in syncs if s.sync_utc > start + timedelta(hours=2))
+            wrote.append(make_sync(make_company(), ago=now - target.sync_utc))
+        return result
+
+    monkeypatch.setattr(rollup, "spans", spans_then_write)
+    during = as_map(rollup.counts(start, now, "day"))
+    monkeypatch.setattr(rollup, "spans", real_spans)
+    assert wrote
+    assert during == before  # the read saw the state before the write, whole
+    assert as_map(rollup.counts(start, now, "day")) == brute_force(start, now, "day", UTC)
