@@ -208,3 +208,32 @@ def test_a_low_daily_quota_is_spread_out_and_the_reserve_kept():
     assert 9 < limiter.quota_pause() < 11
     limiter.note_quota(900, 1000, time.time() + 600)
     assert limiter.quota_pause() == 0
+
+
+def test_urls_keep_the_base_path_and_the_client_keeps_no_cookies():
+    answer = httpx.Response(
+        200, json={"results": [], "_links": {}}, headers={"Set-Cookie": "session=abc; Path=/"}
+    )
+    script = Script(answer)
+    limits = Limits(per_window=10_000, window=60, per_company=10, lease=60, max_wait=5)
+    client = Upstream(
+        base_url="https://upstream.test/sandbox/",
+        api_key="key",
+        limiter=LocalLimiter(limits),
+        transport=httpx.MockTransport(script),
+    )
+    list(client.push_operation_pages(COMPANY))
+    list(client.push_operation_pages(COMPANY))
+    first, second = script.requests
+    assert first.url.path == f"/sandbox/companies/{COMPANY}/push"
+    assert dict(first.url.params) == {
+        "page": "1",
+        "pageSize": "5000",
+        "orderBy": "-requestedOnUtc",
+    }
+    assert "cookie" not in second.headers
+    assert client.request("GET", "/x", params={"a": True, "b": None, "c": "x y&z"}) == {
+        "results": [],
+        "_links": {},
+    }
+    assert str(script.requests[-1].url) == "https://upstream.test/sandbox/x?a=true&b=&c=x%20y%26z"
