@@ -131,7 +131,13 @@ def test_one_changed_sync_costs_one_more_request_per_page_of_its_items(
         # pages that hold this sync's five operations (three of two).
         assert client.requests_made - before == 1 + 3 + (3 if pushed else 0)
         assert finished.is_terminal
-        assert finished.items_pending == 0
+        # The outcome is drawn from the sync's random ID: some failure codes
+        # leave items pending upstream. The mirror shows exactly what is there.
+        assert finished.items_pending == (
+            sb.Item.objects.filter(
+                sync__sync_id=new_id, status__in=[sb.ItemStatus.UNKNOWN, sb.ItemStatus.PENDING]
+            ).count()
+        )
     assert_mirror_exact_for(company)
 
 
