@@ -325,7 +325,6 @@ def upsert_syncs(
 
 # --- push items ---
 
-_STATUS_BY_LABEL = {member.label: member.value for member in ItemStatus}
 _OPEN = frozenset(int(s) for s in OPEN_ITEM_STATUSES)
 _FAILED = frozenset(int(s) for s in FAILED_ITEM_STATUSES)
 _COMPLETED = int(ItemStatus.COMPLETED)
@@ -344,13 +343,12 @@ def _item_rows(records: Iterable[TransactionRecord]) -> dict[ItemKey, ItemValues
         itype = str(record.get("integrationType") or "expenses")[:20]
         message = record.get("message")
         message = None if message is None else str(message)
-        rows[(tid, itype)] = (_status(record.get("status")), message, fingerprint(message))
+        rows[(tid, itype)] = (
+            int(ItemStatus.parse(record.get("status"))),
+            message,
+            fingerprint(message),
+        )
     return rows
-
-
-def _status(label: object) -> int:
-    """`ItemStatus.parse`, by a dictionary look-up."""
-    return _STATUS_BY_LABEL.get(label, 0) if isinstance(label, str) else 0
 
 
 def write_items(sync: Sync, status_code: int, records: list[TransactionRecord]) -> tuple[int, int]:
@@ -705,7 +703,7 @@ def _ingest_items(client: Upstream, company: Company, syncs: list[Sync], stats: 
     untyped: set[int] = set()
 
     def closed(records: list[TransactionRecord]) -> bool:
-        return any(_status(r.get("status")) not in _OPEN for r in records)
+        return any(ItemStatus.parse(r.get("status")) not in _OPEN for r in records)
 
     def flush() -> None:
         nonlocal buffered, typed_since, types

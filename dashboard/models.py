@@ -55,11 +55,14 @@ class ItemStatus(models.IntegerChoices):
 
     @classmethod
     def parse(cls, value: object) -> ItemStatus:
-        for member in cls:
-            if member.label == value:
-                return member
+        """The member with this label (the API's or the webhook's word); Unknown otherwise."""
+        if isinstance(value, str):
+            return _ITEM_STATUS_BY_LABEL.get(value, cls.UNKNOWN)
         return cls.UNKNOWN
 
+
+# One look-up a row: ingest parses every item's status.
+_ITEM_STATUS_BY_LABEL = {member.label: member for member in ItemStatus}
 
 FAILED_ITEM_STATUSES = (ItemStatus.VALIDATION_ERROR, ItemStatus.PUSH_ERROR, ItemStatus.FAILED)
 OPEN_ITEM_STATUSES = (ItemStatus.UNKNOWN, ItemStatus.PENDING)
