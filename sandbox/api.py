@@ -206,15 +206,28 @@ def sync_body(sync: Sync, company: Company, now: datetime) -> dict[str, Any]:
     }
 
 
+_STATUS_LABEL = {member.value: member.label for member in ItemStatus}
+_INTEGRATION_LABEL = {member.value: member.label for member in IntegrationType}
+
+
+def _transaction_bodies(
+    rows: list[tuple[uuid.UUID, int, str | None, int]],
+) -> list[dict[str, Any]]:
+    """The API's `Transaction` for (transaction_id, status, message, integration_type) rows."""
+    bodies = []
+    for tid, status, message, itype in rows:
+        body: dict[str, Any] = {"transactionId": str(tid), "status": _STATUS_LABEL[status]}
+        if message is not None:
+            body["message"] = message
+        body["integrationType"] = _INTEGRATION_LABEL[itype]
+        bodies.append(body)
+    return bodies
+
+
 def transaction_body(item: Item) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "transactionId": str(item.transaction_id),
-        "status": ItemStatus(item.status).label,
-    }
-    if item.message is not None:
-        body["message"] = item.message
-    body["integrationType"] = IntegrationType(item.integration_type).label
-    return body
+    return _transaction_bodies(
+        [(item.transaction_id, item.status, item.message, item.integration_type)]
+    )[0]
 
 
 _PUSH_STATUS = {
@@ -392,24 +405,6 @@ def last_successful_sync(request: HttpRequest, company_id: str) -> HttpResponse:
 def sync_status(request: HttpRequest, company_id: str, sync_id: str) -> HttpResponse:
     company = get_company(company_id)
     return json_response(sync_body(get_sync(company, sync_id), company, timezone.now()))
-
-
-_STATUS_LABEL = {member.value: member.label for member in ItemStatus}
-_INTEGRATION_LABEL = {member.value: member.label for member in IntegrationType}
-
-
-def _transaction_bodies(
-    rows: list[tuple[uuid.UUID, int, str | None, int]],
-) -> list[dict[str, Any]]:
-    """`transaction_body` for (transaction_id, status, message, integration_type) rows."""
-    bodies = []
-    for tid, status, message, itype in rows:
-        body: dict[str, Any] = {"transactionId": str(tid), "status": _STATUS_LABEL[status]}
-        if message is not None:
-            body["message"] = message
-        body["integrationType"] = _INTEGRATION_LABEL[itype]
-        bodies.append(body)
-    return bodies
 
 
 # A page of a sync's items with the sync's item count: the API's busiest read,
