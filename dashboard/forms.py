@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import uuid
 import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import cache
 from typing import Any
 
 from django import forms
 from django.utils import timezone
 
-from .models import STATUS_CODES, Category, Company, ItemStatus
+from .models import STATUS_CODES, Category, ItemStatus, platform_names
 
 PRESETS = {
     "24h": ("Last 24 hours", timedelta(hours=24)),
@@ -53,7 +53,7 @@ def code_choices() -> list[tuple[str, list[tuple[int, str]]]]:
     return list(groups.items())
 
 
-@cache
+@functools.cache
 def time_zones() -> list[str]:
     return sorted(zoneinfo.available_timezones())
 
@@ -153,12 +153,10 @@ class SyncFilterForm(RangeForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        platforms = (
-            Company.objects.exclude(platform_name="")
-            .order_by("platform_name")
-            .values_list("platform_name", flat=True)
-            .distinct()
-        )
+        platforms = platform_names()
+        wanted = self.data.get("platform") if self.is_bound else None
+        if wanted and wanted not in platforms:
+            platforms = platform_names(fresh=True)
         field = self.fields["platform"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [("", "Any")] + [(p, p) for p in platforms]

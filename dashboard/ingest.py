@@ -36,6 +36,7 @@ from .models import (
     RefreshState,
     Sync,
     code_category,
+    forget_platform_names,
 )
 from .upstream import (
     CompanyRecord,
@@ -170,6 +171,7 @@ def upsert_companies(records: Iterable[CompanyRecord]) -> list[Company]:
             update_fields=[*_COMPANY_FIELDS, "updated"],
         )
     if changed:
+        forget_platform_names()
         existing = {c.company_id: c for c in Company.objects.filter(company_id__in=list(by_id))}
     return [existing[cid] for cid in by_id if cid in existing]
 

@@ -10,7 +10,8 @@ from typing import Any
 from django import template
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -82,3 +83,82 @@ def uuid_url(name: str, value: uuid.UUID | str) -> str:
     """
     head, tail = _url_parts(name, get_script_prefix(), get_urlconf())
     return f"{head}{uuid.UUID(str(value))}{tail}"
+
+
+@register.simple_tag
+def sync_rows(syncs: list[Any]) -> SafeString:
+    """The history table's rows (syncs with their company), built in Python.
+
+    Fifty rows of seven cells through the template engine cost a third of the
+    history page; the same markup built here costs a tenth of that. Every
+    upstream text goes through `escape`.
+    """
+    company_head, company_tail = _url_parts("company-detail", get_script_prefix(), get_urlconf())
+    sync_head, sync_tail = _url_parts("sync-detail", get_script_prefix(), get_urlconf())
+    rows = []
+    for sync in syncs:
+        company = sync.company
+        failed = (
+            f' <span class="bad-text">({sync.items_failed:,} failed)</span>'
+            if sync.items_failed
+            else ""
+        )
+        rows.append(
+            f"<tr><td>{stamp(sync.sync_utc)}</td>"
+            f'<td><a href="{company_head}{company.company_id}{company_tail}">'
+            f"{escape(company.name)}</a></td>"
+            f"<td>{escape(company.platform_name)}</td>"
+            f'<td>{status_badge(sync)} <span class="muted">{escape(sync.status_label)}</span></td>'
+            f'<td class="num">{sync.items_total:,}{failed}</td>'
+            f'<td class="num">{duration(sync.duration_s)}</td>'
+            f'<td><a class="mono" href="{sync_head}{sync.sync_id}{sync_tail}">{sync.sync_id}</a>'
+            "</td></tr>\n"
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - every interpolated text is escaped above
+
+
+def _selected(bound_field: Any) -> set[str]:
+    value = bound_field.value()
+    if value is None:
+        return {""}
+    values = value if isinstance(value, list | tuple) else [value]
+    return {str(v) for v in values}
+
+
+@register.simple_tag
+def select_field(bound_field: Any) -> SafeString:
+    """A flat single-choice `<select>` for a form field, without the widget templates.
+
+    The filter forms render on every page view; each widget through Django's
+    form renderer costs as much as a query.
+    """
+    chosen = _selected(bound_field)
+    options = "".join(
+        f'<option value="{escape(value)}"{" selected" if str(value) in chosen else ""}>'
+        f"{escape(label)}</option>"
+        for value, label in bound_field.field.choices
+    )
+    return format_html(
+        '<select name="{}" id="{}">{}</select>',
+        bound_field.html_name,
+        bound_field.auto_id,
+        mark_safe(options),  # noqa: S308 - built from escaped values above
+    )
+
+
+@register.simple_tag
+def code_checkboxes(
+    bound_field: Any, groups: list[tuple[str, list[tuple[int, str]]]]
+) -> SafeString:
+    """The status-code chips, grouped by category, checked as the field's value says."""
+    chosen = _selected(bound_field)
+    name = escape(bound_field.html_name)
+    parts = []
+    for group, options in groups:
+        chips = "".join(
+            f'<label class="chip"><input type="checkbox" name="{name}" value="{code}"'
+            f"{' checked' if str(code) in chosen else ''}> {escape(label)}</label>"
+            for code, label in options
+        )
+        parts.append(f'<div class="code-group"><strong>{escape(group)}</strong>{chips}</div>')
+    return mark_safe("".join(parts))  # noqa: S308 - built from escaped values above

@@ -160,3 +160,93 @@ def test_keyset_pages_walk_every_sort_in_order_with_nulls_last(viewer_client, db
     assert (
         _walk(viewer_client, reverse("sync-history") + f"?sort={sort}&dir={direction}") == expected
     )
+
+
+def _platform_options(response) -> list[str]:
+    import re
+
+    select = re.search(r'<select name="platform"[^>]*>(.*?)</select>', response.content.decode())
+    assert select is not None
+    return re.findall(r'<option value="([^"]*)"', select.group(1))
+
+
+def test_the_platform_choices_are_cached_and_a_new_platform_is_still_accepted(viewer_client, db):
+    from dashboard.models import PLATFORMS_CACHE_KEY, platform_names
+
+    make_sync(make_company(platform_name="Xero"))
+    assert _platform_options(_get(viewer_client, "")) == ["", "Xero"]
+    assert platform_names() == ["Xero"]
+    # A company written by another hand (the admin, a shell) is not in the cached list...
+    sage = make_sync(make_company(platform_name="Sage Intacct"))
+    assert _platform_options(_get(viewer_client, "")) == ["", "Xero"]
+    # ... but a filter that names its platform is valid at once, and refreshes the list.
+    response = _get(viewer_client, "platform=Sage+Intacct")
+    assert set(_ids(response)) == {str(sage.sync_id)}
+    assert _platform_options(response) == ["", "Sage Intacct", "Xero"]
+    # An unknown platform is still refused with a message.
+    assert b"Select a valid choice" in _get(viewer_client, "platform=Nope").content
+    from django.core.cache import cache
+
+    assert cache.get(PLATFORMS_CACHE_KEY) == ["Sage Intacct", "Xero"]
+
+
+def test_ingest_forgets_the_cached_platforms_when_it_writes_companies(viewer_client, db):
+    import uuid
+
+    from dashboard.ingest import upsert_companies
+    from dashboard.models import platform_names
+
+    make_company(platform_name="Xero")
+    assert platform_names() == ["Xero"]
+    upsert_companies(
+        [
+            {
+                "id": str(uuid.uuid4()),
+                "name": "New Co",
+                "dataConnections": [
+                    {
+                        "sourceType": "Accounting",
+                        "platformName": "FreeAgent",
+                        "sourceId": "fbrh",
+                        "status": "Linked",
+                    }
+                ],
+            }
+        ]
+    )
+    assert platform_names() == ["FreeAgent", "Xero"]
+
+
+def test_the_rows_escape_upstream_text_and_show_what_the_template_showed(viewer_client, db):
+    company = make_company(name='<script>alert("x")</script>', platform_name="Xero & <b>")
+    sync = make_sync(company, code=5130, items=[(4, "bad"), (3, None)] * 600)
+    body = _get(viewer_client, "").content.decode()
+    assert "<script>alert" not in body
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
+    assert "Xero &amp; &lt;b&gt;" in body
+    assert f'<a class="mono" href="/syncs/{sync.sync_id}/">{sync.sync_id}</a>' in body
+    assert f'href="/companies/{company.company_id}/"' in body
+    assert '<td class="num">1,200 <span class="bad-text">(600 failed)</span></td>' in body
+    assert '<td class="num">1m 30s</td>' in body
+    assert 'title="Data push error">5130</span>' in body
+    assert "No syncs match" not in body
+    assert "No syncs match these filters." in _get(viewer_client, "code=4040").content.decode()
+
+
+def test_the_filter_controls_show_the_chosen_values(viewer_client, estate):
+    body = _get(
+        viewer_client,
+        "code=5130&code=2000&category=failed&failed_items=on&q=a%22b&platform=Xero"
+        f"&company={estate['xero'].company_id}",
+    ).content.decode()
+    assert '<input type="checkbox" name="code" value="5130" checked>' in body
+    assert '<input type="checkbox" name="code" value="2000" checked>' in body
+    assert '<input type="checkbox" name="code" value="4000">' in body
+    assert '<option value="failed" selected>Failed</option>' in body
+    assert '<option value="Xero" selected>Xero</option>' in body
+    assert 'name="failed_items" id="id_failed_items" checked' in body
+    assert 'name="q" value="a&quot;b"' in body
+    assert f'<input type="hidden" name="company" value="{estate["xero"].company_id}">' in body
+    plain = _get(viewer_client, "").content.decode()
+    assert '<option value="" selected>Any</option>' in plain
+    assert 'name="company"' not in plain and " checked>" not in plain.split("codes")[1][:3000]
