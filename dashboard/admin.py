@@ -13,6 +13,7 @@ from .models import (
     Company,
     ConfigSnapshot,
     PushItem,
+    RankingSnapshot,
     RefreshState,
     RetryRequest,
     RollupDirty,
@@ -87,6 +88,17 @@ class SyncRollupAdmin(ReadOnlyAdmin):
     list_filter = ("category", "status_code")
     date_hierarchy = "hour"
     ordering = ("-hour", "status_code")
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(RankingSnapshot)
+class RankingSnapshotAdmin(ReadOnlyAdmin):
+    """Counted by the rankings task every minute, never edited."""
+
+    list_display = ("range_key", "computed_at", "window_start", "window_end")
+    ordering = ("range_key",)
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

@@ -247,6 +247,31 @@ class SyncRollup(models.Model):
         return f"{self.hour:%Y-%m-%d %H:00} {self.status_code}: {self.syncs}"
 
 
+class RankingSnapshot(models.Model):
+    """The dashboard's rankings for one preset range, as the rankings task last counted them.
+
+    Failing companies and error groups aggregate every failed sync of the
+    range; beat recounts them every minute (`dashboard.rankings`), and the
+    dashboard shows them with the time they were counted. A snapshot older
+    than a few minutes (beat stopped) is ignored and the page counts live.
+    """
+
+    range_key = models.CharField(max_length=10, unique=True)
+    computed_at = models.DateTimeField()
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField()
+    failing_companies = models.JSONField(
+        default=list, help_text="[{company: pk, failed: n, last: ISO time}], most failed first."
+    )
+    errors = models.JSONField(
+        default=list,
+        help_text="[{fingerprint, count, companies, message}], most frequent first.",
+    )
+
+    def __str__(self) -> str:
+        return f"{self.range_key} at {self.computed_at:%Y-%m-%d %H:%M:%S}"
+
+
 class RollupDirty(models.Model):
     """An hour whose syncs changed after its rollup rows were made.
 

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import rollup
-from .fingerprint import normalise
-from .forms import CATEGORY_PARAM, SyncFilterForm, encode_cursor
+from . import rankings, rollup
+from .forms import CATEGORY_PARAM, DEFAULT_PRESET, SyncFilterForm, encode_cursor
 from .models import (
     STATUS_CODES,
     Category,
@@ -237,6 +236,8 @@ class Summary:
     long_running: list[Sync] = field(default_factory=list)
     long_running_count: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # When the rankings were counted, if they come from the rankings task's snapshot.
+    ranked_at: datetime | None = None
 
 
 def _range_only(form: SyncFilterForm) -> bool:
@@ -276,6 +277,14 @@ def _counted_rows(form: SyncFilterForm, syncs: QuerySet[Sync], hourly: bool) -> 
     )
 
 
+def _preset_snapshot(form: SyncFilterForm) -> rankings.Rankings | None:
+    """The rankings task's count for a preset range with no other filter, if recent."""
+    data = form.cleaned_data
+    if not _range_only(form) or data.get("start") or data.get("end"):
+        return None
+    return rankings.snapshot(data.get("range") or DEFAULT_PRESET)
+
+
 def summary(form: SyncFilterForm) -> Summary:
     syncs = filtered_syncs(form).order_by()
     span = form.date_range()
@@ -309,51 +318,21 @@ def summary(form: SyncFilterForm) -> Summary:
         result.success_rate = result.by_category.get(Category.SUCCESS, 0) / finished
     result.buckets = _fill_buckets(series, span.start, span.end, hourly)
 
-    failed = syncs.filter(category=Category.FAILED)
-    top = list(
-        failed.values("company_id")
-        .annotate(n=Count("*"), last=Max("sync_utc"))
-        .order_by("-n", "-last")[:10]
-    )
-    names = Company.objects.in_bulk([row["company_id"] for row in top])
+    ranked = _preset_snapshot(form) or rankings.count(syncs.filter(category=Category.FAILED))
+    names = Company.objects.in_bulk([row["company"] for row in ranked.failing_companies])
     result.failing_companies = [
-        {"company": names[row["company_id"]], "failed": row["n"], "last": row["last"]}
-        for row in top
-        if row["company_id"] in names
+        {**row, "company": names[row["company"]]}
+        for row in ranked.failing_companies
+        if row["company"] in names
     ]
+    result.errors = ranked.errors
+    result.ranked_at = ranked.counted_at if ranked.from_snapshot else None
     result.streaks = list(
         Company.objects.filter(failing_streak__gt=0).order_by("-failing_streak", "name")[:10]
     )
     long_running = Sync.objects.filter(status_code=1010)
     result.long_running_count = long_running.order_by().values("pk")[: COUNT_CAP + 1].count()
     result.long_running = list(long_running.select_related("company").order_by("sync_utc")[:10])
-    groups = list(
-        failed.exclude(error_fingerprint="")
-        .values("error_fingerprint")
-        .annotate(
-            n=Count("*"),
-            companies=Count("company_id", distinct=True),
-            # An example of the group: its last mirrored sync (the index holds ids).
-            example=Max("id"),
-        )
-        .order_by("-n", "error_fingerprint")[:10]
-    )
-    # The fingerprint is of the error message, or of the exception message without one.
-    examples = {
-        key: error or exception
-        for key, error, exception in Sync.objects.filter(
-            pk__in=[row["example"] for row in groups]
-        ).values_list("error_fingerprint", "error_message", "exception_message")
-    }
-    result.errors = [
-        {
-            "fingerprint": row["error_fingerprint"],
-            "count": row["n"],
-            "companies": row["companies"],
-            "message": normalise(examples.get(row["error_fingerprint"], "")),
-        }
-        for row in groups
-    ]
     return result
 
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.http import QueryDict
 from django.utils import timezone
 
-from . import ingest, rollup
+from . import ingest, rankings, rollup
 from .models import Company, RefreshState, WebhookEvent
 from .upstream import Upstream, UpstreamError
 
@@ -176,6 +176,12 @@ def fan_out_bulk_task(bulk_pk: int) -> dict[str, int]:
 def refresh_rollup_task() -> int:
     """Rebuild the dashboard's hourly rollup where syncs changed; beat runs it every minute."""
     return rollup.refresh()
+
+
+@shared_task(name="dashboard.refresh_rankings")
+def refresh_rankings_task() -> int:
+    """Recount the dashboard's rankings for each preset range; beat runs it every minute."""
+    return rankings.refresh()
 
 
 def _generated(event: WebhookEvent) -> str | None:

@@ -210,6 +210,9 @@ CELERY_BEAT_SCHEDULE = {
     # The dashboard's hourly rollup, for the hours whose syncs changed (exact
     # without it: a changed hour is read from the syncs until it is rebuilt).
     "dashboard-rollup": {"task": "dashboard.refresh_rollup", "schedule": 60.0},
+    # The dashboard's rankings (failing companies, frequent errors) for each
+    # preset range; the page shows when they were counted.
+    "dashboard-rankings": {"task": "dashboard.refresh_rankings", "schedule": 60.0},
 }
 CELERY_TIMEZONE = "UTC"
 

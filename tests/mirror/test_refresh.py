@@ -68,6 +68,8 @@ def test_the_refresh_command_prints_a_summary(
     assert sum(mirror.SyncRollup.objects.values_list("syncs", flat=True)) == (
         mirror.Sync.objects.count()
     )
+    # And the dashboard's rankings counted for every preset range.
+    assert mirror.RankingSnapshot.objects.count() == 5
 
 
 def _write_statements(queries) -> list[str]:

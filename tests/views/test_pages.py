@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from dashboard.models import Company, Sync
 from dashboard.notes import note_for
@@ -243,3 +244,21 @@ def test_local_time_is_a_per_user_choice(viewer_client, estate):
         reverse("preferences"), {"time_zone": "UTC", "next": "https://evil.example/"}
     )
     assert away["Location"] == reverse("summary")
+
+
+def test_the_chart_links_each_bar_to_its_day_outcome_and_platform(viewer_client, db):
+    company = make_company(platform_name='Sage & "Co"')
+    sync = make_sync(company, code=5130, ago=timedelta(days=2))
+    body = viewer_client.get(reverse("summary") + "?platform=Sage+%26+%22Co%22").content.decode()
+    day = timezone.localtime(sync.sync_utc).strftime("%Y-%m-%d")
+    link = (
+        f'<a href="/syncs/?range=custom&amp;start={day}&amp;end={day}&amp;category=failed'
+        '&amp;platform=Sage%20%26%20%22Co%22"><rect class="bad"'
+    )
+    assert link in body
+    assert f"<title>{day} 00:00: 1 failed</title>" in body
+    # The link opens exactly the bar's syncs.
+    history = viewer_client.get(
+        f"/syncs/?range=custom&start={day}&end={day}&category=failed&platform=Sage+%26+%22Co%22"
+    ).content.decode()
+    assert str(sync.sync_id) in history and "1 sync" in history

@@ -152,6 +152,26 @@ def test_counts_are_exact_before_during_and_after_a_rebuild():
     assert_exact()  # a mix: the changed hours from the syncs, the rest from the rollup
 
 
+def test_counts_stay_exact_with_more_marked_spans_than_union_branches():
+    company = make_company()
+    now = timezone.now()
+    # Every other hour marked: more separate spans than the union has branches.
+    for n in range(rollup.MAX_BRANCHES + 6):
+        make_sync(company, code=CODES[n % len(CODES)], ago=timedelta(hours=2 * n + 1, minutes=7))
+    rollup.refresh()
+    for sync in Sync.objects.all():
+        Sync.objects.filter(pk=sync.pk).update(items_failed=5, category=2, status_code=5130)
+    assert len(rollup.spans(dirty_hours())) > rollup.MAX_BRANCHES
+    start = now - timedelta(days=3, minutes=11)
+    for unit in ("hour", "day", None):
+        got = rollup.counts(start, now, unit)
+        if unit is None:
+            assert sum(row["syncs"] for row in got) == Sync.objects.count()
+            assert sum(row["items_failed"] for row in got) == 5 * Sync.objects.count()
+        else:
+            assert as_map(got) == brute_force(start, now, unit, UTC)
+
+
 def test_a_change_made_while_the_rollup_is_rebuilt_keeps_its_mark(monkeypatch):
     company = make_company()
     first = make_sync(company, ago=timedelta(hours=6))

@@ -16,7 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
-from dashboard import ingest, rollup
+from dashboard import ingest, rankings, rollup
 from dashboard.models import Company
 from dashboard.upstream import Upstream, UpstreamError
 
@@ -104,6 +104,7 @@ class Command(BaseCommand):
         # What beat's rollup task would do next: the dashboard is exact either
         # way, but fast only for hours already rolled up.
         hours = rollup.refresh()
+        rankings.refresh()
         elapsed = time.monotonic() - started
         self.stdout.write(
             f"companies {len(companies)}, syncs {total.syncs_seen} "

@@ -1,0 +1,125 @@
+"""The dashboard's rankings: the companies with most failed syncs, and the most frequent errors.
+
+Both aggregate every failed sync of a range: tens of thousands of rows for a
+month of a large estate, where the totals come from the hourly rollup in a
+few milliseconds. So beat recounts them every minute for each preset range
+into `RankingSnapshot`, and the dashboard shows a snapshot with the time it
+was counted. Custom ranges, a platform filter, and a snapshot older than
+`MAX_AGE` (beat stopped) are counted live, by the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, QuerySet
+from django.utils import timezone
+
+from .fingerprint import normalise
+from .forms import PRESETS
+from .models import Category, RankingSnapshot, Sync
+
+TOP = 10
+# Beat recounts every minute; past this age a snapshot is not shown.
+MAX_AGE = timedelta(minutes=5)
+
+
+@dataclass
+class Rankings:
+    # {"company": pk, "failed": n, "last": datetime}, most failed first.
+    failing_companies: list[dict[str, Any]]
+    # {"fingerprint", "count", "companies", "message"}, most frequent first.
+    errors: list[dict[str, Any]]
+    # When the counting happened: now for a live count, else the snapshot's time.
+    counted_at: datetime
+    from_snapshot: bool = False
+
+
+def count(failed: QuerySet[Sync]) -> Rankings:
+    """Rank the failed syncs of a queryset (already filtered to failed, unordered)."""
+    top = list(
+        failed.values("company_id")
+        .annotate(n=Count("*"), last=Max("sync_utc"))
+        .order_by("-n", "-last")[:TOP]
+    )
+    groups = list(
+        failed.exclude(error_fingerprint="")
+        .values("error_fingerprint")
+        .annotate(
+            n=Count("*"),
+            companies=Count("company_id", distinct=True),
+            # An example of the group: its last mirrored sync (the index holds ids).
+            example=Max("id"),
+        )
+        .order_by("-n", "error_fingerprint")[:TOP]
+    )
+    # The fingerprint is of the error message, or of the exception message without one.
+    examples = {
+        key: error or exception
+        for key, error, exception in Sync.objects.filter(
+            pk__in=[row["example"] for row in groups]
+        ).values_list("error_fingerprint", "error_message", "exception_message")
+    }
+    return Rankings(
+        failing_companies=[
+            {"company": row["company_id"], "failed": row["n"], "last": row["last"]} for row in top
+        ],
+        errors=[
+            {
+                "fingerprint": row["error_fingerprint"],
+                "count": row["n"],
+                "companies": row["companies"],
+                "message": normalise(examples.get(row["error_fingerprint"], "")),
+            }
+            for row in groups
+        ],
+        counted_at=timezone.now(),
+    )
+
+
+def failed_between(start: datetime | None, end: datetime) -> QuerySet[Sync]:
+    failed = Sync.objects.filter(category=Category.FAILED, sync_utc__lt=end)
+    if start is not None:
+        failed = failed.filter(sync_utc__gte=start)
+    return failed.order_by()
+
+
+def refresh(now: datetime | None = None) -> int:
+    """Recount the rankings of every preset range, ending now; returns how many."""
+    now = now or timezone.now()
+    for key, (_label, span) in PRESETS.items():
+        start = now - span if span else None
+        ranked = count(failed_between(start, now))
+        RankingSnapshot.objects.update_or_create(
+            range_key=key,
+            defaults={
+                "computed_at": now,
+                "window_start": start,
+                "window_end": now,
+                "failing_companies": [
+                    {**row, "last": row["last"].isoformat()} for row in ranked.failing_companies
+                ],
+                "errors": ranked.errors,
+            },
+        )
+    return len(PRESETS)
+
+
+def snapshot(range_key: str, now: datetime | None = None) -> Rankings | None:
+    """The last count of a preset range, unless it is older than MAX_AGE."""
+    now = now or timezone.now()
+    row = RankingSnapshot.objects.filter(
+        range_key=range_key, computed_at__gte=now - MAX_AGE, computed_at__lte=now
+    ).first()
+    if row is None:
+        return None
+    return Rankings(
+        failing_companies=[
+            {**item, "last": datetime.fromisoformat(item["last"])} for item in row.failing_companies
+        ],
+        errors=list(row.errors),
+        counted_at=row.computed_at,
+        from_snapshot=True,
+    )

@@ -1,0 +1,131 @@
+"""The dashboard's rankings: counted by the task for each preset range, live for the rest."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from dashboard import rankings
+from dashboard.forms import PRESETS
+from dashboard.models import RankingSnapshot
+from dashboard.tasks import refresh_rankings_task
+from synchealth.settings import CELERY_BEAT_SCHEDULE
+
+from .conftest import make_company, make_sync
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def failures():
+    """Company A fails 3 times this week, B twice this week and 4 times a month ago."""
+    a, b = make_company(name="Alpha Ltd"), make_company(name="Beta Ltd")
+    for n in range(3):
+        make_sync(a, code=5130, ago=timedelta(hours=n + 2), error_message=f"Tax rate {n} missing")
+    for n in range(2):
+        make_sync(b, code=4000, ago=timedelta(days=1, hours=n), error_message="Config bad")
+    for n in range(4):
+        make_sync(b, code=4000, ago=timedelta(days=20, hours=n), error_message="Config bad")
+    make_sync(a, code=2000, ago=timedelta(hours=1))
+    return a, b
+
+
+def _names_and_counts(ranked: rankings.Rankings) -> list[tuple[int, int]]:
+    return [(row["company"], row["failed"]) for row in ranked.failing_companies]
+
+
+def test_the_task_counts_every_preset_as_a_live_count_would(failures):
+    a, b = failures
+    now = timezone.now()
+    assert refresh_rankings_task.apply().get() == len(PRESETS)
+    assert set(RankingSnapshot.objects.values_list("range_key", flat=True)) == set(PRESETS)
+    for key, (_label, span) in PRESETS.items():
+        start = now - span if span else None
+        live = rankings.count(rankings.failed_between(start, now))
+        kept = rankings.snapshot(key)
+        assert kept is not None and kept.from_snapshot
+        assert _names_and_counts(kept) == _names_and_counts(live)
+        assert [r["last"] for r in kept.failing_companies] == [
+            r["last"] for r in live.failing_companies
+        ]
+        assert kept.errors == live.errors
+    week = rankings.snapshot("7d")
+    assert _names_and_counts(week) == [(a.pk, 3), (b.pk, 2)]
+    assert [(e["count"], e["companies"]) for e in week.errors] == [(3, 1), (2, 1)]
+    assert _names_and_counts(rankings.snapshot("30d")) == [(b.pk, 6), (a.pk, 3)]
+
+
+def test_beat_recounts_them_every_minute():
+    entry = CELERY_BEAT_SCHEDULE["dashboard-rankings"]
+    assert entry == {"task": "dashboard.refresh_rankings", "schedule": 60.0}
+
+
+def test_the_dashboard_shows_the_snapshot_of_a_preset_with_its_time(viewer_client, failures):
+    a, _b = failures
+    rankings.refresh()
+    # Make the snapshot say something no live count would, to see which is shown.
+    snapshot = RankingSnapshot.objects.get(range_key="7d")
+    snapshot.failing_companies = [{**snapshot.failing_companies[0], "failed": 999}]
+    snapshot.save()
+    body = viewer_client.get(reverse("summary")).content.decode()
+    assert ">999</a>" in body
+    assert 'data-testid="ranked-at"' in body
+    assert f"Counted at {timezone.localtime(snapshot.computed_at):%Y-%m-%d %H:%M:%S}" in body
+    # The links still open the history of the same filter.
+    assert f"?&amp;category=failed&amp;company={a.company_id}" in body
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["range=custom&start={week_ago}&end={today}", "platform=Xero", "range=7d&code=5130"],
+)
+def test_custom_ranges_and_other_filters_are_counted_live(viewer_client, failures, query):
+    rankings.refresh()
+    RankingSnapshot.objects.update(failing_companies=[], errors=[])
+    today = timezone.localdate()
+    url = reverse("summary") + "?" + query.format(
+        week_ago=today - timedelta(days=7), today=today
+    )
+    body = viewer_client.get(url).content.decode()
+    assert 'data-testid="ranked-at"' not in body
+    assert "Alpha Ltd" in body and "Tax rate" in body
+
+
+def test_a_stale_snapshot_is_ignored_and_the_page_counts_live(viewer_client, failures):
+    rankings.refresh()
+    RankingSnapshot.objects.update(
+        failing_companies=[],
+        errors=[],
+        computed_at=timezone.now() - rankings.MAX_AGE - timedelta(seconds=1),
+    )
+    assert rankings.snapshot("7d") is None
+    body = viewer_client.get(reverse("summary")).content.decode()
+    assert 'data-testid="ranked-at"' not in body
+    assert "Alpha Ltd" in body and "Config bad" in body
+
+
+def test_without_a_snapshot_the_dashboard_counts_live(viewer_client, failures):
+    assert not RankingSnapshot.objects.exists()
+    body = viewer_client.get(reverse("summary") + "?range=30d").content.decode()
+    assert "Alpha Ltd" in body and "Beta Ltd" in body
+    assert 'data-testid="ranked-at"' not in body
+
+
+def test_a_company_deleted_since_the_count_is_left_out(viewer_client, failures):
+    a, b = failures
+    rankings.refresh()
+    b.delete()
+    body = viewer_client.get(reverse("summary")).content.decode()
+    assert "Alpha Ltd" in body and "Beta Ltd" not in body
+
+
+def test_admins_can_read_the_snapshots_but_not_change_them(admin_client, failures):
+    rankings.refresh()
+    assert admin_client.get(reverse("admin:dashboard_rankingsnapshot_changelist")).status_code == 200
+    assert admin_client.get(reverse("admin:dashboard_rankingsnapshot_add")).status_code == 403
+    row = RankingSnapshot.objects.first()
+    delete = reverse("admin:dashboard_rankingsnapshot_delete", args=[row.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
