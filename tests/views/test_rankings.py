@@ -115,7 +115,7 @@ def test_without_a_snapshot_the_dashboard_counts_live(viewer_client, failures):
 
 
 def test_a_company_deleted_since_the_count_is_left_out(viewer_client, failures):
-    a, b = failures
+    _a, b = failures
     rankings.refresh()
     b.delete()
     body = viewer_client.get(reverse("summary")).content.decode()
@@ -124,7 +124,8 @@ def test_a_company_deleted_since_the_count_is_left_out(viewer_client, failures):
 
 def test_admins_can_read_the_snapshots_but_not_change_them(admin_client, failures):
     rankings.refresh()
-    assert admin_client.get(reverse("admin:dashboard_rankingsnapshot_changelist")).status_code == 200
+    changelist = reverse("admin:dashboard_rankingsnapshot_changelist")
+    assert admin_client.get(changelist).status_code == 200
     assert admin_client.get(reverse("admin:dashboard_rankingsnapshot_add")).status_code == 403
     row = RankingSnapshot.objects.first()
     delete = reverse("admin:dashboard_rankingsnapshot_delete", args=[row.pk])
