@@ -86,9 +86,7 @@ def test_custom_ranges_and_other_filters_are_counted_live(viewer_client, failure
     rankings.refresh()
     RankingSnapshot.objects.update(failing_companies=[], errors=[])
     today = timezone.localdate()
-    url = reverse("summary") + "?" + query.format(
-        week_ago=today - timedelta(days=7), today=today
-    )
+    url = reverse("summary") + "?" + query.format(week_ago=today - timedelta(days=7), today=today)
     body = viewer_client.get(url).content.decode()
     assert 'data-testid="ranked-at"' not in body
     assert "Alpha Ltd" in body and "Tax rate" in body
