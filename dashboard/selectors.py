@@ -319,7 +319,9 @@ def summary(form: SyncFilterForm) -> Summary:
     result.buckets = _fill_buckets(series, span.start, span.end, hourly)
 
     ranked = _preset_snapshot(form) or rankings.count(syncs.filter(category=Category.FAILED))
-    names = Company.objects.in_bulk([row["company"] for row in ranked.failing_companies])
+    names = Company.objects.only("company_id", "name", "platform_name").in_bulk(
+        [row["company"] for row in ranked.failing_companies]
+    )
     result.failing_companies = [
         {**row, "company": names[row["company"]]}
         for row in ranked.failing_companies
@@ -327,12 +329,23 @@ def summary(form: SyncFilterForm) -> Summary:
     ]
     result.errors = ranked.errors
     result.ranked_at = ranked.counted_at if ranked.from_snapshot else None
+    # The lists load only the columns they show.
     result.streaks = list(
-        Company.objects.filter(failing_streak__gt=0).order_by("-failing_streak", "name")[:10]
+        Company.objects.filter(failing_streak__gt=0)
+        .only("company_id", "name", "failing_streak", "failing_since")
+        .order_by("-failing_streak", "name")[:10]
     )
     long_running = Sync.objects.filter(status_code=1010)
-    result.long_running_count = long_running.order_by().values("pk")[: COUNT_CAP + 1].count()
-    result.long_running = list(long_running.select_related("company").order_by("sync_utc")[:10])
+    result.long_running = list(
+        long_running.select_related("company")
+        .only("sync_id", "sync_utc", "company__name")
+        .order_by("sync_utc")[:10]
+    )
+    result.long_running_count = (
+        len(result.long_running)
+        if len(result.long_running) < 10
+        else long_running.order_by().values("pk")[: COUNT_CAP + 1].count()
+    )
     return result
 
 

@@ -58,6 +58,13 @@ def stamp(value: datetime | None) -> str:
 
 
 @register.filter
+def clip(value: object, length: int) -> str:
+    """`truncatechars` for plain text: at most `length` characters, the last an ellipsis."""
+    text = "" if value is None else str(value)
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+@register.filter
 def brief(value: datetime | None) -> str:
     """A time as 'Nov 5 14:03' in the current zone (`date:"M j H:i"`, a tenth of its cost)."""
     if value is None:

@@ -10,7 +10,7 @@ from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 
 from dashboard.models import Sync
-from dashboard.templatetags.humanize_extras import stamp, status_badge, uuid_url
+from dashboard.templatetags.humanize_extras import brief, clip, stamp, status_badge, uuid_url
 
 
 def test_uuid_url_gives_what_reverse_gives():
@@ -42,3 +42,22 @@ def test_status_badge_escapes_the_upstream_text():
     html = status_badge(sync)
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert 'class="badge cat-2"' in html and ">9999<" in html
+
+
+def test_brief_is_what_the_date_filter_gave_in_the_current_zone():
+    from django.utils.dateformat import format as date_format
+
+    moment = datetime(2026, 11, 5, 14, 3, 59, tzinfo=UTC)
+    assert brief(moment) == "Nov 5 14:03" == date_format(moment, "M j H:i")
+    with timezone.override(zoneinfo.ZoneInfo("Asia/Kolkata")):
+        assert brief(moment) == "Nov 5 19:33"
+    assert brief(None) == ""
+
+
+def test_clip_truncates_like_truncatechars():
+    from django.template.defaultfilters import truncatechars
+
+    for text in ("", "short", "x" * 13, "y" * 14, str(uuid.uuid4()), "é" * 300):
+        for length in (1, 13, 220):
+            assert clip(text, length) == truncatechars(text, length), (text, length)
+    assert clip(None, 5) == ""
