@@ -265,7 +265,9 @@ class RankingSnapshot(models.Model):
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField()
     failing_companies = models.JSONField(
-        default=list, help_text="[{company: pk, failed: n, last: ISO time}], most failed first."
+        default=list,
+        help_text="[{company: {pk, company_id, name, platform_name}, failed: n, last: ISO time}], "
+        "most failed first.",
     )
     errors = models.JSONField(
         default=list,

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from .fingerprint import normalise
 from .forms import PRESETS
-from .models import Category, RankingSnapshot, Sync
+from .models import Category, Company, RankingSnapshot, Sync
 
 TOP = 10
 # Beat recounts every minute; past this age a snapshot is not shown.
@@ -28,7 +28,8 @@ MAX_AGE = timedelta(minutes=5)
 
 @dataclass
 class Rankings:
-    # {"company": pk, "failed": n, "last": datetime}, most failed first.
+    # {"company": {pk, company_id, name, platform_name}, "failed": n, "last": datetime},
+    # most failed first.
     failing_companies: list[dict[str, Any]]
     # {"fingerprint", "count", "companies", "message"}, most frequent first.
     errors: list[dict[str, Any]]
@@ -62,9 +63,17 @@ def count(failed: QuerySet[Sync]) -> Rankings:
             pk__in=[row["example"] for row in groups]
         ).values_list("error_fingerprint", "error_message", "exception_message")
     }
+    companies = {
+        row["pk"]: row
+        for row in Company.objects.filter(pk__in=[row["company_id"] for row in top]).values(
+            "pk", "company_id", "name", "platform_name"
+        )
+    }
     return Rankings(
         failing_companies=[
-            {"company": row["company_id"], "failed": row["n"], "last": row["last"]} for row in top
+            {"company": companies[row["company_id"]], "failed": row["n"], "last": row["last"]}
+            for row in top
+            if row["company_id"] in companies
         ],
         errors=[
             {
@@ -99,7 +108,15 @@ def refresh(now: datetime | None = None) -> int:
                 "window_start": start,
                 "window_end": now,
                 "failing_companies": [
-                    {**row, "last": row["last"].isoformat()} for row in ranked.failing_companies
+                    {
+                        **row,
+                        "company": {
+                            **row["company"],
+                            "company_id": str(row["company"]["company_id"]),
+                        },
+                        "last": row["last"].isoformat(),
+                    }
+                    for row in ranked.failing_companies
                 ],
                 "errors": ranked.errors,
             },

@@ -319,14 +319,7 @@ def summary(form: SyncFilterForm) -> Summary:
     result.buckets = _fill_buckets(series, span.start, span.end, hourly)
 
     ranked = _preset_snapshot(form) or rankings.count(syncs.filter(category=Category.FAILED))
-    names = Company.objects.only("company_id", "name", "platform_name").in_bulk(
-        [row["company"] for row in ranked.failing_companies]
-    )
-    result.failing_companies = [
-        {**row, "company": names[row["company"]]}
-        for row in ranked.failing_companies
-        if row["company"] in names
-    ]
+    result.failing_companies = ranked.failing_companies
     result.errors = ranked.errors
     result.ranked_at = ranked.counted_at if ranked.from_snapshot else None
     # The lists load only the columns they show.

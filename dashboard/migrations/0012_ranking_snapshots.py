@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
                 ('computed_at', models.DateTimeField()),
                 ('window_start', models.DateTimeField(blank=True, null=True)),
                 ('window_end', models.DateTimeField()),
-                ('failing_companies', models.JSONField(default=list, help_text='[{company: pk, failed: n, last: ISO time}], most failed first.')),
+                ('failing_companies', models.JSONField(default=list, help_text='[{company: {pk, company_id, name, platform_name}, failed: n, last: ISO time}], most failed first.')),
                 ('errors', models.JSONField(default=list, help_text='[{fingerprint, count, companies, message}], most frequent first.')),
             ],
         ),

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from dashboard import rankings
 from dashboard.forms import PRESETS
-from dashboard.models import RankingSnapshot
+from dashboard.models import Company, RankingSnapshot
 from dashboard.tasks import refresh_rankings_task
 from synchealth.settings import CELERY_BEAT_SCHEDULE
 
@@ -34,7 +34,7 @@ def failures():
 
 
 def _names_and_counts(ranked: rankings.Rankings) -> list[tuple[int, int]]:
-    return [(row["company"], row["failed"]) for row in ranked.failing_companies]
+    return [(row["company"]["pk"], row["failed"]) for row in ranked.failing_companies]
 
 
 def test_the_task_counts_every_preset_as_a_live_count_would(failures):
@@ -112,12 +112,26 @@ def test_without_a_snapshot_the_dashboard_counts_live(viewer_client, failures):
     assert 'data-testid="ranked-at"' not in body
 
 
-def test_a_company_deleted_since_the_count_is_left_out(viewer_client, failures):
-    _a, b = failures
+def test_the_snapshot_carries_what_the_page_shows_of_each_company(viewer_client, failures):
+    a, _b = failures
     rankings.refresh()
-    b.delete()
+    row = rankings.snapshot("7d").failing_companies[0]
+    assert row["company"] == {
+        "pk": a.pk, "company_id": str(a.company_id), "name": "Alpha Ltd", "platform_name": "Xero",
+    }  # fmt: skip
+    # The page shows the company as counted, without looking it up again.
+    Company.objects.filter(pk=a.pk).update(name="Renamed since")
     body = viewer_client.get(reverse("summary")).content.decode()
-    assert "Alpha Ltd" in body and "Beta Ltd" not in body
+    assert f'href="/companies/{a.company_id}/">Alpha Ltd</a>' in body
+
+
+def test_a_live_count_names_the_companies_it_ranks(failures):
+    failed = rankings.failed_between(None, timezone.now())
+    ranked = rankings.count(failed).failing_companies
+    assert [(row["company"]["name"], row["failed"]) for row in ranked] == [
+        ("Beta Ltd", 6),
+        ("Alpha Ltd", 3),
+    ]
 
 
 def test_admins_can_read_the_snapshots_but_not_change_them(admin_client, failures):
