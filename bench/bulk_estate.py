@@ -73,6 +73,7 @@ def build_failed_estate(
             mirror.Sync(
                 sync_id=sync.sync_id,
                 company_id=mirror_company[sync.company.company_id],
+                platform_name=sb.Platform(sync.company.platform).label,
                 status_code=5130,
                 status_text=catalogue.STATUS_TEXT[5130],
                 error_message=sync.error_message,

@@ -137,7 +137,8 @@ def build() -> None:
             "COPY dashboard_sync (id, sync_id, company_id, status_code, status_text, "
             "error_message, exception_message, sync_utc, data_pushed, category, first_seen, "
             "completed_at, last_refreshed, items_total, items_completed, items_failed, "
-            "items_pending, items_status_code, error_fingerprint, duration_s) FROM STDIN"
+            "items_pending, items_status_code, error_fingerprint, duration_s, platform_name) "
+            "FROM STDIN"
         )
         item_sql = (
             "COPY dashboard_pushitem (id, sync_id, transaction_id, integration_type, "
@@ -186,11 +187,15 @@ def build() -> None:
                     fingerprints[key] = fingerprint(message)
                 error_fp = fingerprints[key]
             duration = None if running else int(rng.uniform(5, 600))
+            # Drawn in the order the load has always drawn them (same estate).
+            sync_uuid = uuid.UUID(int=rng.getrandbits(128), version=4)
+            company = rng.randint(1, COMPANIES)
             sync_rows.append(
-                (n, uuid.UUID(int=rng.getrandbits(128), version=4), rng.randint(1, COMPANIES),
+                (n, sync_uuid, company,
                  code, "", message, message, start, code == 2000, sync_category(code, failed),
                  start, None if running else start + timedelta(seconds=duration or 0), now,
-                 total, completed, failed, pending, code, error_fp, duration)
+                 total, completed, failed, pending, code, error_fp, duration,
+                 PLATFORMS[company % len(PLATFORMS)])
             )  # fmt: skip
             for i in range(total):
                 item_id += 1

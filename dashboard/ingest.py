@@ -170,6 +170,14 @@ def upsert_companies(records: Iterable[CompanyRecord]) -> list[Company]:
             unique_fields=["company_id"],
             update_fields=[*_COMPANY_FIELDS, "updated"],
         )
+    moved: dict[str, list[uuid.UUID]] = {}
+    for row in changed:
+        old = existing.get(row.company_id)
+        if old is not None and old.platform_name != row.platform_name:
+            moved.setdefault(row.platform_name, []).append(row.company_id)
+    for platform, company_ids in moved.items():
+        # A sync's platform is its company's (copied for the history's filter).
+        Sync.objects.filter(company__company_id__in=company_ids).update(platform_name=platform)
     if changed:
         forget_platform_names()
         existing = {c.company_id: c for c in Company.objects.filter(company_id__in=list(by_id))}
@@ -265,6 +273,7 @@ def upsert_syncs(
             "items_total",
             "items_completed",
             "items_pending",
+            "platform_name",
         )
     }
     now = timezone.now()
@@ -275,10 +284,11 @@ def upsert_syncs(
         if (
             old is not None
             and old.company_id == company.pk
+            and old.platform_name == company.platform_name
             and all(getattr(old, f) == values[f] for f in _SYNC_FIELDS)
         ):
             continue
-        row = Sync(company=company, **values)
+        row = Sync(company=company, platform_name=company.platform_name, **values)
         row.items_failed = old.items_failed if old else 0
         row.category = sync_category(values["status_code"], row.items_failed)
         row.error_fingerprint = fingerprint(values["error_message"] or values["exception_message"])
@@ -301,6 +311,7 @@ def upsert_syncs(
             unique_fields=["sync_id"],
             update_fields=[
                 "company",
+                "platform_name",
                 *_SYNC_FIELDS,
                 "category",
                 "error_fingerprint",

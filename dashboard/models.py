@@ -179,6 +179,13 @@ class Sync(models.Model):
     duration_s = models.PositiveIntegerField(
         null=True, blank=True, help_text="Mirror: seconds from start to completion, when observed."
     )
+    platform_name = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="Mirror: the company's accounting platform, kept equal to it by ingest, so "
+        "that the history filters and sorts by platform without a join.",
+    )
 
     class Meta:
         permissions = [
@@ -207,6 +214,10 @@ class Sync(models.Model):
                 name="sync_summary",
             ),
             models.Index(fields=["duration_s", "id"], name="sync_duration"),
+            # The history filtered by platform (in time order, and its capped
+            # count), and sorted by platform.
+            models.Index(fields=["platform_name", "-sync_utc", "-id"], name="sync_platform_time"),
+            models.Index(fields=["platform_name", "id"], name="sync_platform_order"),
         ]
 
     def __str__(self) -> str:

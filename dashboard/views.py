@@ -226,7 +226,7 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
                         str(sync.sync_id),
                         str(sync.company.company_id),
                         sync.company.name,
-                        sync.company.platform_name,
+                        sync.platform_name,
                         sync.status_code,
                         sync.status_label,
                         Category(sync.category).label,

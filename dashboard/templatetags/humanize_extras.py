@@ -123,7 +123,7 @@ def sync_rows(syncs: list[Any]) -> SafeString:
             f"<tr><td>{stamp(sync.sync_utc)}</td>"
             f'<td><a href="{company_head}{company.company_id}{company_tail}">'
             f"{escape(company.name)}</a></td>"
-            f"<td>{escape(company.platform_name)}</td>"
+            f"<td>{escape(sync.platform_name)}</td>"
             f'<td>{status_badge(sync)} <span class="muted">{escape(sync.status_label)}</span></td>'
             f'<td class="num">{sync.items_total:,}{failed}</td>'
             f'<td class="num">{duration(sync.duration_s)}</td>'

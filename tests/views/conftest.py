@@ -46,6 +46,7 @@ def make_sync(
         "items_pending": sum(1 for status, _ in items if status in (0, 1)),
         "items_status_code": code,
         "data_pushed": code == 2000,
+        "platform_name": company.platform_name,
     }
     if code not in (1000, 1010):
         values["completed_at"] = started + timedelta(seconds=90)
