@@ -137,6 +137,82 @@ def counts(
     return list(rolled.union(*branches, all=True))
 
 
+def count(
+    start: datetime | None,
+    end: datetime,
+    *,
+    codes: Iterable[int] = (),
+    category: int | None = None,
+) -> int:
+    """Exactly how many syncs started in [start, end), with one of these codes and this category.
+
+    The same parts as `counts` (clean hours from the rollup, marked and partial
+    hours from the syncs), summed by one statement of plain SQL: the history
+    asks for a count on every page, and compiling the ORM's union of grouped
+    queries cost more than running it.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    codes = sorted(set(codes))
+    extra, extra_params = "", []
+    if codes:
+        extra += f" AND status_code IN ({', '.join(['%s'] * len(codes))})"
+        extra_params += codes
+    if category is not None:
+        extra += " AND category = %s"
+        extra_params.append(category)
+    first = ceil_hour(start) if start is not None else None
+    last = floor_hour(end)
+    parts: list[str] = []
+    params: list[Any] = []
+    live_spans: list[tuple[datetime, datetime]] = []
+    if first is not None and first >= last:
+        if start is not None:
+            live_spans.append((start, end))
+    else:
+        window = Q(hour__lt=last) if first is None else Q(hour__gte=first, hour__lt=last)
+        dirty = spans(
+            RollupDirty.objects.filter(window).order_by().values_list("hour", flat=True).distinct()
+        )
+        condition = "hour < %s"
+        params.append(adapt(last))
+        if first is not None:
+            condition += " AND hour >= %s"
+            params.append(adapt(first))
+        for span_start, span_end in dirty:
+            condition += " AND NOT (hour >= %s AND hour < %s)"
+            params += [adapt(span_start), adapt(span_end)]
+        parts.append(
+            f"SELECT SUM(syncs) AS n FROM {SyncRollup._meta.db_table} "  # noqa: S608 - see below
+            f"WHERE {condition}{extra}"
+        )
+        params += extra_params
+        live_spans += dirty
+        if start is not None and first is not None and start < first:
+            live_spans.append((start, first))
+        if last < end:
+            live_spans.append((last, end))
+    # One branch per span (an index range each), the rest in the last branch.
+    groups = [[span] for span in live_spans[: MAX_BRANCHES - 1]]
+    if len(live_spans) >= MAX_BRANCHES:
+        groups.append(live_spans[MAX_BRANCHES - 1 :])
+    for group in groups:
+        condition = " OR ".join("(sync_utc >= %s AND sync_utc < %s)" for _ in group)
+        parts.append(
+            f"SELECT COUNT(*) AS n FROM {Sync._meta.db_table} "  # noqa: S608 - see below
+            f"WHERE ({condition}){extra}"
+        )
+        for span_start, span_end in group:
+            params += [adapt(span_start), adapt(span_end)]
+        params += extra_params
+    if not parts:
+        return 0
+    # Only our table names and placeholders are interpolated; every value is a parameter.
+    sql = f"SELECT COALESCE(SUM(n), 0) FROM ({' UNION ALL '.join(parts)}) AS parts"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.fetchone()[0])
+
+
 def _lock() -> None:
     # SQLite needs none: its IMMEDIATE transactions already run one at a time.
     if connection.vendor == "postgresql":

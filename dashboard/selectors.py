@@ -108,15 +108,7 @@ def history_count(form: SyncFilterForm, syncs: QuerySet[Sync]) -> tuple[int, boo
     span = form.date_range()
     codes = set(data.get("code") or [])
     category = CATEGORY_PARAM[data["category"]] if data.get("category") else None
-    return (
-        sum(
-            row["syncs"]
-            for row in rollup.counts(span.start, span.end, unit=None)
-            if (not codes or row["status_code"] in codes)
-            and (category is None or row["category"] == category)
-        ),
-        False,
-    )
+    return rollup.count(span.start, span.end, codes=codes, category=category), False
 
 
 @dataclass

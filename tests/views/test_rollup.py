@@ -88,6 +88,21 @@ def assert_exact() -> None:
             for unit in ("hour", "day"):
                 got = as_map(rollup.counts(start, end, unit, zone))
                 assert got == brute_force(start, end, unit, zone), (zone_name, start, unit)
+    assert_count_exact(ranges)
+
+
+def assert_count_exact(ranges) -> None:
+    """`rollup.count` equals a count of the syncs, for every filter it takes."""
+    for start, end in ranges:
+        syncs = Sync.objects.filter(sync_utc__lt=end)
+        if start is not None:
+            syncs = syncs.filter(sync_utc__gte=start)
+        for codes, category in (((), None), ((5130, 2040), None), ((), 2), ((2000,), 1)):
+            expected = syncs.filter(status_code__in=codes) if codes else syncs
+            if category is not None:
+                expected = expected.filter(category=category)
+            got = rollup.count(start, end, codes=codes, category=category)
+            assert got == expected.count(), (start, end, codes, category)
 
 
 def test_every_write_marks_the_hours_it_changes():
@@ -163,6 +178,7 @@ def test_counts_stay_exact_with_more_marked_spans_than_union_branches():
         Sync.objects.filter(pk=sync.pk).update(items_failed=5, category=2, status_code=5130)
     assert len(rollup.spans(dirty_hours())) > rollup.MAX_BRANCHES
     start = now - timedelta(days=3, minutes=11)
+    assert_count_exact([(start, now), (None, now), (now - timedelta(minutes=20), now)])
     for unit in ("hour", "day", None):
         got = rollup.counts(start, now, unit)
         if unit is None:
