@@ -284,6 +284,14 @@ class RankingSnapshot(models.Model):
         default=list,
         help_text="[{fingerprint, count, companies, message}], most frequent first.",
     )
+    streaks = models.JSONField(
+        default=list,
+        help_text="[{company_id, name, failing_streak, failing_since}], longest first.",
+    )
+    long_running = models.JSONField(
+        default=list, help_text="[{sync_id, sync_utc, company: {name}}], oldest first."
+    )
+    long_running_count = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.range_key} at {self.computed_at:%Y-%m-%d %H:%M:%S}"

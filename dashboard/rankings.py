@@ -10,11 +10,11 @@ was counted. Custom ranges, a platform filter, and a snapshot older than
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, F, Max, QuerySet
 from django.utils import timezone
 
 from .fingerprint import normalise
@@ -22,6 +22,7 @@ from .forms import PRESETS
 from .models import Category, Company, RankingSnapshot, Sync
 
 TOP = 10
+COUNT_CAP = 10_000  # as the history's counts: past it, "more than"
 # Beat recounts every minute; past this age a snapshot is not shown.
 MAX_AGE = timedelta(minutes=5)
 
@@ -35,11 +36,41 @@ class Rankings:
     errors: list[dict[str, Any]]
     # When the counting happened: now for a live count, else the snapshot's time.
     counted_at: datetime
+    # Whatever the range, as the counting found them: the longest failing
+    # streaks {company_id, name, failing_streak, failing_since}, and the
+    # long-running syncs {sync_id, sync_utc, company: {name}}, oldest first.
+    streaks: list[dict[str, Any]] = field(default_factory=list)
+    long_running: list[dict[str, Any]] = field(default_factory=list)
+    long_running_count: int = 0
     from_snapshot: bool = False
+
+
+def _current() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """(the longest failing streaks, the oldest long-running syncs, how many run long)."""
+    streaks: list[dict[str, Any]] = [
+        dict(row)
+        for row in Company.objects.filter(failing_streak__gt=0)
+        .order_by("-failing_streak", "name")
+        .values("company_id", "name", "failing_streak", "failing_since")[:TOP]
+    ]
+    long_running = Sync.objects.filter(status_code=1010)
+    oldest = [
+        {"sync_id": row["sync_id"], "sync_utc": row["sync_utc"], "company": {"name": row["name"]}}
+        for row in long_running.order_by("sync_utc").values(
+            "sync_id", "sync_utc", name=F("company__name")
+        )[:TOP]
+    ]
+    running = (
+        len(oldest)
+        if len(oldest) < TOP
+        else long_running.order_by().values("pk")[: COUNT_CAP + 1].count()
+    )
+    return streaks, oldest, min(running, COUNT_CAP)
 
 
 def count(failed: QuerySet[Sync]) -> Rankings:
     """Rank the failed syncs of a queryset (already filtered to failed, unordered)."""
+    streaks, oldest, running = _current()
     top = list(
         failed.values("company_id")
         .annotate(n=Count("*"), last=Max("sync_utc"))
@@ -85,6 +116,9 @@ def count(failed: QuerySet[Sync]) -> Rankings:
             for row in groups
         ],
         counted_at=timezone.now(),
+        streaks=streaks,
+        long_running=oldest,
+        long_running_count=running,
     )
 
 
@@ -119,6 +153,19 @@ def refresh(now: datetime | None = None) -> int:
                     for row in ranked.failing_companies
                 ],
                 "errors": ranked.errors,
+                "streaks": [
+                    {
+                        **row,
+                        "company_id": str(row["company_id"]),
+                        "failing_since": _iso(row["failing_since"]),
+                    }
+                    for row in ranked.streaks
+                ],
+                "long_running": [
+                    {**row, "sync_id": str(row["sync_id"]), "sync_utc": _iso(row["sync_utc"])}
+                    for row in ranked.long_running
+                ],
+                "long_running_count": ranked.long_running_count,
             },
         )
     return len(PRESETS)
@@ -138,5 +185,16 @@ def snapshot(range_key: str, now: datetime | None = None) -> Rankings | None:
         ],
         errors=list(row.errors),
         counted_at=row.computed_at,
+        streaks=[{**item, "failing_since": _parse(item["failing_since"])} for item in row.streaks],
+        long_running=[{**item, "sync_utc": _parse(item["sync_utc"])} for item in row.long_running],
+        long_running_count=row.long_running_count,
         from_snapshot=True,
     )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

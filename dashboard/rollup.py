@@ -15,6 +15,7 @@ own mark and is rebuilt next time.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -91,6 +92,78 @@ def live(
     return list(_live_query(ranges, unit, zone)) if ranges else []
 
 
+@dataclass
+class _Plan:
+    """How a range is read: clean hours from the rollup, the rest from the syncs."""
+
+    # The rollup's part, [first, last) without the marked spans; None if no whole hour.
+    window: tuple[datetime | None, datetime] | None
+    marked: list[tuple[datetime, datetime]]
+    # Read from the syncs: the marked spans and the partial hours at either end.
+    live: list[tuple[datetime, datetime]]
+
+
+def _plan(start: datetime | None, end: datetime) -> _Plan:
+    first = ceil_hour(start) if start is not None else None
+    last = floor_hour(end)
+    if first is not None and first >= last:
+        return _Plan(None, [], [(start, end)] if start is not None else [])
+    window = Q(hour__lt=last) if first is None else Q(hour__gte=first, hour__lt=last)
+    # The hours read as marked, not a subquery: a mark made after this read
+    # must not drop its hour from both parts.
+    marked = spans(
+        RollupDirty.objects.filter(window).order_by().values_list("hour", flat=True).distinct()
+    )
+    live = list(marked)
+    if start is not None and first is not None and start < first:
+        live.append((start, first))
+    if last < end:
+        live.append((last, end))
+    return _Plan((first, last), marked, live)
+
+
+def _branches(spans_: list[tuple[datetime, datetime]]) -> list[list[tuple[datetime, datetime]]]:
+    """Live spans as union branches: one span each (an index range), the rest in the last."""
+    groups = [[span] for span in spans_[: MAX_BRANCHES - 1]]
+    if len(spans_) >= MAX_BRANCHES:
+        groups.append(spans_[MAX_BRANCHES - 1 :])
+    return groups
+
+
+def _union_sql(
+    plan: _Plan, rollup_select: str, live_select: str, head_params: list[Any], extra: str,
+    extra_params: list[Any], tail: str,
+) -> tuple[str, list[Any]]:  # fmt: skip
+    """The plan as one UNION ALL of plain SQL (`... WHERE <condition><extra><tail>` each part).
+
+    Only our table names, column names and placeholders are interpolated;
+    every value is a parameter.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    parts: list[str] = []
+    params: list[Any] = []
+    if plan.window is not None:
+        first, last = plan.window
+        condition = "hour < %s"
+        window_params = [adapt(last)]
+        if first is not None:
+            condition += " AND hour >= %s"
+            window_params.append(adapt(first))
+        for span_start, span_end in plan.marked:
+            condition += " AND NOT (hour >= %s AND hour < %s)"
+            window_params += [adapt(span_start), adapt(span_end)]
+        parts.append(f"{rollup_select} WHERE {condition}{extra}{tail}")
+        params += [*head_params, *window_params, *extra_params]
+    for group in _branches(plan.live):
+        condition = " OR ".join("(sync_utc >= %s AND sync_utc < %s)" for _ in group)
+        parts.append(f"{live_select} WHERE ({condition}){extra}{tail}")
+        params += head_params
+        for span_start, span_end in group:
+            params += [adapt(span_start), adapt(span_end)]
+        params += extra_params
+    return " UNION ALL ".join(parts), params
+
+
 def counts(
     start: datetime | None, end: datetime, unit: str | None = "hour", zone: tzinfo = UTC
 ) -> list[dict[str, Any]]:
@@ -100,19 +173,16 @@ def counts(
     (the rollup's rows are UTC hours); no unit, no buckets: per code and category.
     Rows for the same key may repeat (rollup and live parts); callers add them up.
     """
-    first = ceil_hour(start) if start is not None else None
-    last = floor_hour(end)
-    if first is not None and first >= last:
-        return live([(start, end)], unit, zone) if start is not None else []
+    plan = _plan(start, end)
+    if connection.vendor == "postgresql":
+        return _counts_postgresql(plan, unit, zone)
+    if plan.window is None:
+        return live(plan.live, unit, zone)
+    first, last = plan.window
     window = Q(hour__lt=last) if first is None else Q(hour__gte=first, hour__lt=last)
-    dirty = spans(
-        RollupDirty.objects.filter(window).order_by().values_list("hour", flat=True).distinct()
-    )
     clean = SyncRollup.objects.filter(window)
-    if dirty:
-        # The hours read as marked, not a subquery: a mark made after that read
-        # must not drop its hour from both parts.
-        clean = clean.exclude(_within(dirty, "hour"))
+    if plan.marked:
+        clean = clean.exclude(_within(plan.marked, "hour"))
     rolled = (
         _bucketed(clean, "hour", unit, zone)
         .annotate(
@@ -122,19 +192,43 @@ def counts(
         )
         .order_by()
     )
-    edges = list(dirty)
-    if start is not None and first is not None and start < first:
-        edges.append((start, first))
-    if last < end:
-        edges.append((last, end))
-    if not edges:
+    if not plan.live:
         return list(rolled)
     # One round trip for both parts. Each span is a branch of its own: one
     # range is an index-only scan, where an OR of ranges reads the table.
-    branches = [_live_query([span], unit, zone) for span in edges[: MAX_BRANCHES - 1]]
-    if len(edges) >= MAX_BRANCHES:
-        branches.append(_live_query(edges[MAX_BRANCHES - 1 :], unit, zone))
+    branches = [_live_query(group, unit, zone) for group in _branches(plan.live)]
     return list(rolled.union(*branches, all=True))
+
+
+def _counts_postgresql(plan: _Plan, unit: str | None, zone: tzinfo) -> list[dict[str, Any]]:
+    """`counts` as one statement of plain SQL: the dashboard asks on every view,
+    and compiling the ORM's union of grouped queries cost more than running it."""
+    if unit not in (None, "hour", "day"):
+        raise ValueError(f"unknown unit {unit!r}")
+    sums = (
+        "SUM(items_completed)::bigint AS items_completed, SUM(items_failed)::bigint AS items_failed"
+    )
+    head = "date_trunc(%s, {} AT TIME ZONE %s) AS bucket, " if unit else ""
+    head_params: list[Any] = [unit, getattr(zone, "key", None) or str(zone)] if unit else []
+    group = " GROUP BY 1, 2, 3" if unit else " GROUP BY 1, 2"
+    sql, params = _union_sql(
+        plan,
+        f"SELECT {head.format('hour')}status_code, category, SUM(syncs)::bigint AS syncs, {sums} "
+        f"FROM {SyncRollup._meta.db_table}",
+        f"SELECT {head.format('sync_utc')}status_code, category, COUNT(*) AS syncs, {sums} "
+        f"FROM {Sync._meta.db_table}",
+        head_params, "", [], group,
+    )  # fmt: skip
+    if not sql:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column.name for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    if unit:
+        for row in rows:
+            row["bucket"] = row["bucket"].replace(tzinfo=zone)
+    return rows
 
 
 def count(
@@ -146,70 +240,28 @@ def count(
 ) -> int:
     """Exactly how many syncs started in [start, end), with one of these codes and this category.
 
-    The same parts as `counts` (clean hours from the rollup, marked and partial
-    hours from the syncs), summed by one statement of plain SQL: the history
-    asks for a count on every page, and compiling the ORM's union of grouped
-    queries cost more than running it.
+    The same parts as `counts`, summed by one statement of plain SQL: the
+    history asks for a count on every page, and compiling the ORM's union of
+    grouped queries cost more than running it.
     """
-    adapt = connection.ops.adapt_datetimefield_value
-    codes = sorted(set(codes))
     extra, extra_params = "", []
-    if codes:
-        extra += f" AND status_code IN ({', '.join(['%s'] * len(codes))})"
-        extra_params += codes
+    chosen = sorted(set(codes))
+    if chosen:
+        extra += f" AND status_code IN ({', '.join(['%s'] * len(chosen))})"
+        extra_params += chosen
     if category is not None:
         extra += " AND category = %s"
         extra_params.append(category)
-    first = ceil_hour(start) if start is not None else None
-    last = floor_hour(end)
-    parts: list[str] = []
-    params: list[Any] = []
-    live_spans: list[tuple[datetime, datetime]] = []
-    if first is not None and first >= last:
-        if start is not None:
-            live_spans.append((start, end))
-    else:
-        window = Q(hour__lt=last) if first is None else Q(hour__gte=first, hour__lt=last)
-        dirty = spans(
-            RollupDirty.objects.filter(window).order_by().values_list("hour", flat=True).distinct()
-        )
-        condition = "hour < %s"
-        params.append(adapt(last))
-        if first is not None:
-            condition += " AND hour >= %s"
-            params.append(adapt(first))
-        for span_start, span_end in dirty:
-            condition += " AND NOT (hour >= %s AND hour < %s)"
-            params += [adapt(span_start), adapt(span_end)]
-        parts.append(
-            f"SELECT SUM(syncs) AS n FROM {SyncRollup._meta.db_table} "  # noqa: S608 - see below
-            f"WHERE {condition}{extra}"
-        )
-        params += extra_params
-        live_spans += dirty
-        if start is not None and first is not None and start < first:
-            live_spans.append((start, first))
-        if last < end:
-            live_spans.append((last, end))
-    # One branch per span (an index range each), the rest in the last branch.
-    groups = [[span] for span in live_spans[: MAX_BRANCHES - 1]]
-    if len(live_spans) >= MAX_BRANCHES:
-        groups.append(live_spans[MAX_BRANCHES - 1 :])
-    for group in groups:
-        condition = " OR ".join("(sync_utc >= %s AND sync_utc < %s)" for _ in group)
-        parts.append(
-            f"SELECT COUNT(*) AS n FROM {Sync._meta.db_table} "  # noqa: S608 - see below
-            f"WHERE ({condition}){extra}"
-        )
-        for span_start, span_end in group:
-            params += [adapt(span_start), adapt(span_end)]
-        params += extra_params
-    if not parts:
+    sql, params = _union_sql(
+        _plan(start, end),
+        f"SELECT SUM(syncs) AS n FROM {SyncRollup._meta.db_table}",
+        f"SELECT COUNT(*) AS n FROM {Sync._meta.db_table}",
+        [], extra, extra_params, "",
+    )  # fmt: skip
+    if not sql:
         return 0
-    # Only our table names and placeholders are interpolated; every value is a parameter.
-    sql = f"SELECT COALESCE(SUM(n), 0) FROM ({' UNION ALL '.join(parts)}) AS parts"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"SELECT COALESCE(SUM(n), 0) FROM ({sql}) AS parts", params)
         return int(cursor.fetchone()[0])
 
 

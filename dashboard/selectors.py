@@ -223,8 +223,8 @@ class Summary:
     buckets: list[dict[str, Any]] = field(default_factory=list)
     bucket_unit: str = "day"
     failing_companies: list[dict[str, Any]] = field(default_factory=list)
-    streaks: list[Company] = field(default_factory=list)
-    long_running: list[Sync] = field(default_factory=list)
+    streaks: list[dict[str, Any]] = field(default_factory=list)
+    long_running: list[dict[str, Any]] = field(default_factory=list)
     long_running_count: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     # When the rankings were counted, if they come from the rankings task's snapshot.
@@ -313,23 +313,9 @@ def summary(form: SyncFilterForm) -> Summary:
     result.failing_companies = ranked.failing_companies
     result.errors = ranked.errors
     result.ranked_at = ranked.counted_at if ranked.from_snapshot else None
-    # The lists load only the columns they show.
-    result.streaks = list(
-        Company.objects.filter(failing_streak__gt=0)
-        .only("company_id", "name", "failing_streak", "failing_since")
-        .order_by("-failing_streak", "name")[:10]
-    )
-    long_running = Sync.objects.filter(status_code=1010)
-    result.long_running = list(
-        long_running.select_related("company")
-        .only("sync_id", "sync_utc", "company__name")
-        .order_by("sync_utc")[:10]
-    )
-    result.long_running_count = (
-        len(result.long_running)
-        if len(result.long_running) < 10
-        else long_running.order_by().values("pk")[: COUNT_CAP + 1].count()
-    )
+    result.streaks = ranked.streaks
+    result.long_running = ranked.long_running
+    result.long_running_count = ranked.long_running_count
     return result
 
 

@@ -20,6 +20,9 @@ class Migration(migrations.Migration):
                 ('window_end', models.DateTimeField()),
                 ('failing_companies', models.JSONField(default=list, help_text='[{company: {pk, company_id, name, platform_name}, failed: n, last: ISO time}], most failed first.')),
                 ('errors', models.JSONField(default=list, help_text='[{fingerprint, count, companies, message}], most frequent first.')),
+                ('streaks', models.JSONField(default=list, help_text='[{company_id, name, failing_streak, failing_since}], longest first.')),
+                ('long_running', models.JSONField(default=list, help_text='[{sync_id, sync_utc, company: {name}}], oldest first.')),
+                ('long_running_count', models.PositiveIntegerField(default=0)),
             ],
         ),
     ]

@@ -52,6 +52,10 @@ def test_the_task_counts_every_preset_as_a_live_count_would(failures):
             r["last"] for r in live.failing_companies
         ]
         assert kept.errors == live.errors
+        assert kept.long_running_count == live.long_running_count
+        assert [(r["name"], r["failing_streak"]) for r in kept.streaks] == [
+            (r["name"], r["failing_streak"]) for r in live.streaks
+        ]
     week = rankings.snapshot("7d")
     assert _names_and_counts(week) == [(a.pk, 3), (b.pk, 2)]
     assert [(e["count"], e["companies"]) for e in week.errors] == [(3, 1), (2, 1)]
@@ -142,3 +146,25 @@ def test_admins_can_read_the_snapshots_but_not_change_them(admin_client, failure
     row = RankingSnapshot.objects.first()
     delete = reverse("admin:dashboard_rankingsnapshot_delete", args=[row.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+
+
+def test_streaks_and_long_running_syncs_come_with_the_count(viewer_client, failures):
+    from django.utils import timezone as tz
+
+    a, b = failures
+    a.failing_streak, a.failing_since = 3, tz.now() - timedelta(hours=4)
+    a.save()
+    long = [make_sync(b, code=1010, ago=timedelta(minutes=30 + n)) for n in range(12)]
+    live = rankings.count(rankings.failed_between(None, tz.now()))
+    assert [(r["name"], r["failing_streak"]) for r in live.streaks] == [("Alpha Ltd", 3)]
+    assert live.long_running_count == 12
+    assert [r["sync_id"] for r in live.long_running] == [s.sync_id for s in reversed(long)][:10]
+    rankings.refresh()
+    body = viewer_client.get(reverse("summary")).content.decode()
+    assert "12 running over ten minutes" in body
+    assert f'href="/syncs/{long[-1].sync_id}/"' in body  # the oldest first
+    assert "3 in a row" in body and "Longest failing streaks (now)" not in body
+    # Without a fresh count, the page reads them live and says "now".
+    RankingSnapshot.objects.all().delete()
+    body = viewer_client.get(reverse("summary")).content.decode()
+    assert "12 running over ten minutes" in body and "Longest failing streaks (now)" in body
