@@ -68,9 +68,15 @@ def _current() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     return streaks, oldest, min(running, COUNT_CAP)
 
 
-def count(failed: QuerySet[Sync]) -> Rankings:
-    """Rank the failed syncs of a queryset (already filtered to failed, unordered)."""
-    streaks, oldest, running = _current()
+def count(
+    failed: QuerySet[Sync],
+    current: tuple[list[dict[str, Any]], list[dict[str, Any]], int] | None = None,
+) -> Rankings:
+    """Rank the failed syncs of a queryset (already filtered to failed, unordered).
+
+    `current` is what `_current` returned, when the caller read it already.
+    """
+    streaks, oldest, running = current or _current()
     top = list(
         failed.values("company_id")
         .annotate(n=Count("*"), last=Max("sync_utc"))
@@ -132,9 +138,10 @@ def failed_between(start: datetime | None, end: datetime) -> QuerySet[Sync]:
 def refresh(now: datetime | None = None) -> int:
     """Recount the rankings of every preset range, ending now; returns how many."""
     now = now or timezone.now()
+    current = _current()  # the same for every range
     for key, (_label, span) in PRESETS.items():
         start = now - span if span else None
-        ranked = count(failed_between(start, now))
+        ranked = count(failed_between(start, now), current)
         RankingSnapshot.objects.update_or_create(
             range_key=key,
             defaults={
