@@ -163,21 +163,22 @@ def upsert_companies(records: Iterable[CompanyRecord]) -> list[Company]:
             if old is not None:
                 row.first_seen = old.first_seen
             changed.append(row)
-    for batch in chunked(changed):
-        Company.objects.bulk_create(
-            batch,
-            update_conflicts=True,
-            unique_fields=["company_id"],
-            update_fields=[*_COMPANY_FIELDS, "updated"],
-        )
     moved: dict[str, list[uuid.UUID]] = {}
     for row in changed:
         old = existing.get(row.company_id)
         if old is not None and old.platform_name != row.platform_name:
             moved.setdefault(row.platform_name, []).append(row.company_id)
-    for platform, company_ids in moved.items():
-        # A sync's platform is its company's (copied for the history's filter).
-        Sync.objects.filter(company__company_id__in=company_ids).update(platform_name=platform)
+    # A company and its syncs' copy of its platform change together, or not at all.
+    with transaction.atomic():
+        for batch in chunked(changed):
+            Company.objects.bulk_create(
+                batch,
+                update_conflicts=True,
+                unique_fields=["company_id"],
+                update_fields=[*_COMPANY_FIELDS, "updated"],
+            )
+        for platform, company_ids in moved.items():
+            Sync.objects.filter(company__company_id__in=company_ids).update(platform_name=platform)
     if changed:
         forget_platform_names()
         existing = {c.company_id: c for c in Company.objects.filter(company_id__in=list(by_id))}

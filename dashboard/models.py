@@ -8,10 +8,14 @@ the upstream's IDs; the UI only reads.
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models
 from django.utils import timezone
+
+log = logging.getLogger(__name__)
 
 
 class Category(models.IntegerChoices):
@@ -102,15 +106,22 @@ class Company(models.Model):
 
 # The platforms of the mirrored companies, for the filter's choices. Cached:
 # a DISTINCT over every company is a third of a history page's SQL. Ingest
-# forgets the list when it writes companies; other writers (the admin, a
-# shell) are seen within the timeout, or at once by a request that asks
-# for a platform the cached list lacks.
+# forgets the list when it writes companies; with Redis as the cache every
+# process sees that at once, with the per-process memory cache (no Redis) the
+# web process sees it within the timeout. A request that names a platform the
+# cached list lacks reads the companies again, so a new platform is never
+# refused; the cache being down costs the query, never the page.
 PLATFORMS_CACHE_KEY = "dashboard:platform-names"
-PLATFORMS_CACHE_SECONDS = 300
+PLATFORMS_CACHE_SECONDS = 60
 
 
 def platform_names(*, fresh: bool = False) -> list[str]:
-    names = None if fresh else cache.get(PLATFORMS_CACHE_KEY)
+    names = None
+    if not fresh:
+        try:
+            names = cache.get(PLATFORMS_CACHE_KEY)
+        except Exception:  # the cache is an optimisation here
+            log.warning("platform choices: the cache is unavailable", exc_info=True)
     if names is None:
         names = list(
             Company.objects.exclude(platform_name="")
@@ -118,12 +129,18 @@ def platform_names(*, fresh: bool = False) -> list[str]:
             .values_list("platform_name", flat=True)
             .distinct()
         )
-        cache.set(PLATFORMS_CACHE_KEY, names, PLATFORMS_CACHE_SECONDS)
+        try:
+            cache.set(PLATFORMS_CACHE_KEY, names, PLATFORMS_CACHE_SECONDS)
+        except Exception:
+            log.warning("platform choices: the cache is unavailable", exc_info=True)
     return names
 
 
 def forget_platform_names() -> None:
-    cache.delete(PLATFORMS_CACHE_KEY)
+    try:
+        cache.delete(PLATFORMS_CACHE_KEY)
+    except Exception:
+        log.warning("platform choices: the cache is unavailable", exc_info=True)
 
 
 class RefreshState(models.Model):
@@ -183,6 +200,9 @@ class Sync(models.Model):
         max_length=100,
         blank=True,
         default="",
+        # Kept in the database too: a worker still on the code before this
+        # column inserts syncs without it during a deploy.
+        db_default="",
         help_text="Mirror: the company's accounting platform, kept equal to it by ingest, so "
         "that the history filters and sorts by platform without a join.",
     )
@@ -249,12 +269,17 @@ class SyncRollup(models.Model):
 
     class Meta:
         constraints = [
-            # The counts ride in the key's index: a month of the dashboard is
-            # an index-only scan of it.
             models.UniqueConstraint(
+                fields=["hour", "status_code", "category"], name="sync_rollup_key"
+            )
+        ]
+        indexes = [
+            # The key with the counts: on PostgreSQL a month of the dashboard is
+            # an index-only scan (SQLite has no covering indexes, and skips it).
+            models.Index(
                 fields=["hour", "status_code", "category"],
                 include=["syncs", "items_completed", "items_failed"],
-                name="sync_rollup_key",
+                name="sync_rollup_cover",
             )
         ]
 

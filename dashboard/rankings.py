@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Count, F, Max, QuerySet
 from django.utils import timezone
 
@@ -23,6 +24,8 @@ from .models import Category, Company, RankingSnapshot, Sync
 
 TOP = 10
 COUNT_CAP = 10_000  # as the history's counts: past it, "more than"
+# Any constant: the advisory lock that keeps two refreshes from overlapping.
+LOCK_KEY = 0x5F11C4EA2
 # Beat recounts every minute; past this age a snapshot is not shown.
 MAX_AGE = timedelta(minutes=5)
 
@@ -65,7 +68,7 @@ def _current() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         if len(oldest) < TOP
         else long_running.order_by().values("pk")[: COUNT_CAP + 1].count()
     )
-    return streaks, oldest, min(running, COUNT_CAP)
+    return streaks, oldest, min(running, COUNT_CAP + 1)
 
 
 def count(
@@ -136,8 +139,24 @@ def failed_between(start: datetime | None, end: datetime) -> QuerySet[Sync]:
 
 
 def refresh(now: datetime | None = None) -> int:
-    """Recount the rankings of every preset range, ending now; returns how many."""
+    """Recount the rankings of every preset range, ending now; returns how many.
+
+    One refresh at a time: a second one, started while the first still runs
+    (a slow database, a backlog of beat's ticks), finds the lock taken and
+    does nothing.
+    """
     now = now or timezone.now()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
+                if not cursor.fetchone()[0]:
+                    return 0
+        # (SQLite's IMMEDIATE transactions already run one at a time.)
+        return _recount(now)
+
+
+def _recount(now: datetime) -> int:
     current = _current()  # the same for every range
     for key, (_label, span) in PRESETS.items():
         start = now - span if span else None
@@ -182,7 +201,7 @@ def snapshot(range_key: str, now: datetime | None = None) -> Rankings | None:
     """The last count of a preset range, unless it is older than MAX_AGE."""
     now = now or timezone.now()
     row = RankingSnapshot.objects.filter(
-        range_key=range_key, computed_at__gte=now - MAX_AGE, computed_at__lte=now
+        range_key=range_key, computed_at__gte=now - MAX_AGE
     ).first()
     if row is None:
         return None

@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='sync',
             name='platform_name',
-            field=models.CharField(blank=True, default='', help_text="Mirror: the company's accounting platform, kept equal to it by ingest, so that the history filters and sorts by platform without a join.", max_length=100),
+            field=models.CharField(blank=True, db_default='', default='', help_text="Mirror: the company's accounting platform, kept equal to it by ingest, so that the history filters and sorts by platform without a join.", max_length=100),
         ),
         migrations.RunPython(restore_sqlite_triggers, migrations.RunPython.noop),
         # Copy each company's platform onto its syncs (the same SQL on both databases).

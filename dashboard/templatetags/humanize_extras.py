@@ -61,6 +61,8 @@ def stamp(value: datetime | None) -> str:
 def clip(value: object, length: int) -> str:
     """`truncatechars` for plain text: at most `length` characters, the last an ellipsis."""
     text = "" if value is None else str(value)
+    if length <= 0:
+        return ""
     return text if len(text) <= length else text[: length - 1] + "…"
 
 

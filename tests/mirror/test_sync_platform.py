@@ -89,3 +89,34 @@ def test_the_migration_copies_each_company_platform_onto_its_syncs():
         "QuickBooks Online",
         "Xero",
     ]
+
+
+def test_a_company_and_its_syncs_change_platform_together_or_not_at_all(monkeypatch):
+    company_id = uuid.uuid4()
+    (company,) = ingest.upsert_companies([_company_record(company_id, "Xero")])
+    ingest.upsert_syncs(company, [_sync_record()])
+
+    def broken(self, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(mirror.Sync.objects.none().__class__, "update", broken)
+    with pytest.raises(RuntimeError):
+        ingest.upsert_companies([_company_record(company_id, "Sage Intacct")])
+    monkeypatch.undo()
+    assert mirror.Company.objects.get().platform_name == "Xero"
+    # So the next read still sees the change, and moves the syncs with it.
+    ingest.upsert_companies([_company_record(company_id, "Sage Intacct")])
+    assert mirror.Sync.objects.get().platform_name == "Sage Intacct"
+
+
+def test_the_rollup_key_is_unique_on_every_database():
+    from django.db import IntegrityError, transaction
+
+    moment = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    mirror.SyncRollup.objects.create(
+        hour=moment, status_code=2000, category=1, syncs=1, items_completed=0, items_failed=0
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        mirror.SyncRollup.objects.create(
+            hour=moment, status_code=2000, category=1, syncs=2, items_completed=0, items_failed=0
+        )

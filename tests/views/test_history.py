@@ -250,3 +250,16 @@ def test_the_filter_controls_show_the_chosen_values(viewer_client, estate):
     plain = _get(viewer_client, "").content.decode()
     assert '<option value="" selected>Any</option>' in plain
     assert 'name="company"' not in plain and " checked>" not in plain.split("codes")[1][:3000]
+
+
+def test_the_pages_work_when_the_cache_is_down(viewer_client, db, monkeypatch):
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    make_sync(make_company(platform_name="Xero"))
+    for name in ("get", "set", "delete"):
+        monkeypatch.setattr(cache, name, down)
+    assert _platform_options(_get(viewer_client, "platform=Xero")) == ["", "Xero"]
+    assert viewer_client.get(reverse("summary")).status_code == 200

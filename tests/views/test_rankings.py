@@ -168,3 +168,35 @@ def test_streaks_and_long_running_syncs_come_with_the_count(viewer_client, failu
     RankingSnapshot.objects.all().delete()
     body = viewer_client.get(reverse("summary")).content.decode()
     assert "12 running over ten minutes" in body and "Longest failing streaks (now)" in body
+
+
+def test_a_count_from_a_clock_slightly_ahead_is_still_shown(viewer_client, failures):
+    rankings.refresh(now=timezone.now() + timedelta(seconds=20))
+    body = viewer_client.get(reverse("summary")).content.decode()
+    assert 'data-testid="ranked-at"' in body
+
+
+def test_past_ten_thousand_long_running_syncs_the_page_says_more_than(viewer_client, failures):
+    rankings.refresh()
+    RankingSnapshot.objects.update(long_running_count=rankings.COUNT_CAP + 1)
+    body = viewer_client.get(reverse("summary")).content.decode()
+    assert "More than 10,000 running over ten minutes" in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_started_while_another_runs_does_nothing(failures):
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the advisory lock is PostgreSQL's (CI runs on PostgreSQL)")
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [rankings.LOCK_KEY])
+            assert rankings.refresh() == 0
+            assert not RankingSnapshot.objects.exists()
+            cursor.execute("COMMIT")
+        assert rankings.refresh() == len(PRESETS)
+    finally:
+        other.close()

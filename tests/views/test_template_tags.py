@@ -58,6 +58,6 @@ def test_clip_truncates_like_truncatechars():
     from django.template.defaultfilters import truncatechars
 
     for text in ("", "short", "x" * 13, "y" * 14, str(uuid.uuid4()), "é" * 300):
-        for length in (1, 13, 220):
+        for length in (0, 1, 13, 220):
             assert clip(text, length) == truncatechars(text, length), (text, length)
     assert clip(None, 5) == ""
