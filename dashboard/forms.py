@@ -74,6 +74,8 @@ class Range:
 class RangeForm(forms.Form):
     """A date range: a preset, or custom dates (inclusive, in the user's time zone)."""
 
+    _range: Range | None = None
+
     range = forms.ChoiceField(
         choices=[(k, v[0]) for k, v in PRESETS.items()] + [("custom", "Custom")], required=False
     )
@@ -95,7 +97,18 @@ class RangeForm(forms.Form):
         return data
 
     def date_range(self, now: datetime | None = None) -> Range:
-        now = now or timezone.now()
+        """The range the form selects; ending at `now`, or at the first call's now.
+
+        Without `now`, every part of a request (its count, its rows, its
+        heading) reads the same range.
+        """
+        if now is None:
+            if self._range is None:
+                self._range = self._date_range(timezone.now())
+            return self._range
+        return self._date_range(now)
+
+    def _date_range(self, now: datetime) -> Range:
         data = self.cleaned_data if self.is_bound and self.is_valid() else {}
         start_day, end_day = data.get("start"), data.get("end")
         zone = timezone.get_current_timezone()

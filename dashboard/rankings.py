@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, F, Max, QuerySet
 from django.utils import timezone
 
 from .fingerprint import normalise
 from .forms import PRESETS
 from .models import Category, Company, RankingSnapshot, Sync
+from .rollup import COUNT_CAP, advisory_lock, bounded_count
 
 TOP = 10
-COUNT_CAP = 10_000  # as the history's counts: past it, "more than"
 # Any constant: the advisory lock that keeps two refreshes from overlapping.
 LOCK_KEY = 0x5F11C4EA2
 # Beat recounts every minute; past this age a snapshot is not shown.
@@ -63,12 +63,11 @@ def _current() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
             "sync_id", "sync_utc", name=F("company__name")
         )[:TOP]
     ]
-    running = (
-        len(oldest)
-        if len(oldest) < TOP
-        else long_running.order_by().values("pk")[: COUNT_CAP + 1].count()
-    )
-    return streaks, oldest, min(running, COUNT_CAP + 1)
+    running = len(oldest)
+    if running == TOP:
+        n, capped = bounded_count(long_running)
+        running = COUNT_CAP + 1 if capped else n
+    return streaks, oldest, running
 
 
 def count(
@@ -147,12 +146,8 @@ def refresh(now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
-                if not cursor.fetchone()[0]:
-                    return 0
-        # (SQLite's IMMEDIATE transactions already run one at a time.)
+        if not advisory_lock(LOCK_KEY, wait=False):
+            return 0
         return _recount(now)
 
 
@@ -219,6 +214,7 @@ def snapshot(range_key: str, now: datetime | None = None) -> Rankings | None:
 
 
 def _iso(moment: datetime | None) -> str | None:
+    # Not DjangoJSONEncoder: it drops a time's microseconds.
     return moment.isoformat() if moment is not None else None
 
 

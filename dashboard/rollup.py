@@ -33,6 +33,29 @@ CHUNK = 500
 MAX_BRANCHES = 16
 # Any constant: the advisory lock that keeps two rebuilds from racing on PostgreSQL.
 LOCK_KEY = 0x5F11C4EA1
+# Counts that the rollup cannot answer stop here: past it, "more than".
+COUNT_CAP = 10_000
+
+
+def bounded_count(queryset: QuerySet[Any]) -> tuple[int, bool]:
+    """(count, capped): counts up to COUNT_CAP rows, never the whole table."""
+    n = queryset.order_by().values("pk")[: COUNT_CAP + 1].count()
+    return min(n, COUNT_CAP), n > COUNT_CAP
+
+
+def advisory_lock(key: int, *, wait: bool = True) -> bool:
+    """Take a transaction's advisory lock on PostgreSQL; False if taken and not waiting.
+
+    SQLite needs none: its IMMEDIATE transactions already run one at a time.
+    """
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+            return True
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key])
+        return bool(cursor.fetchone()[0])
 
 
 def floor_hour(moment: datetime) -> datetime:
@@ -71,11 +94,10 @@ def _bucketed(
     return queryset.annotate(bucket=trunc).values("bucket", "status_code", "category")
 
 
-def _live_query(
-    ranges: list[tuple[datetime, datetime]], unit: str | None, zone: tzinfo
-) -> QuerySet[Any]:
+def grouped(syncs: QuerySet[Sync], unit: str | None, zone: tzinfo) -> QuerySet[Any]:
+    """Rows of (bucket,) status_code, category, syncs and item counts of these syncs."""
     return (
-        _bucketed(Sync.objects.filter(_within(ranges)), "sync_utc", unit, zone)
+        _bucketed(syncs, "sync_utc", unit, zone)
         .annotate(
             syncs=Count("*"),
             items_completed=Sum("items_completed"),
@@ -83,6 +105,12 @@ def _live_query(
         )
         .order_by()
     )
+
+
+def _live_query(
+    ranges: list[tuple[datetime, datetime]], unit: str | None, zone: tzinfo
+) -> QuerySet[Any]:
+    return grouped(Sync.objects.filter(_within(ranges)), unit, zone)
 
 
 def live(
@@ -103,16 +131,22 @@ class _Plan:
     live: list[tuple[datetime, datetime]]
 
 
+def _window(first: datetime | None, last: datetime) -> Q:
+    return Q(hour__lt=last) if first is None else Q(hour__gte=first, hour__lt=last)
+
+
 def _plan(start: datetime | None, end: datetime) -> _Plan:
     first = ceil_hour(start) if start is not None else None
     last = floor_hour(end)
     if first is not None and first >= last:
         return _Plan(None, [], [(start, end)] if start is not None else [])
-    window = Q(hour__lt=last) if first is None else Q(hour__gte=first, hour__lt=last)
     # The hours read as marked, not a subquery: a mark made after this read
     # must not drop its hour from both parts.
     marked = spans(
-        RollupDirty.objects.filter(window).order_by().values_list("hour", flat=True).distinct()
+        RollupDirty.objects.filter(_window(first, last))
+        .order_by()
+        .values_list("hour", flat=True)
+        .distinct()
     )
     live = list(marked)
     if start is not None and first is not None and start < first:
@@ -178,9 +212,7 @@ def counts(
         return _counts_postgresql(plan, unit, zone)
     if plan.window is None:
         return live(plan.live, unit, zone)
-    first, last = plan.window
-    window = Q(hour__lt=last) if first is None else Q(hour__gte=first, hour__lt=last)
-    clean = SyncRollup.objects.filter(window)
+    clean = SyncRollup.objects.filter(_window(*plan.window))
     if plan.marked:
         clean = clean.exclude(_within(plan.marked, "hour"))
     rolled = (
@@ -265,19 +297,12 @@ def count(
         return int(cursor.fetchone()[0])
 
 
-def _lock() -> None:
-    # SQLite needs none: its IMMEDIATE transactions already run one at a time.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
-
-
 def refresh() -> int:
     """Rebuild the rollup rows of every marked hour; returns how many hours."""
     rebuilt = 0
     while True:
         with transaction.atomic():
-            _lock()
+            advisory_lock(LOCK_KEY)
             marks = list(
                 RollupDirty.objects.order_by("id").values_list("id", "hour")[:MARKS_PER_ROUND]
             )

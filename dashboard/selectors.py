@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet, Sum
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -29,8 +28,8 @@ from .models import (
     PushItem,
     Sync,
 )
+from .rollup import bounded_count
 
-COUNT_CAP = 10_000
 COMPANY_MATCH_CAP = 2_000
 PAGE_SIZE = 50
 
@@ -88,12 +87,6 @@ def filtered_syncs(form: SyncFilterForm, now: datetime | None = None) -> QuerySe
         ids = list(companies.values_list("pk", flat=True)[:COMPANY_MATCH_CAP])
         syncs = syncs.filter(company_id__in=ids)
     return syncs
-
-
-def bounded_count(queryset: QuerySet) -> tuple[int, bool]:
-    """(count, capped): counts up to COUNT_CAP rows, never the whole table."""
-    n = queryset.order_by().values("pk")[: COUNT_CAP + 1].count()
-    return min(n, COUNT_CAP), n > COUNT_CAP
 
 
 # Filters the rollup can count exactly (its rows are per code and category).
@@ -256,16 +249,7 @@ def _counted_rows(form: SyncFilterForm, syncs: QuerySet[Sync], hourly: bool) -> 
     unit = "hour" if hourly else "day"
     if _range_only(form) and _whole_hour_zone(zone, span.start, span.end):
         return rollup.counts(span.start, span.end, unit, zone)
-    trunc = (TruncHour if hourly else TruncDay)("sync_utc", tzinfo=zone)
-    return list(
-        syncs.annotate(bucket=trunc)
-        .values("bucket", "status_code", "category")
-        .annotate(
-            syncs=Count("*"),
-            items_completed=Sum("items_completed"),
-            items_failed=Sum("items_failed"),
-        )
-    )
+    return list(rollup.grouped(syncs, unit, zone))
 
 
 def _preset_snapshot(form: SyncFilterForm) -> rankings.Rankings | None:

@@ -92,6 +92,11 @@ def _url_parts(name: str, prefix: str, urlconf: str | None) -> tuple[str, str]:
     return tuple(reverse(name, args=[marker], urlconf=urlconf).split(str(marker), 1))  # type: ignore[return-value]
 
 
+def _route(name: str) -> tuple[str, str]:
+    """The URL of a one-UUID route around its UUID, for this request's prefix."""
+    return _url_parts(name, get_script_prefix(), get_urlconf())
+
+
 @register.simple_tag
 def uuid_url(name: str, value: uuid.UUID | str) -> str:
     """`{% url name value %}` for a route that takes one UUID, reversed once per route.
@@ -99,7 +104,7 @@ def uuid_url(name: str, value: uuid.UUID | str) -> str:
     The tables link every row to a sync and a company; reversing each link
     costs more than the rest of the row.
     """
-    head, tail = _url_parts(name, get_script_prefix(), get_urlconf())
+    head, tail = _route(name)
     return f"{head}{uuid.UUID(str(value))}{tail}"
 
 
@@ -111,8 +116,8 @@ def sync_rows(syncs: list[Any]) -> SafeString:
     history page; the same markup built here costs a tenth of that. Every
     upstream text goes through `escape`.
     """
-    company_head, company_tail = _url_parts("company-detail", get_script_prefix(), get_urlconf())
-    sync_head, sync_tail = _url_parts("sync-detail", get_script_prefix(), get_urlconf())
+    company_head, company_tail = _route("company-detail")
+    sync_head, sync_tail = _route("sync-detail")
     rows = []
     for sync in syncs:
         company = sync.company
