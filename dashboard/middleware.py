@@ -8,6 +8,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from .models import active_zone
+
 
 class UserTimeZoneMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -17,9 +19,7 @@ class UserTimeZoneMiddleware:
         zone = "UTC"
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            preference = getattr(user, "sync_health_preference", None)
-            if preference is not None:
-                zone = preference.active_zone
+            zone = active_zone(user.pk)
         try:
             timezone.activate(zoneinfo.ZoneInfo(zone))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -9,13 +9,18 @@ the upstream's IDs; the UI only reads.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Category(models.IntegerChoices):
@@ -104,6 +109,35 @@ class Company(models.Model):
         return self.name
 
 
+def remembered(key: str, seconds: int, compute: Callable[[], T], *, fresh: bool = False) -> T:
+    """compute(), kept in the cache for `seconds` (recomputed when `fresh`).
+
+    The cache is an optimisation here: it being down costs the computation,
+    never the answer.
+    """
+    value = None
+    if not fresh:
+        try:
+            value = cache.get(key)
+        except Exception:
+            log.warning("cache unavailable: reading %s without it", key, exc_info=True)
+    if value is None:
+        value = compute()
+        try:
+            cache.set(key, value, seconds)
+        except Exception:
+            log.warning("cache unavailable: %s not kept", key, exc_info=True)
+    return value
+
+
+def forget(key: str) -> None:
+    """Drop a `remembered` value (a down cache has nothing to drop)."""
+    try:
+        cache.delete(key)
+    except Exception:
+        log.warning("cache unavailable: %s not forgotten", key, exc_info=True)
+
+
 # The platforms of the mirrored companies, for the filter's choices. Cached:
 # a DISTINCT over every company is a third of a history page's SQL. Ingest
 # forgets the list when it writes companies; with Redis as the cache every
@@ -115,32 +149,23 @@ PLATFORMS_CACHE_KEY = "dashboard:platform-names"
 PLATFORMS_CACHE_SECONDS = 60
 
 
+def _read_platform_names() -> list[str]:
+    return list(
+        Company.objects.exclude(platform_name="")
+        .order_by("platform_name")
+        .values_list("platform_name", flat=True)
+        .distinct()
+    )
+
+
 def platform_names(*, fresh: bool = False) -> list[str]:
-    names = None
-    if not fresh:
-        try:
-            names = cache.get(PLATFORMS_CACHE_KEY)
-        except Exception:  # the cache is an optimisation here
-            log.warning("platform choices: the cache is unavailable", exc_info=True)
-    if names is None:
-        names = list(
-            Company.objects.exclude(platform_name="")
-            .order_by("platform_name")
-            .values_list("platform_name", flat=True)
-            .distinct()
-        )
-        try:
-            cache.set(PLATFORMS_CACHE_KEY, names, PLATFORMS_CACHE_SECONDS)
-        except Exception:
-            log.warning("platform choices: the cache is unavailable", exc_info=True)
-    return names
+    return remembered(
+        PLATFORMS_CACHE_KEY, PLATFORMS_CACHE_SECONDS, _read_platform_names, fresh=fresh
+    )
 
 
 def forget_platform_names() -> None:
-    try:
-        cache.delete(PLATFORMS_CACHE_KEY)
-    except Exception:
-        log.warning("platform choices: the cache is unavailable", exc_info=True)
+    forget(PLATFORMS_CACHE_KEY)
 
 
 class RefreshState(models.Model):
@@ -432,6 +457,31 @@ class UserPreference(models.Model):
     @property
     def active_zone(self) -> str:
         return self.time_zone if self.use_local_time else "UTC"
+
+
+# Every page reads its user's time zone, so it is cached; saving or deleting a
+# preference forgets it (with the per-process memory cache, another process
+# sees the change within the timeout).
+ZONE_CACHE_SECONDS = 300
+
+
+def _zone_key(user_id: int) -> str:
+    return f"dashboard:time-zone:{user_id}"
+
+
+def active_zone(user_id: int) -> str:
+    """The zone this user sees times in: their local zone if they chose it, else UTC."""
+
+    def read() -> str:
+        preference = UserPreference.objects.filter(user_id=user_id).first()
+        return preference.active_zone if preference is not None else "UTC"
+
+    return remembered(_zone_key(user_id), ZONE_CACHE_SECONDS, read)
+
+
+@receiver([post_save, post_delete], sender=UserPreference)
+def _forget_zone(sender: type[UserPreference], instance: UserPreference, **kwargs: object) -> None:
+    forget(_zone_key(instance.user_id))
 
 
 class RetryState(models.TextChoices):

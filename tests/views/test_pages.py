@@ -246,6 +246,51 @@ def test_local_time_is_a_per_user_choice(viewer_client, estate):
     assert away["Location"] == reverse("summary")
 
 
+def test_the_time_zone_is_cached_and_forgotten_when_the_preference_changes(
+    viewer, viewer_client, estate
+):
+    from dashboard.models import UserPreference
+
+    def zone_shown() -> tuple[str, list[str]]:
+        with CaptureQueriesContext(connection) as queries:
+            body = viewer_client.get(reverse("sync-history")).content.decode()
+        read = [q["sql"] for q in queries.captured_queries if "userpreference" in q["sql"]]
+        return body.split("Times: ", 1)[1].split("<", 1)[0], read
+
+    assert zone_shown()[0] == "UTC"
+    # Read once, then from the cache.
+    assert zone_shown() == ("UTC", [])
+    # A change by any path (here the admin's ORM save) is seen on the next page.
+    preference = UserPreference.objects.create(
+        user=viewer, use_local_time=True, time_zone="America/New_York"
+    )
+    zone, read = zone_shown()
+    assert zone == "America/New_York" and len(read) == 1
+    preference.use_local_time = False
+    preference.save()
+    assert zone_shown()[0] == "UTC"
+    preference.use_local_time = True
+    preference.save()
+    assert zone_shown()[0] == "America/New_York"
+    preference.delete()
+    assert zone_shown()[0] == "UTC"
+
+
+def test_pages_keep_the_chosen_zone_with_the_cache_down(viewer, viewer_client, estate):
+    from unittest import mock
+
+    from dashboard.models import UserPreference
+
+    UserPreference.objects.create(user=viewer, use_local_time=True, time_zone="Asia/Kolkata")
+    with (
+        mock.patch("django.core.cache.cache.get", side_effect=ConnectionError("down")),
+        mock.patch("django.core.cache.cache.set", side_effect=ConnectionError("down")),
+    ):
+        response = viewer_client.get(reverse("sync-history"))
+    assert response.status_code == 200
+    assert "Times: Asia/Kolkata" in response.content.decode()
+
+
 def test_the_chart_links_each_bar_to_its_day_outcome_and_platform(viewer_client, db):
     company = make_company(platform_name='Sage & "Co"')
     sync = make_sync(company, code=5130, ago=timedelta(days=2))
