@@ -104,6 +104,7 @@ def _chart(summary: selectors.Summary, history_url: str, platform: str) -> dict[
     the rest of the page.
     """
     buckets = summary.buckets
+    hourly = summary.bucket_unit == "hour"
     width, height = 760, 180
     if not buckets:
         return {"bars": [], "width": width, "height": height, "max": 0}
@@ -112,6 +113,7 @@ def _chart(summary: selectors.Summary, history_url: str, platform: str) -> dict[
     bar_width = f"{max(slot * 0.8, 1):.2f}"
     bars = []
     for index, bucket in enumerate(buckets):
+        start = bucket["start"]
         y = float(height)
         segments = []
         for key, css in (("success", "ok"), ("failed", "bad"), ("in_progress", "run")):
@@ -130,6 +132,8 @@ def _chart(summary: selectors.Summary, history_url: str, platform: str) -> dict[
                 "bucket": bucket,
                 "day": bucket["start"].strftime("%Y-%m-%d"),
                 "label": bucket["start"].strftime("%Y-%m-%d %H:%M"),
+                # The axis label: `date:"H:i"` for hours, `date:"M j"` for days.
+                "tick": f"{start:%H:%M}" if hourly else f"{start:%b} {start.day}",
             }
         )
     ticks = [b for b in bars[:: max(1, len(bars) // 8)]]

@@ -291,6 +291,23 @@ def test_pages_keep_the_chosen_zone_with_the_cache_down(viewer, viewer_client, e
     assert "Times: Asia/Kolkata" in response.content.decode()
 
 
+@pytest.mark.parametrize(("preset", "pattern"), [("24h", "H:i"), ("30d", "M j")])
+def test_the_chart_axis_reads_as_the_date_filter_would(viewer, viewer_client, preset, pattern):
+    from django.utils import dateformat
+
+    from dashboard.models import UserPreference
+
+    UserPreference.objects.create(user=viewer, use_local_time=True, time_zone="Asia/Kolkata")
+    make_sync(make_company(), code=2000, ago=timedelta(hours=3))
+    response = viewer_client.get(reverse("summary") + f"?range={preset}")
+    body = response.content.decode()
+    ticks = response.context["chart"]["ticks"]
+    assert len(ticks) >= 8
+    for bar in ticks:
+        assert bar["tick"] == dateformat.format(bar["bucket"]["start"], pattern)
+        assert f'class="tick">{bar["tick"]}</text>' in body
+
+
 def test_the_chart_links_each_bar_to_its_day_outcome_and_platform(viewer_client, db):
     company = make_company(platform_name='Sage & "Co"')
     sync = make_sync(company, code=5130, ago=timedelta(days=2))
