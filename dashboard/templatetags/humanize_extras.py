@@ -110,7 +110,12 @@ def uuid_url(name: str, value: uuid.UUID | str) -> str:
     costs more than the rest of the row.
     """
     head, tail = _route(name)
-    return f"{head}{uuid.UUID(str(value))}{tail}"
+    return f"{head}{_uuid(value)}{tail}"
+
+
+def _uuid(value: uuid.UUID | str) -> str:
+    """A UUID's canonical text; anything else raises (it never reaches a link)."""
+    return str(uuid.UUID(str(value)))
 
 
 @register.simple_tag
@@ -191,3 +196,86 @@ def code_checkboxes(
         )
         parts.append(f'<div class="code-group"><strong>{_text(group)}</strong>{chips}</div>')
     return mark_safe("".join(parts))  # noqa: S308 - built from escaped values above
+
+
+# The dashboard's tables, built in Python like the history's rows: through the
+# engine they cost more than the rest of the page. Every text from the
+# upstream (names, platforms, messages) goes through `_text`, and so do the
+# query strings, as `{{ range_query }}` would be.
+
+
+@register.simple_tag
+def code_rows(by_code: list[tuple[int, str, int, int]], history_url: str, query: str) -> SafeString:
+    """ "By status code": each code's badge, meaning and count, linked to its syncs."""
+    base = f"{_text(history_url)}?{_text(query)}"
+    return mark_safe(  # noqa: S308 - every interpolated text is escaped
+        "".join(
+            f'<tr><td><span class="badge cat-{_text(category)}">{_text(code)}</span></td>'
+            f"<td>{_text(text)}</td>"
+            f'<td class="num"><a href="{base}&amp;code={_text(code)}" data-code="{_text(code)}">'
+            f"{thousands(n)}</a></td></tr>\n"
+            for code, text, category, n in by_code
+        )
+    )
+
+
+@register.simple_tag
+def failing_company_rows(rows: list[dict[str, Any]], history_url: str, query: str) -> SafeString:
+    """The companies with the most failed syncs, each linked to its page and its failures."""
+    head, tail = _route("company-detail")
+    base = f"{_text(history_url)}?{_text(query)}&amp;category=failed&amp;company="
+    return mark_safe(  # noqa: S308 - every interpolated text is escaped
+        "".join(
+            f'<tr><td><a href="{head}{_uuid(row["company"]["company_id"])}{tail}">'
+            f"{_text(row['company']['name'])}</a> "
+            f'<span class="muted">{_text(row["company"]["platform_name"])}</span></td>'
+            f'<td class="num"><a href="{base}{_uuid(row["company"]["company_id"])}">'
+            f"{thousands(row['failed'])}</a></td><td>{brief(row['last'])}</td></tr>\n"
+            for row in rows
+        )
+    )
+
+
+@register.simple_tag
+def streak_rows(companies: list[dict[str, Any]], history_url: str) -> SafeString:
+    """The longest failing streaks, each linked to its company and its syncs."""
+    head, tail = _route("company-detail")
+    base = f"{_text(history_url)}?range=all&amp;company="
+    return mark_safe(  # noqa: S308 - every interpolated text is escaped
+        "".join(
+            f'<tr><td><a href="{head}{_uuid(c["company_id"])}{tail}">{_text(c["name"])}</a></td>'
+            f'<td class="num"><a href="{base}{_uuid(c["company_id"])}">'
+            f"{_text(c['failing_streak'])} in a row</a></td>"
+            f"<td>since {brief(c['failing_since'])}</td></tr>\n"
+            for c in companies
+        )
+    )
+
+
+@register.simple_tag
+def long_running_rows(syncs: list[dict[str, Any]]) -> SafeString:
+    """The syncs running longest, each linked to its detail."""
+    head, tail = _route("sync-detail")
+    return mark_safe(  # noqa: S308 - every interpolated text is escaped
+        "".join(
+            f'<tr><td><a href="{head}{_uuid(s["sync_id"])}{tail}" class="mono">'
+            f"{_text(clip(s['sync_id'], 13))}</a></td>"
+            f"<td>{_text(s['company']['name'])}</td><td>since {brief(s['sync_utc'])}</td></tr>\n"
+            for s in syncs
+        )
+    )
+
+
+@register.simple_tag
+def error_rows(errors: list[dict[str, Any]], history_url: str, query: str) -> SafeString:
+    """The most frequent error groups, each linked to its syncs."""
+    base = f"{_text(history_url)}?{_text(query)}&amp;fingerprint="
+    return mark_safe(  # noqa: S308 - every interpolated text is escaped
+        "".join(
+            f'<tr><td class="message">{_text(clip(e["message"], 220))}</td>'
+            f'<td class="num"><a href="{base}{_text(e["fingerprint"])}">'
+            f"{thousands(e['count'])}</a></td>"
+            f'<td class="num">{_text(e["companies"])}</td></tr>\n'
+            for e in errors
+        )
+    )

@@ -176,6 +176,29 @@ def test_untrusted_text_is_escaped_everywhere(viewer_client, db):
         assert "&lt;script&gt;" in body or "&lt;img" in body, url
 
 
+@pytest.mark.parametrize("counted", [False, True], ids=["live", "from-the-snapshot"])
+def test_every_dashboard_table_shows_upstream_text_as_text(viewer_client, db, counted):
+    from dashboard import rankings
+
+    evil = make_company(name=f"Evil {XSS}", platform_name=f"P {XSS}")
+    make_sync(evil, code=5130, error_message=f"Failed: {XSS}")
+    make_sync(evil, code=1010, ago=timedelta(minutes=30))
+    Company.objects.filter(pk=evil.pk).update(failing_streak=2, failing_since=timezone.now())
+    if counted:
+        rankings.refresh()
+    body = viewer_client.get(reverse("summary") + "?range=7d").content.decode()
+    assert ("Counted at" in body) is counted
+    assert "<script>" not in body
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    # Failing companies (name and platform), the streak, the long-running sync, the error.
+    assert body.count(f"Evil {escaped}") == 3
+    assert f"P {escaped}" in body
+    # The error group, its variable parts hidden.
+    assert "Failed: &lt;script&gt;alert(&lt;n&gt;)&lt;/script&gt;" in body
+    company_page = reverse("company-detail", args=[evil.company_id])
+    assert body.count(f'href="{company_page}"') == 2
+
+
 def test_the_csv_export_is_exactly_the_filtered_set_and_neutralised(viewer_client, db):
     company = make_company(name='=HYPERLINK("http://evil")')
     wanted = [make_sync(company, code=5130, error_message="@SUM(1)") for _ in range(3)]
