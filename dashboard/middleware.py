@@ -10,6 +10,11 @@ from django.utils import timezone
 
 from .models import active_zone
 
+# Where a session keeps its user's zone: read from the preference once a
+# session, not once a page. The preferences page updates it at once; a change
+# made elsewhere (the admin) applies from the user's next login.
+ZONE_SESSION_KEY = "sync_health_time_zone"
+
 
 class UserTimeZoneMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -19,7 +24,11 @@ class UserTimeZoneMiddleware:
         zone = "UTC"
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            zone = active_zone(user.pk)
+            kept = request.session.get(ZONE_SESSION_KEY)
+            if isinstance(kept, str):
+                zone = kept
+            else:
+                zone = request.session[ZONE_SESSION_KEY] = active_zone(user.pk)
         try:
             timezone.activate(zoneinfo.ZoneInfo(zone))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

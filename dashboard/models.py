@@ -15,8 +15,6 @@ from typing import TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -459,29 +457,10 @@ class UserPreference(models.Model):
         return self.time_zone if self.use_local_time else "UTC"
 
 
-# Every page reads its user's time zone, so it is cached; saving or deleting a
-# preference forgets it (with the per-process memory cache, another process
-# sees the change within the timeout).
-ZONE_CACHE_SECONDS = 300
-
-
-def _zone_key(user_id: int) -> str:
-    return f"dashboard:time-zone:{user_id}"
-
-
 def active_zone(user_id: int) -> str:
     """The zone this user sees times in: their local zone if they chose it, else UTC."""
-
-    def read() -> str:
-        preference = UserPreference.objects.filter(user_id=user_id).first()
-        return preference.active_zone if preference is not None else "UTC"
-
-    return remembered(_zone_key(user_id), ZONE_CACHE_SECONDS, read)
-
-
-@receiver([post_save, post_delete], sender=UserPreference)
-def _forget_zone(sender: type[UserPreference], instance: UserPreference, **kwargs: object) -> None:
-    forget(_zone_key(instance.user_id))
+    preference = UserPreference.objects.filter(user_id=user_id).first()
+    return preference.active_zone if preference is not None else "UTC"
 
 
 class RetryState(models.TextChoices):

@@ -35,6 +35,7 @@ from django_htmx.middleware import HtmxDetails
 
 from . import selectors
 from .forms import PRESETS, SORTS, ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
+from .middleware import ZONE_SESSION_KEY
 from .models import (
     STATUS_CODES,
     Category,
@@ -372,6 +373,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
             preference.use_local_time = form.cleaned_data["use_local_time"]
             preference.time_zone = form.cleaned_data["time_zone"]
             preference.save(update_fields=["use_local_time", "time_zone"])
+            request.session[ZONE_SESSION_KEY] = preference.active_zone
             messages.success(request, f"Times are now shown in {preference.active_zone}.")
             target = request.POST.get("next") or reverse("summary")
             if not url_has_allowed_host_and_scheme(target, {request.get_host()}):
