@@ -9,8 +9,6 @@ the upstream's IDs; the UI only reads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -18,7 +16,6 @@ from django.db import models
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class Category(models.IntegerChoices):
@@ -107,35 +104,6 @@ class Company(models.Model):
         return self.name
 
 
-def remembered(key: str, seconds: int, compute: Callable[[], T], *, fresh: bool = False) -> T:
-    """compute(), kept in the cache for `seconds` (recomputed when `fresh`).
-
-    The cache is an optimisation here: it being down costs the computation,
-    never the answer.
-    """
-    value = None
-    if not fresh:
-        try:
-            value = cache.get(key)
-        except Exception:
-            log.warning("cache unavailable: reading %s without it", key, exc_info=True)
-    if value is None:
-        value = compute()
-        try:
-            cache.set(key, value, seconds)
-        except Exception:
-            log.warning("cache unavailable: %s not kept", key, exc_info=True)
-    return value
-
-
-def forget(key: str) -> None:
-    """Drop a `remembered` value (a down cache has nothing to drop)."""
-    try:
-        cache.delete(key)
-    except Exception:
-        log.warning("cache unavailable: %s not forgotten", key, exc_info=True)
-
-
 # The platforms of the mirrored companies, for the filter's choices. Cached:
 # a DISTINCT over every company is a third of a history page's SQL. Ingest
 # forgets the list when it writes companies; with Redis as the cache every
@@ -147,23 +115,32 @@ PLATFORMS_CACHE_KEY = "dashboard:platform-names"
 PLATFORMS_CACHE_SECONDS = 60
 
 
-def _read_platform_names() -> list[str]:
-    return list(
-        Company.objects.exclude(platform_name="")
-        .order_by("platform_name")
-        .values_list("platform_name", flat=True)
-        .distinct()
-    )
-
-
 def platform_names(*, fresh: bool = False) -> list[str]:
-    return remembered(
-        PLATFORMS_CACHE_KEY, PLATFORMS_CACHE_SECONDS, _read_platform_names, fresh=fresh
-    )
+    names = None
+    if not fresh:
+        try:
+            names = cache.get(PLATFORMS_CACHE_KEY)
+        except Exception:  # the cache is an optimisation here
+            log.warning("platform choices: the cache is unavailable", exc_info=True)
+    if names is None:
+        names = list(
+            Company.objects.exclude(platform_name="")
+            .order_by("platform_name")
+            .values_list("platform_name", flat=True)
+            .distinct()
+        )
+        try:
+            cache.set(PLATFORMS_CACHE_KEY, names, PLATFORMS_CACHE_SECONDS)
+        except Exception:
+            log.warning("platform choices: the cache is unavailable", exc_info=True)
+    return names
 
 
 def forget_platform_names() -> None:
-    forget(PLATFORMS_CACHE_KEY)
+    try:
+        cache.delete(PLATFORMS_CACHE_KEY)
+    except Exception:
+        log.warning("platform choices: the cache is unavailable", exc_info=True)
 
 
 class RefreshState(models.Model):
