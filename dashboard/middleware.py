@@ -16,6 +16,14 @@ from .models import active_zone
 ZONE_SESSION_KEY = "sync_health_time_zone"
 
 
+def forget_zone(sender: object, request: HttpRequest | None = None, **kwargs: object) -> None:
+    """On login (`user_logged_in`): read the zone again, even when the same user logs in
+    again on a session that kept it (`login` keeps the data of such a session)."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session.pop(ZONE_SESSION_KEY, None)
+
+
 class UserTimeZoneMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

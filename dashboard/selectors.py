@@ -121,7 +121,7 @@ class HistoryRow(NamedTuple):
     items_failed: int
     duration_s: int | None
     platform_name: str
-    company_id: uuid.UUID
+    company_uuid: uuid.UUID
     company_name: str
 
     @property

@@ -113,6 +113,12 @@ def uuid_url(name: str, value: uuid.UUID | str) -> str:
     return f"{head}{_uuid(value)}{tail}"
 
 
+def _html_route(name: str) -> tuple[str, str]:
+    """`_route`, escaped for an attribute (the script prefix is the deployment's)."""
+    head, tail = _route(name)
+    return _text(head), _text(tail)
+
+
 def _uuid(value: uuid.UUID | str) -> str:
     """A UUID's canonical text; anything else raises (it never reaches a link)."""
     return str(uuid.UUID(str(value)))
@@ -126,8 +132,8 @@ def sync_rows(syncs: list[Any]) -> SafeString:
     history page; the same markup built here costs a tenth of that. Every
     upstream text goes through `_text` (escaped).
     """
-    company_head, company_tail = _route("company-detail")
-    sync_head, sync_tail = _route("sync-detail")
+    company_head, company_tail = _html_route("company-detail")
+    sync_head, sync_tail = _html_route("sync-detail")
     rows = []
     for sync in syncs:
         label = sync.status_label
@@ -138,7 +144,7 @@ def sync_rows(syncs: list[Any]) -> SafeString:
         )
         rows.append(
             f"<tr><td>{stamp(sync.sync_utc)}</td>"
-            f'<td><a href="{company_head}{sync.company_id}{company_tail}">'
+            f'<td><a href="{company_head}{sync.company_uuid}{company_tail}">'
             f"{_text(sync.company_name)}</a></td>"
             f"<td>{_text(sync.platform_name)}</td>"
             f"<td>{_badge(sync.status_code, sync.category, label)} "
@@ -213,7 +219,7 @@ def code_rows(by_code: list[tuple[int, str, int, int]], history_url: str, query:
             f'<tr><td><span class="badge cat-{_text(category)}">{_text(code)}</span></td>'
             f"<td>{_text(text)}</td>"
             f'<td class="num"><a href="{base}&amp;code={_text(code)}" data-code="{_text(code)}">'
-            f"{thousands(n)}</a></td></tr>\n"
+            f"{_text(thousands(n))}</a></td></tr>\n"
             for code, text, category, n in by_code
         )
     )
@@ -222,7 +228,7 @@ def code_rows(by_code: list[tuple[int, str, int, int]], history_url: str, query:
 @register.simple_tag
 def failing_company_rows(rows: list[dict[str, Any]], history_url: str, query: str) -> SafeString:
     """The companies with the most failed syncs, each linked to its page and its failures."""
-    head, tail = _route("company-detail")
+    head, tail = _html_route("company-detail")
     base = f"{_text(history_url)}?{_text(query)}&amp;category=failed&amp;company="
     return mark_safe(  # noqa: S308 - every interpolated text is escaped
         "".join(
@@ -230,7 +236,7 @@ def failing_company_rows(rows: list[dict[str, Any]], history_url: str, query: st
             f"{_text(row['company']['name'])}</a> "
             f'<span class="muted">{_text(row["company"]["platform_name"])}</span></td>'
             f'<td class="num"><a href="{base}{_uuid(row["company"]["company_id"])}">'
-            f"{thousands(row['failed'])}</a></td><td>{brief(row['last'])}</td></tr>\n"
+            f"{_text(thousands(row['failed']))}</a></td><td>{brief(row['last'])}</td></tr>\n"
             for row in rows
         )
     )
@@ -239,7 +245,7 @@ def failing_company_rows(rows: list[dict[str, Any]], history_url: str, query: st
 @register.simple_tag
 def streak_rows(companies: list[dict[str, Any]], history_url: str) -> SafeString:
     """The longest failing streaks, each linked to its company and its syncs."""
-    head, tail = _route("company-detail")
+    head, tail = _html_route("company-detail")
     base = f"{_text(history_url)}?range=all&amp;company="
     return mark_safe(  # noqa: S308 - every interpolated text is escaped
         "".join(
@@ -255,7 +261,7 @@ def streak_rows(companies: list[dict[str, Any]], history_url: str) -> SafeString
 @register.simple_tag
 def long_running_rows(syncs: list[dict[str, Any]]) -> SafeString:
     """The syncs running longest, each linked to its detail."""
-    head, tail = _route("sync-detail")
+    head, tail = _html_route("sync-detail")
     return mark_safe(  # noqa: S308 - every interpolated text is escaped
         "".join(
             f'<tr><td><a href="{head}{_uuid(s["sync_id"])}{tail}" class="mono">'
@@ -274,7 +280,7 @@ def error_rows(errors: list[dict[str, Any]], history_url: str, query: str) -> Sa
         "".join(
             f'<tr><td class="message">{_text(clip(e["message"], 220))}</td>'
             f'<td class="num"><a href="{base}{_text(e["fingerprint"])}">'
-            f"{thousands(e['count'])}</a></td>"
+            f"{_text(thousands(e['count']))}</a></td>"
             f'<td class="num">{_text(e["companies"])}</td></tr>\n'
             for e in errors
         )

@@ -180,7 +180,7 @@ def test_untrusted_text_is_escaped_everywhere(viewer_client, db):
 def test_every_dashboard_table_shows_upstream_text_as_text(viewer_client, db, counted):
     from dashboard import rankings
 
-    evil = make_company(name=f"Evil {XSS}", platform_name=f"P {XSS}")
+    evil = make_company(name=f"Evil {XSS} 'q\"", platform_name=f"P {XSS}")
     make_sync(evil, code=5130, error_message=f"Failed: {XSS}")
     make_sync(evil, code=1010, ago=timedelta(minutes=30))
     Company.objects.filter(pk=evil.pk).update(failing_streak=2, failing_since=timezone.now())
@@ -191,7 +191,7 @@ def test_every_dashboard_table_shows_upstream_text_as_text(viewer_client, db, co
     assert "<script>" not in body
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     # Failing companies (name and platform), the streak, the long-running sync, the error.
-    assert body.count(f"Evil {escaped}") == 3
+    assert body.count(f"Evil {escaped} &#x27;q&quot;") == 3
     assert f"P {escaped}" in body
     # The error group, its variable parts hidden.
     assert "Failed: &lt;script&gt;alert(&lt;n&gt;)&lt;/script&gt;" in body
@@ -290,12 +290,16 @@ def test_the_time_zone_is_read_once_a_session(viewer, client, estate):
     assert zone_shown() == ("Asia/Kolkata", [])
     client.post(reverse("preferences"), {"time_zone": "Asia/Kolkata"})
     assert zone_shown() == ("UTC", [])
-    # A change made elsewhere (the admin) applies from the next login.
+    # A change made elsewhere (the admin) applies from the next login,
+    # also when the same user logs in again without logging out.
     UserPreference.objects.filter(user=viewer).update(use_local_time=True, time_zone="Europe/Paris")
     assert zone_shown()[0] == "UTC"
-    client.logout()
     client.force_login(viewer)
     assert zone_shown()[0] == "Europe/Paris"
+    UserPreference.objects.filter(user=viewer).update(time_zone="Asia/Tokyo")
+    client.logout()
+    client.force_login(viewer)
+    assert zone_shown()[0] == "Asia/Tokyo"
 
 
 def test_a_new_login_does_not_inherit_the_last_users_zone(viewer, runner, client, db):

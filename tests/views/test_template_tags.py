@@ -10,7 +10,15 @@ from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 
 from dashboard.models import Sync
-from dashboard.templatetags.humanize_extras import brief, clip, stamp, status_badge, uuid_url
+from dashboard.selectors import HistoryRow
+from dashboard.templatetags.humanize_extras import (
+    brief,
+    clip,
+    stamp,
+    status_badge,
+    sync_rows,
+    uuid_url,
+)
 
 
 def test_uuid_url_gives_what_reverse_gives():
@@ -27,6 +35,20 @@ def test_uuid_url_follows_the_script_prefix():
     finally:
         set_script_prefix("/")
     assert uuid_url("sync-detail", value) == f"/syncs/{value}/"
+
+
+def test_row_links_escape_a_script_prefix():
+    row = HistoryRow(
+        1, uuid.uuid4(), 2000, "", 1, datetime(2026, 7, 1, tzinfo=UTC), 3, 0, 90, "Xero",
+        uuid.uuid4(), "Acme",
+    )  # fmt: skip
+    set_script_prefix("/a&b'/")
+    try:
+        html = sync_rows([row])
+    finally:
+        set_script_prefix("/")
+    assert f'href="/a&amp;b&#x27;/companies/{row.company_uuid}/"' in html
+    assert f'href="/a&amp;b&#x27;/syncs/{row.sync_id}/"' in html
 
 
 def test_stamp_shows_the_current_zone():
