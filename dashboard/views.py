@@ -131,8 +131,8 @@ def _chart(summary: selectors.Summary, history_url: str, platform: str) -> dict[
                 "w": bar_width,
                 "segments": segments,
                 "bucket": bucket,
-                "day": bucket["start"].strftime("%Y-%m-%d"),
-                "label": bucket["start"].strftime("%Y-%m-%d %H:%M"),
+                "day": start.strftime("%Y-%m-%d"),
+                "label": start.strftime("%Y-%m-%d %H:%M"),
                 # The axis label: `date:"H:i"` for hours, `date:"M j"` for days.
                 "tick": f"{start:%H:%M}" if hourly else f"{start:%b} {start.day}",
             }

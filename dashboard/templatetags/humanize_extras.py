@@ -98,19 +98,12 @@ def _url_parts(name: str, prefix: str, urlconf: str | None) -> tuple[str, str]:
 
 
 def _route(name: str) -> tuple[str, str]:
-    """The URL of a one-UUID route around its UUID, for this request's prefix."""
-    return _url_parts(name, get_script_prefix(), get_urlconf())
-
-
-@register.simple_tag
-def uuid_url(name: str, value: uuid.UUID | str) -> str:
-    """`{% url name value %}` for a route that takes one UUID, reversed once per route.
+    """The URL of a one-UUID route around its UUID, for this request's prefix.
 
     The tables link every row to a sync and a company; reversing each link
-    costs more than the rest of the row.
+    costs more than the rest of the row, so each route is reversed once.
     """
-    head, tail = _route(name)
-    return f"{head}{_uuid(value)}{tail}"
+    return _url_parts(name, get_script_prefix(), get_urlconf())
 
 
 def _html_route(name: str) -> tuple[str, str]:

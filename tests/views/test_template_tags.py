@@ -16,32 +16,42 @@ from dashboard.templatetags.humanize_extras import (
     clip,
     stamp,
     status_badge,
+    streak_rows,
     sync_rows,
-    uuid_url,
 )
 
 
-def test_uuid_url_gives_what_reverse_gives():
-    value = uuid.uuid4()
-    assert uuid_url("sync-detail", value) == reverse("sync-detail", args=[value])
-    assert uuid_url("company-detail", str(value)) == reverse("company-detail", args=[value])
-
-
-def test_uuid_url_follows_the_script_prefix():
-    value = uuid.uuid4()
-    set_script_prefix("/health/")
-    try:
-        assert uuid_url("sync-detail", value) == f"/health/syncs/{value}/"
-    finally:
-        set_script_prefix("/")
-    assert uuid_url("sync-detail", value) == f"/syncs/{value}/"
-
-
-def test_row_links_escape_a_script_prefix():
-    row = HistoryRow(
+def _row() -> HistoryRow:
+    return HistoryRow(
         1, uuid.uuid4(), 2000, "", 1, datetime(2026, 7, 1, tzinfo=UTC), 3, 0, 90, "Xero",
         uuid.uuid4(), "Acme",
     )  # fmt: skip
+
+
+def test_row_links_give_what_reverse_gives():
+    row = _row()
+    html = sync_rows([row])
+    assert f'href="{reverse("company-detail", args=[row.company_uuid])}"' in html
+    assert f'href="{reverse("sync-detail", args=[row.sync_id])}"' in html
+    company = {"company_id": str(row.company_uuid), "name": "Acme", "failing_streak": 2,
+               "failing_since": None}  # fmt: skip
+    assert f'href="{reverse("company-detail", args=[row.company_uuid])}"' in streak_rows(
+        [company], "/syncs/"
+    )
+
+
+def test_row_links_follow_the_script_prefix():
+    row = _row()
+    set_script_prefix("/health/")
+    try:
+        assert f'href="/health/syncs/{row.sync_id}/"' in sync_rows([row])
+    finally:
+        set_script_prefix("/")
+    assert f'href="/syncs/{row.sync_id}/"' in sync_rows([row])
+
+
+def test_row_links_escape_a_script_prefix():
+    row = _row()
     set_script_prefix("/a&b'/")
     try:
         html = sync_rows([row])
