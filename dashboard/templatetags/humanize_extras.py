@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -81,6 +82,11 @@ def _text(value: object) -> str:
     return html.escape(str(value))
 
 
+def _joined(parts: Iterable[str]) -> SafeString:
+    """Markup built by this module's tags, whose every interpolated text went through `_text`."""
+    return mark_safe("".join(parts))  # noqa: S308 - each builder escapes what it interpolates
+
+
 def _badge(code: int, category: int, label: str) -> str:
     return f'<span class="badge cat-{_text(category)}" title="{_text(label)}">{_text(code)}</span>'
 
@@ -147,7 +153,7 @@ def sync_rows(syncs: list[Any]) -> SafeString:
             f'<td><a class="mono" href="{sync_head}{sync.sync_id}{sync_tail}">{sync.sync_id}</a>'
             "</td></tr>\n"
         )
-    return mark_safe("".join(rows))  # noqa: S308 - every interpolated text is escaped above
+    return _joined(rows)
 
 
 def _selected(bound_field: Any) -> set[str]:
@@ -166,7 +172,7 @@ def select_field(bound_field: Any) -> SafeString:
     form renderer costs as much as a query.
     """
     chosen = _selected(bound_field)
-    options = "".join(
+    options = _joined(
         f'<option value="{_text(value)}"{" selected" if str(value) in chosen else ""}>'
         f"{_text(label)}</option>"
         for value, label in bound_field.field.choices
@@ -175,7 +181,7 @@ def select_field(bound_field: Any) -> SafeString:
         '<select name="{}" id="{}">{}</select>',
         bound_field.html_name,
         bound_field.auto_id,
-        mark_safe(options),  # noqa: S308 - built from escaped values above
+        options,
     )
 
 
@@ -194,7 +200,7 @@ def code_checkboxes(
             for code, label in options
         )
         parts.append(f'<div class="code-group"><strong>{_text(group)}</strong>{chips}</div>')
-    return mark_safe("".join(parts))  # noqa: S308 - built from escaped values above
+    return _joined(parts)
 
 
 # The dashboard's tables, built in Python like the history's rows: through the
@@ -205,16 +211,14 @@ def code_checkboxes(
 
 @register.simple_tag
 def code_rows(by_code: list[tuple[int, str, int, int]], history_url: str, query: str) -> SafeString:
-    """ "By status code": each code's badge, meaning and count, linked to its syncs."""
+    """The "By status code" table: each code's badge, meaning and count, linked to its syncs."""
     base = f"{_text(history_url)}?{_text(query)}"
-    return mark_safe(  # noqa: S308 - every interpolated text is escaped
-        "".join(
-            f'<tr><td><span class="badge cat-{_text(category)}">{_text(code)}</span></td>'
-            f"<td>{_text(text)}</td>"
-            f'<td class="num"><a href="{base}&amp;code={_text(code)}" data-code="{_text(code)}">'
-            f"{_text(thousands(n))}</a></td></tr>\n"
-            for code, text, category, n in by_code
-        )
+    return _joined(
+        f'<tr><td><span class="badge cat-{_text(category)}">{_text(code)}</span></td>'
+        f"<td>{_text(text)}</td>"
+        f'<td class="num"><a href="{base}&amp;code={_text(code)}" data-code="{_text(code)}">'
+        f"{_text(thousands(n))}</a></td></tr>\n"
+        for code, text, category, n in by_code
     )
 
 
@@ -223,15 +227,13 @@ def failing_company_rows(rows: list[dict[str, Any]], history_url: str, query: st
     """The companies with the most failed syncs, each linked to its page and its failures."""
     head, tail = _html_route("company-detail")
     base = f"{_text(history_url)}?{_text(query)}&amp;category=failed&amp;company="
-    return mark_safe(  # noqa: S308 - every interpolated text is escaped
-        "".join(
-            f'<tr><td><a href="{head}{_uuid(row["company"]["company_id"])}{tail}">'
-            f"{_text(row['company']['name'])}</a> "
-            f'<span class="muted">{_text(row["company"]["platform_name"])}</span></td>'
-            f'<td class="num"><a href="{base}{_uuid(row["company"]["company_id"])}">'
-            f"{_text(thousands(row['failed']))}</a></td><td>{brief(row['last'])}</td></tr>\n"
-            for row in rows
-        )
+    return _joined(
+        f'<tr><td><a href="{head}{_uuid(row["company"]["company_id"])}{tail}">'
+        f"{_text(row['company']['name'])}</a> "
+        f'<span class="muted">{_text(row["company"]["platform_name"])}</span></td>'
+        f'<td class="num"><a href="{base}{_uuid(row["company"]["company_id"])}">'
+        f"{_text(thousands(row['failed']))}</a></td><td>{brief(row['last'])}</td></tr>\n"
+        for row in rows
     )
 
 
@@ -240,14 +242,12 @@ def streak_rows(companies: list[dict[str, Any]], history_url: str) -> SafeString
     """The longest failing streaks, each linked to its company and its syncs."""
     head, tail = _html_route("company-detail")
     base = f"{_text(history_url)}?range=all&amp;company="
-    return mark_safe(  # noqa: S308 - every interpolated text is escaped
-        "".join(
-            f'<tr><td><a href="{head}{_uuid(c["company_id"])}{tail}">{_text(c["name"])}</a></td>'
-            f'<td class="num"><a href="{base}{_uuid(c["company_id"])}">'
-            f"{_text(c['failing_streak'])} in a row</a></td>"
-            f"<td>since {brief(c['failing_since'])}</td></tr>\n"
-            for c in companies
-        )
+    return _joined(
+        f'<tr><td><a href="{head}{_uuid(c["company_id"])}{tail}">{_text(c["name"])}</a></td>'
+        f'<td class="num"><a href="{base}{_uuid(c["company_id"])}">'
+        f"{_text(c['failing_streak'])} in a row</a></td>"
+        f"<td>since {brief(c['failing_since'])}</td></tr>\n"
+        for c in companies
     )
 
 
@@ -255,13 +255,11 @@ def streak_rows(companies: list[dict[str, Any]], history_url: str) -> SafeString
 def long_running_rows(syncs: list[dict[str, Any]]) -> SafeString:
     """The syncs running longest, each linked to its detail."""
     head, tail = _html_route("sync-detail")
-    return mark_safe(  # noqa: S308 - every interpolated text is escaped
-        "".join(
-            f'<tr><td><a href="{head}{_uuid(s["sync_id"])}{tail}" class="mono">'
-            f"{_text(clip(s['sync_id'], 13))}</a></td>"
-            f"<td>{_text(s['company']['name'])}</td><td>since {brief(s['sync_utc'])}</td></tr>\n"
-            for s in syncs
-        )
+    return _joined(
+        f'<tr><td><a href="{head}{_uuid(s["sync_id"])}{tail}" class="mono">'
+        f"{_text(clip(s['sync_id'], 13))}</a></td>"
+        f"<td>{_text(s['company']['name'])}</td><td>since {brief(s['sync_utc'])}</td></tr>\n"
+        for s in syncs
     )
 
 
@@ -269,12 +267,10 @@ def long_running_rows(syncs: list[dict[str, Any]]) -> SafeString:
 def error_rows(errors: list[dict[str, Any]], history_url: str, query: str) -> SafeString:
     """The most frequent error groups, each linked to its syncs."""
     base = f"{_text(history_url)}?{_text(query)}&amp;fingerprint="
-    return mark_safe(  # noqa: S308 - every interpolated text is escaped
-        "".join(
-            f'<tr><td class="message">{_text(clip(e["message"], 220))}</td>'
-            f'<td class="num"><a href="{base}{_text(e["fingerprint"])}">'
-            f"{_text(thousands(e['count']))}</a></td>"
-            f'<td class="num">{_text(e["companies"])}</td></tr>\n'
-            for e in errors
-        )
+    return _joined(
+        f'<tr><td class="message">{_text(clip(e["message"], 220))}</td>'
+        f'<td class="num"><a href="{base}{_text(e["fingerprint"])}">'
+        f"{_text(thousands(e['count']))}</a></td>"
+        f'<td class="num">{_text(e["companies"])}</td></tr>\n'
+        for e in errors
     )
