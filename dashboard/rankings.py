@@ -169,7 +169,7 @@ def _recount(now: datetime) -> int:
                             **row["company"],
                             "company_id": str(row["company"]["company_id"]),
                         },
-                        "last": row["last"].isoformat(),
+                        "last": _iso(row["last"]),
                     }
                     for row in ranked.failing_companies
                 ],
@@ -202,7 +202,7 @@ def snapshot(range_key: str, now: datetime | None = None) -> Rankings | None:
         return None
     return Rankings(
         failing_companies=[
-            {**item, "last": datetime.fromisoformat(item["last"])} for item in row.failing_companies
+            {**item, "last": _parse(item["last"])} for item in row.failing_companies
         ],
         errors=list(row.errors),
         counted_at=row.computed_at,
