@@ -6,44 +6,19 @@ and an empty result instead of a 500.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import json
-import re
-import uuid
 import zoneinfo
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
 from django.utils import timezone
 
-from .models import STATUS_CODES, Category, ItemStatus, platform_names
+from .filters import DEFAULT_PRESET, PRESETS, SORTS, Range, SyncFilter, decode_cursor
+from .platforms import platform_names
+from .vocabulary import CATEGORY_BY_KEY, STATUS_CODES, ItemStatus, RetryState
 
-PRESETS = {
-    "24h": ("Last 24 hours", timedelta(hours=24)),
-    "7d": ("Last 7 days", timedelta(days=7)),
-    "30d": ("Last 30 days", timedelta(days=30)),
-    "90d": ("Last 90 days", timedelta(days=90)),
-    "all": ("All time", None),
-}
-DEFAULT_PRESET = "7d"
 MAX_SEARCH = 200
-SORTS = {
-    "time": "Time",
-    "company": "Company",
-    "platform": "Platform",
-    "status": "Status",
-    "items": "Items",
-    "duration": "Duration",
-}
-CATEGORY_PARAM = {
-    "in_progress": Category.IN_PROGRESS,
-    "success": Category.SUCCESS,
-    "failed": Category.FAILED,
-}
 
 
 def code_choices() -> list[tuple[str, list[tuple[int, str]]]]:
@@ -56,19 +31,6 @@ def code_choices() -> list[tuple[str, list[tuple[int, str]]]]:
 @functools.cache
 def time_zones() -> list[str]:
     return sorted(zoneinfo.available_timezones())
-
-
-@dataclass(frozen=True)
-class Range:
-    start: datetime | None
-    end: datetime
-    label: str
-
-    @property
-    def hours(self) -> float:
-        if self.start is None:
-            return float("inf")
-        return (self.end - self.start).total_seconds() / 3600
 
 
 class RangeForm(forms.Form):
@@ -128,14 +90,6 @@ class RangeForm(forms.Form):
         return Range(now - span if span else None, now, label)
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 class SyncFilterForm(RangeForm):
     """The history's filters; also what the dashboard's links and the CSV export use."""
 
@@ -151,7 +105,7 @@ class SyncFilterForm(RangeForm):
         choices=code_choices, coerce=int, required=False, label="Status codes"
     )
     category = forms.ChoiceField(
-        choices=[("", "Any")] + [(k, v.label) for k, v in CATEGORY_PARAM.items()], required=False
+        choices=[("", "Any")] + [(k, v.label) for k, v in CATEGORY_BY_KEY.items()], required=False
     )
     platform = forms.ChoiceField(choices=[], required=False, label="Accounting platform")
     failed_items = forms.BooleanField(required=False, label="Has failed items")
@@ -181,31 +135,32 @@ class SyncFilterForm(RangeForm):
         raw = self.cleaned_data.get("after") or ""
         if not raw:
             return None
-        try:
-            value = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))
-        except (ValueError, binascii.Error):
-            raise forms.ValidationError(
-                "That page link is not valid; start from the first page."
-            ) from None
-        if not isinstance(value, list) or len(value) != 2 or not isinstance(value[1], int):
+        cursor = decode_cursor(raw)
+        if cursor is None:
             raise forms.ValidationError("That page link is not valid; start from the first page.")
-        return tuple(value)
+        return cursor
 
-    @property
-    def search_kind(self) -> str:
-        q = self.cleaned_data.get("q", "") if self.is_bound and self.is_valid() else ""
-        if not q:
-            return ""
-        if _is_uuid(q):
-            return "uuid"
-        if re.fullmatch(r"[0-9a-fA-F-]{4,36}", q):
-            return "prefix"
-        return "name"
+    def filters(self, now: datetime | None = None) -> SyncFilter:
+        """The valid filter this form holds, its rolling range ending at `now`.
 
-
-def encode_cursor(key: Any, pk: int) -> str:
-    raw = json.dumps([key, pk], default=str, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        Without `now`, every part of a request reads the same range (see `date_range`).
+        """
+        data = self.cleaned_data
+        category = data.get("category")
+        return SyncFilter(
+            span=self.date_range(now),
+            preset=data.get("range") or DEFAULT_PRESET,
+            q=data.get("q") or "",
+            codes=tuple(data.get("code") or ()),
+            category=CATEGORY_BY_KEY[category] if category else None,
+            platform=data.get("platform") or "",
+            failed_items=bool(data.get("failed_items")),
+            company=data.get("company"),
+            fingerprint=data.get("fingerprint") or "",
+            sort=data.get("sort") or "time",
+            descending=(data.get("dir") or "desc") == "desc",
+            after=data.get("after"),
+        )
 
 
 class ItemFilterForm(forms.Form):
@@ -243,8 +198,6 @@ class AuditFilterForm(forms.Form):
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from .models import RetryState
-
         super().__init__(*args, **kwargs)
         field = self.fields["state"]
         assert isinstance(field, forms.ChoiceField)

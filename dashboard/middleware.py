@@ -8,7 +8,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from .models import active_zone
+from .preferences import active_zone
 
 # Where a session keeps its user's zone: read from the preference once a
 # session, not once a page. The preferences page updates it at once; a change

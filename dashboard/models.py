@@ -8,69 +8,32 @@ the upstream's IDs; the UI only reads.
 
 from __future__ import annotations
 
-import logging
-
 from django.conf import settings
-from django.core.cache import cache
 from django.db import models
 from django.utils import timezone
 
-log = logging.getLogger(__name__)
+from .vocabulary import (
+    ACTIVE_RETRY_STATES,
+    FAILED_ITEM_STATUSES,
+    FIRST_SYNC_FAILURE_CODE,
+    IN_PROGRESS_CODES,
+    OPEN_ITEM_STATUSES,
+    STATUS_CODES,
+    BulkState,
+    Category,
+    ItemStatus,
+    RetryState,
+    code_category,
+    status_label,
+)
 
-
-class Category(models.IntegerChoices):
-    IN_PROGRESS = 0, "In progress"
-    SUCCESS = 1, "Success"
-    FAILED = 2, "Failed"
-
-
-# The seed's status codes: text, category, and the client-friendly note.
-STATUS_CODES: dict[int, tuple[str, Category]] = {
-    1000: ("In progress", Category.IN_PROGRESS),
-    1010: ("In progress (long running)", Category.IN_PROGRESS),
-    2000: ("Success (data pushed)", Category.SUCCESS),
-    2040: ("Success (no data pushed)", Category.SUCCESS),
-    4000: ("Configuration error", Category.FAILED),
-    4040: ("Company deleted", Category.FAILED),
-    4220: ("Company de-authorized", Category.FAILED),
-    4260: ("Accounting platform billing expiry", Category.FAILED),
-    5000: ("Generic server error", Category.FAILED),
-    5080: ("Duplication protection", Category.FAILED),
-    5120: ("Data processing error", Category.FAILED),
-    5130: ("Data push error", Category.FAILED),
-}
-IN_PROGRESS_CODES = frozenset(c for c, (_, cat) in STATUS_CODES.items() if cat == 0)
-
-
-def code_category(code: int) -> Category:
-    """Category of an upstream status code; an unknown code counts as failed."""
-    entry = STATUS_CODES.get(code)
-    return entry[1] if entry else Category.FAILED
-
-
-class ItemStatus(models.IntegerChoices):
-    """One status set for the API's transaction statuses and the webhook's."""
-
-    UNKNOWN = 0, "Unknown"
-    PENDING = 1, "Pending"
-    VALIDATION_ERROR = 2, "ValidationError"
-    COMPLETED = 3, "Completed"
-    PUSH_ERROR = 4, "PushError"
-    FAILED = 5, "Failed"
-
-    @classmethod
-    def parse(cls, value: object) -> ItemStatus:
-        """The member with this label (the API's or the webhook's word); Unknown otherwise."""
-        if isinstance(value, str):
-            return _ITEM_STATUS_BY_LABEL.get(value, cls.UNKNOWN)
-        return cls.UNKNOWN
-
-
-# One look-up a row: ingest parses every item's status.
-_ITEM_STATUS_BY_LABEL = {member.label: member for member in ItemStatus}
-
-FAILED_ITEM_STATUSES = (ItemStatus.VALIDATION_ERROR, ItemStatus.PUSH_ERROR, ItemStatus.FAILED)
-OPEN_ITEM_STATUSES = (ItemStatus.UNKNOWN, ItemStatus.PENDING)
+__all__ = [  # the vocabulary's names that other modules still import from here
+    "FAILED_ITEM_STATUSES",
+    "OPEN_ITEM_STATUSES",
+    "STATUS_CODES",
+    "code_category",
+    "forget_platform_names",
+]
 
 
 class Company(models.Model):
@@ -102,45 +65,6 @@ class Company(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-# The platforms of the mirrored companies, for the filter's choices. Cached:
-# a DISTINCT over every company is a third of a history page's SQL. Ingest
-# forgets the list when it writes companies; with Redis as the cache every
-# process sees that at once, with the per-process memory cache (no Redis) the
-# web process sees it within the timeout. A request that names a platform the
-# cached list lacks reads the companies again, so a new platform is never
-# refused; the cache being down costs the query, never the page.
-PLATFORMS_CACHE_KEY = "dashboard:platform-names"
-PLATFORMS_CACHE_SECONDS = 60
-
-
-def platform_names(*, fresh: bool = False) -> list[str]:
-    names = None
-    if not fresh:
-        try:
-            names = cache.get(PLATFORMS_CACHE_KEY)
-        except Exception:  # the cache is an optimisation here
-            log.warning("platform choices: the cache is unavailable", exc_info=True)
-    if names is None:
-        names = list(
-            Company.objects.exclude(platform_name="")
-            .order_by("platform_name")
-            .values_list("platform_name", flat=True)
-            .distinct()
-        )
-        try:
-            cache.set(PLATFORMS_CACHE_KEY, names, PLATFORMS_CACHE_SECONDS)
-        except Exception:
-            log.warning("platform choices: the cache is unavailable", exc_info=True)
-    return names
-
-
-def forget_platform_names() -> None:
-    try:
-        cache.delete(PLATFORMS_CACHE_KEY)
-    except Exception:
-        log.warning("platform choices: the cache is unavailable", exc_info=True)
 
 
 class RefreshState(models.Model):
@@ -249,7 +173,12 @@ class Sync(models.Model):
 
     @property
     def status_label(self) -> str:
-        return STATUS_CODES.get(self.status_code, (self.status_text or "Unknown", 0))[0]
+        return status_label(self.status_code, self.status_text)
+
+    @property
+    def failed_by_items(self) -> bool:
+        """Failed although the sync's own code is not a failure: some of its items failed."""
+        return self.category == Category.FAILED and self.status_code < FIRST_SYNC_FAILURE_CODE
 
 
 class SyncRollup(models.Model):
@@ -434,25 +363,6 @@ class UserPreference(models.Model):
         return self.time_zone if self.use_local_time else "UTC"
 
 
-def active_zone(user_id: int) -> str:
-    """The zone this user sees times in: their local zone if they chose it, else UTC."""
-    preference = UserPreference.objects.filter(user_id=user_id).first()
-    return preference.active_zone if preference is not None else "UTC"
-
-
-class RetryState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUBMITTED = "submitted", "Submitted (new sync running)"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    DENIED = "denied", "Denied"
-    SKIPPED = "skipped", "Skipped"
-
-
-ACTIVE_RETRY_STATES = (RetryState.QUEUED, RetryState.RUNNING, RetryState.SUBMITTED)
-
-
 class BulkRetry(models.Model):
     """Many retry requests made at once from a filter (history or company page)."""
 
@@ -461,7 +371,7 @@ class BulkRetry(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     scope = models.TextField(help_text="The filter, as the history's query string.")
     description = models.TextField(blank=True, default="")
-    state = models.CharField(max_length=20, default="queued")
+    state = models.CharField(max_length=20, choices=BulkState.choices, default=BulkState.QUEUED)
     planned_syncs = models.PositiveIntegerField(default=0)
     planned_items = models.PositiveIntegerField(default=0)
     planned_companies = models.PositiveIntegerField(default=0)
@@ -523,3 +433,10 @@ class RetryRequest(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_RETRY_STATES
+
+
+def forget_platform_names() -> None:
+    """Kept for ingest until it imports `dashboard.platforms` itself."""
+    from .platforms import forget_platform_names as forget
+
+    forget()

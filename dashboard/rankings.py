@@ -18,10 +18,11 @@ from django.db import transaction
 from django.db.models import Count, F, Max, QuerySet
 from django.utils import timezone
 
+from .filters import PRESETS
 from .fingerprint import normalise
-from .forms import PRESETS
-from .models import Category, Company, RankingSnapshot, Sync
+from .models import Company, RankingSnapshot, Sync
 from .rollup import COUNT_CAP, advisory_lock, bounded_count
+from .vocabulary import Category, Code
 
 TOP = 10
 # Any constant: the advisory lock that keeps two refreshes from overlapping.
@@ -56,7 +57,7 @@ def _current() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         .order_by("-failing_streak", "name")
         .values("company_id", "name", "failing_streak", "failing_since")[:TOP]
     ]
-    long_running = Sync.objects.filter(status_code=1010)
+    long_running = Sync.objects.filter(status_code=Code.LONG_RUNNING)
     oldest = [
         {"sync_id": row["sync_id"], "sync_utc": row["sync_utc"], "company": {"name": row["name"]}}
         for row in long_running.order_by("sync_utc").values(

@@ -20,20 +20,19 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Max, Q, Sum
+from django.http import QueryDict
 from django.utils import timezone
 
-from . import ingest
-from .models import (
+from . import ingest, selectors
+from .models import BulkRetry, PushItem, RetryRequest, Sync
+from .upstream import Upstream, UpstreamError
+from .vocabulary import (
     ACTIVE_RETRY_STATES,
     FAILED_ITEM_STATUSES,
-    BulkRetry,
+    BulkState,
     ItemStatus,
-    PushItem,
-    RetryRequest,
     RetryState,
-    Sync,
 )
-from .upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +307,20 @@ def _enqueue_bulk(pk: int) -> None:
     fan_out_bulk_task.delay(pk)
 
 
+def fan_out_bulk(bulk_pk: int) -> dict[str, int]:
+    """Make a bulk retry's requests: its filter, read again as of its creation."""
+    from .forms import SyncFilterForm
+
+    bulk = BulkRetry.objects.get(pk=bulk_pk)
+    form = SyncFilterForm(QueryDict(bulk.scope))
+    if not form.is_valid():
+        BulkRetry.objects.filter(pk=bulk_pk).update(
+            state=BulkState.FAILED, finished_at=timezone.now()
+        )
+        return {}
+    return fan_out(bulk_pk, selectors.filtered_syncs(form.filters(now=bulk.created_at)))
+
+
 def fan_out(bulk_pk: int, syncs: Any) -> dict[str, int]:
     """One retry request per sync with failed items; skip those already in flight.
 
@@ -317,8 +330,10 @@ def fan_out(bulk_pk: int, syncs: Any) -> dict[str, int]:
     bulk = BulkRetry.objects.get(pk=bulk_pk)
     if bulk.max_sync_pk:
         syncs = syncs.filter(pk__lte=bulk.max_sync_pk)
-    claimed = BulkRetry.objects.filter(pk=bulk_pk, state="queued").update(state="running")
-    if not claimed and bulk.state != "running":
+    claimed = BulkRetry.objects.filter(pk=bulk_pk, state=BulkState.QUEUED).update(
+        state=BulkState.RUNNING
+    )
+    if not claimed and bulk.state != BulkState.RUNNING:
         return {}
     made = skipped = 0
     for sync in bulk_candidates(syncs).select_related("company").iterator(chunk_size=500):
@@ -344,7 +359,7 @@ def fan_out(bulk_pk: int, syncs: Any) -> dict[str, int]:
                 reason=f"Already being retried (request {request.pk}).",
             )  # fmt: skip
             skipped += 1
-    BulkRetry.objects.filter(pk=bulk_pk).update(state="fanned_out")
+    BulkRetry.objects.filter(pk=bulk_pk).update(state=BulkState.FANNED_OUT)
     return {"requested": made, "skipped": skipped}
 
 
@@ -355,3 +370,30 @@ def bulk_report(bulk: BulkRetry) -> dict[str, int]:
     counts["total"] = sum(counts.values())
     counts["active"] = sum(counts[s] for s in ACTIVE_RETRY_STATES)
     return counts
+
+
+def follow_submitted(client: Upstream, *, limit: int) -> int:
+    """Poll the new syncs of submitted requests, oldest first; returns how many settled."""
+    pending = list(
+        RetryRequest.objects.filter(state=RetryState.SUBMITTED)
+        .order_by("submitted_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    settled = 0
+    for pk in pending:
+        try:
+            if follow(client, pk).state != RetryState.SUBMITTED:
+                settled += 1
+        except UpstreamError as exc:
+            log.info("follow retry %s: %s", pk, exc)
+    return settled
+
+
+def lost_requests(*, limit: int, older_than: timedelta = timedelta(minutes=10)) -> list[int]:
+    """Queued requests never tried, long after they were made: their task was lost."""
+    stale = timezone.now() - older_than
+    return list(
+        RetryRequest.objects.filter(
+            state=RetryState.QUEUED, created_at__lt=stale, attempts=0
+        ).values_list("pk", flat=True)[:limit]
+    )

@@ -8,7 +8,6 @@ here on the server whatever the page showed.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.models import User
@@ -22,8 +21,10 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
 from . import retry, selectors
+from .filters import SyncFilter
 from .forms import AuditFilterForm, SyncFilterForm
-from .models import ACTIVE_RETRY_STATES, BulkRetry, Company, RetryRequest, Sync
+from .models import BulkRetry, Company, RetryRequest, Sync
+from .vocabulary import ACTIVE_RETRY_STATES, SETTLED_BULK_STATES, BulkState, RetryState
 
 RETRY_PERMISSION = "dashboard.retry_sync"
 BULK_PERMISSION = "dashboard.bulk_retry"
@@ -138,7 +139,7 @@ def bulk_retry(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm(BULK_PERMISSION):
         if request.method == "POST":
             BulkRetry.objects.create(
-                key=uuid.uuid4(), user=request.user, scope=scope[:5000], state="denied",  # type: ignore[misc]
+                key=uuid.uuid4(), user=request.user, scope=scope[:5000], state=BulkState.DENIED,  # type: ignore[misc]
                 description="Denied: no permission to retry in bulk.",
             )  # fmt: skip
         raise PermissionDenied("You may not retry in bulk.")
@@ -147,9 +148,10 @@ def bulk_retry(request: HttpRequest) -> HttpResponse:
         return render(
             request, "dashboard/bulk_confirm.html", {"form": form, "scope": scope}, status=400
         )
-    syncs = selectors.filtered_syncs(form)
+    filters = form.filters()
+    syncs = selectors.filtered_syncs(filters)
     preview = retry.bulk_preview(syncs)
-    description = _describe(form)
+    description = _describe(filters)
     if request.method == "GET":
         return render(
             request,
@@ -176,20 +178,19 @@ def bulk_retry(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(reverse("bulk-detail", args=[bulk.pk]))
 
 
-def _describe(form: SyncFilterForm) -> str:
-    data: dict[str, Any] = form.cleaned_data
-    parts = [form.date_range().label]
-    if data.get("code"):
-        parts.append("status " + ", ".join(str(c) for c in data["code"]))
-    if data.get("category"):
-        parts.append(str(data["category"]).replace("_", " "))
-    if data.get("platform"):
-        parts.append(str(data["platform"]))
-    if data.get("company"):
-        company = Company.objects.filter(company_id=data["company"]).first()
-        parts.append(f"company {company.name if company else data['company']}")
-    if data.get("q"):
-        parts.append(f"matching “{data['q']}”")
+def _describe(filters: SyncFilter) -> str:
+    parts = [filters.span.label]
+    if filters.codes:
+        parts.append("status " + ", ".join(str(c) for c in filters.codes))
+    if filters.category is not None:
+        parts.append(filters.category.key.replace("_", " "))
+    if filters.platform:
+        parts.append(filters.platform)
+    if filters.company:
+        company = Company.objects.filter(company_id=filters.company).first()
+        parts.append(f"company {company.name if company else filters.company}")
+    if filters.q:
+        parts.append(f"matching “{filters.q}”")
     return "; ".join(parts)
 
 
@@ -200,14 +201,14 @@ def bulk_detail(request: HttpRequest, pk: int) -> HttpResponse:
     report = retry.bulk_report(bulk)
     done = report["total"] - report["active"]
     planned = max(bulk.planned_syncs, report["total"], 1)
-    finished = bulk.state in ("fanned_out", "failed", "denied") and report["active"] == 0
+    finished = bulk.state in SETTLED_BULK_STATES and report["active"] == 0
     context = {
         "bulk": bulk,
         "report": report,
         "done": done,
         "percent": int(done * 100 / planned),
         "finished": finished,
-        "failures": RetryRequest.objects.filter(bulk=bulk, state="failed").select_related(
+        "failures": RetryRequest.objects.filter(bulk=bulk, state=RetryState.FAILED).select_related(
             "sync", "company"
         )[:50],
     }

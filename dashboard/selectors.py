@@ -18,25 +18,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import rankings, rollup
-from .forms import CATEGORY_PARAM, DEFAULT_PRESET, SyncFilterForm, encode_cursor
-from .models import (
-    STATUS_CODES,
-    Category,
-    Company,
-    ConfigSnapshot,
-    ItemStatus,
-    PushItem,
-    Sync,
-)
+from .filters import SyncFilter, encode_cursor
+from .models import Company, ConfigSnapshot, PushItem, Sync
 from .rollup import bounded_count
+from .vocabulary import IN_PROGRESS_CODES, STATUS_CODES, Category, ItemStatus, status_label
 
 COMPANY_MATCH_CAP = 2_000
 PAGE_SIZE = 50
-
-# The filters besides the date range: with none of them, the rollup answers.
-RANGE_ONLY_EXCLUDES = (
-    "q", "code", "category", "platform", "failed_items", "company", "fingerprint",
-)  # fmt: skip
 
 SORT_COLUMNS = {
     "time": "sync_utc",
@@ -48,27 +36,26 @@ SORT_COLUMNS = {
 }
 
 
-def filtered_syncs(form: SyncFilterForm, now: datetime | None = None) -> QuerySet[Sync]:
-    """The syncs a valid filter form selects (unordered); rolling ranges end at `now`."""
-    data = form.cleaned_data
-    span = form.date_range(now)
+def filtered_syncs(filters: SyncFilter) -> QuerySet[Sync]:
+    """The syncs a filter selects (unordered)."""
+    span = filters.span
     syncs = Sync.objects.filter(sync_utc__lt=span.end)
     if span.start is not None:
         syncs = syncs.filter(sync_utc__gte=span.start)
-    if data.get("code"):
-        syncs = syncs.filter(status_code__in=data["code"])
-    if data.get("category"):
-        syncs = syncs.filter(category=CATEGORY_PARAM[data["category"]])
-    if data.get("platform"):
-        syncs = syncs.filter(platform_name=data["platform"])
-    if data.get("failed_items"):
+    if filters.codes:
+        syncs = syncs.filter(status_code__in=filters.codes)
+    if filters.category is not None:
+        syncs = syncs.filter(category=filters.category)
+    if filters.platform:
+        syncs = syncs.filter(platform_name=filters.platform)
+    if filters.failed_items:
         syncs = syncs.filter(items_failed__gt=0)
-    if data.get("company"):
-        syncs = syncs.filter(company__company_id=data["company"])
-    if data.get("fingerprint"):
-        syncs = syncs.filter(error_fingerprint=data["fingerprint"])
-    q = data.get("q") or ""
-    kind = form.search_kind
+    if filters.company:
+        syncs = syncs.filter(company__company_id=filters.company)
+    if filters.fingerprint:
+        syncs = syncs.filter(error_fingerprint=filters.fingerprint)
+    q = filters.q
+    kind = filters.search_kind
     if kind == "uuid":
         # A UUID names a company or a sync. Resolving which first keeps each
         # lookup on its own index (an OR across the join would scan).
@@ -89,19 +76,13 @@ def filtered_syncs(form: SyncFilterForm, now: datetime | None = None) -> QuerySe
     return syncs
 
 
-# Filters the rollup can count exactly (its rows are per code and category).
-ROLLUP_COUNTABLE = {"code", "category"}
-
-
-def history_count(form: SyncFilterForm, syncs: QuerySet[Sync]) -> tuple[int, bool]:
+def history_count(filters: SyncFilter, syncs: QuerySet[Sync]) -> tuple[int, bool]:
     """(count, capped): exact from the rollup when it can tell, else bounded."""
-    data = form.cleaned_data
-    if any(data.get(name) for name in RANGE_ONLY_EXCLUDES if name not in ROLLUP_COUNTABLE):
+    if not filters.rollup_countable:
         return bounded_count(syncs)
-    span = form.date_range()
-    codes = set(data.get("code") or [])
-    category = CATEGORY_PARAM[data["category"]] if data.get("category") else None
-    return rollup.count(span.start, span.end, codes=codes, category=category), False
+    span = filters.span
+    count = rollup.count(span.start, span.end, codes=filters.codes, category=filters.category)
+    return count, False
 
 
 class HistoryRow(NamedTuple):
@@ -126,7 +107,7 @@ class HistoryRow(NamedTuple):
 
     @property
     def status_label(self) -> str:
-        return STATUS_CODES.get(self.status_code, (self.status_text or "Unknown", 0))[0]
+        return status_label(self.status_code, self.status_text)
 
 
 # The columns of a HistoryRow, in its order.
@@ -203,17 +184,16 @@ def _cursor_value(sort: str, raw: Any) -> Any:
     return raw
 
 
-def history_page(form: SyncFilterForm, size: int = PAGE_SIZE) -> HistoryPage:
-    data = form.cleaned_data
-    sort = data.get("sort") or "time"
-    direction = data.get("dir") or "desc"
+def history_page(filters: SyncFilter, size: int = PAGE_SIZE) -> HistoryPage:
+    sort = filters.sort
+    direction = "desc" if filters.descending else "asc"
     column = SORT_COLUMNS[sort]
-    descending = direction == "desc"
-    syncs = filtered_syncs(form)
-    count, capped = history_count(form, syncs)
+    descending = filters.descending
+    syncs = filtered_syncs(filters)
+    count, capped = history_count(filters, syncs)
     after = None
-    if data.get("after"):
-        raw, pk = data["after"]
+    if filters.after is not None:
+        raw, pk = filters.after
         after = (_cursor_value(sort, raw), pk)
     rows = _page_rows(syncs, column, descending, after, size + 1)
     next_cursor = None
@@ -223,6 +203,15 @@ def history_page(form: SyncFilterForm, size: int = PAGE_SIZE) -> HistoryPage:
         key = getattr(last, ROW_FIELD[column])
         next_cursor = encode_cursor(key.isoformat() if isinstance(key, datetime) else key, last.pk)
     return HistoryPage(rows, next_cursor, count, capped, sort, direction)
+
+
+def export_rows(filters: SyncFilter) -> QuerySet[Sync]:
+    """Every sync the filter selects, with its company, in the history's order (the CSV)."""
+    return (
+        filtered_syncs(filters)
+        .select_related("company")
+        .order_by(*_ordering(SORT_COLUMNS[filters.sort], filters.descending))
+    )
 
 
 # --- the summary dashboard ---
@@ -246,11 +235,10 @@ class Summary:
     # When the rankings were counted, if they come from the rankings task's snapshot.
     ranked_at: datetime | None = None
 
-
-def _range_only(form: SyncFilterForm) -> bool:
-    """Whether the form filters by nothing but the date range."""
-    data = form.cleaned_data
-    return not any(data.get(name) for name in RANGE_ONLY_EXCLUDES)
+    @property
+    def outcomes(self) -> dict[str, int]:
+        """Syncs per category, by its name (`outcomes.failed`)."""
+        return {category.key: self.by_category.get(category, 0) for category in Category}
 
 
 def _whole_hour_zone(zone: tzinfo, *moments: datetime | None) -> bool:
@@ -265,34 +253,33 @@ def _whole_hour_zone(zone: tzinfo, *moments: datetime | None) -> bool:
     )
 
 
-def _counted_rows(form: SyncFilterForm, syncs: QuerySet[Sync], hourly: bool) -> list[dict]:
+def _counted_rows(filters: SyncFilter, syncs: QuerySet[Sync], hourly: bool) -> list[dict]:
     """Rows of bucket (start, in the current zone), status_code, category, syncs, items."""
-    span = form.date_range()
+    span = filters.span
     zone = timezone.get_current_timezone()
     unit = "hour" if hourly else "day"
-    if _range_only(form) and _whole_hour_zone(zone, span.start, span.end):
+    if filters.range_only and _whole_hour_zone(zone, span.start, span.end):
         return rollup.counts(span.start, span.end, unit, zone)
     return list(rollup.grouped(syncs, unit, zone))
 
 
-def _preset_snapshot(form: SyncFilterForm) -> rankings.Rankings | None:
+def _preset_snapshot(filters: SyncFilter) -> rankings.Rankings | None:
     """The rankings task's count for a preset range with no other filter, if recent."""
-    data = form.cleaned_data
-    if not _range_only(form) or data.get("start") or data.get("end"):
+    if not filters.range_only or filters.preset == "custom":
         return None
-    return rankings.snapshot(data.get("range") or DEFAULT_PRESET)
+    return rankings.snapshot(filters.preset)
 
 
-def summary(form: SyncFilterForm) -> Summary:
-    syncs = filtered_syncs(form).order_by()
-    span = form.date_range()
+def summary(filters: SyncFilter) -> Summary:
+    syncs = filtered_syncs(filters).order_by()
+    span = filters.span
     result = Summary()
     hourly = span.hours <= 48
     result.bucket_unit = "hour" if hourly else "day"
     # One pass over the range gives the totals, the codes and the chart.
     codes: dict[int, int] = {}
     series: dict[datetime, dict[int, int]] = {}
-    for row in _counted_rows(form, syncs, hourly):
+    for row in _counted_rows(filters, syncs, hourly):
         n, code, category = row["syncs"], row["status_code"], row["category"]
         result.total += n
         result.by_category[category] = result.by_category.get(category, 0) + n
@@ -316,7 +303,7 @@ def summary(form: SyncFilterForm) -> Summary:
         result.success_rate = result.by_category.get(Category.SUCCESS, 0) / finished
     result.buckets = _fill_buckets(series, span.start, span.end, hourly)
 
-    ranked = _preset_snapshot(form) or rankings.count(syncs.filter(category=Category.FAILED))
+    ranked = _preset_snapshot(filters) or rankings.count(syncs.filter(category=Category.FAILED))
     result.failing_companies = ranked.failing_companies
     result.errors = ranked.errors
     result.ranked_at = ranked.counted_at if ranked.from_snapshot else None
@@ -360,6 +347,10 @@ def _fill_buckets(
 
 
 # --- sync detail ---
+
+
+def sync_for_detail(sync_id: str | uuid.UUID) -> Sync | None:
+    return Sync.objects.select_related("company", "retry_of").filter(sync_id=sync_id).first()
 
 
 def item_counts(sync: Sync) -> dict[int, int]:
@@ -428,3 +419,40 @@ def retry_chain(sync: Sync) -> tuple[list[Sync], list[Sync]]:
         current = current.retry_of
     retries = list(sync.retries.order_by("sync_utc")[:50])
     return list(reversed(ancestors)), retries
+
+
+def config_snapshot(company_id: str | uuid.UUID, snapshot_id: int) -> ConfigSnapshot | None:
+    return (
+        ConfigSnapshot.objects.select_related("company")
+        .filter(pk=snapshot_id, company__company_id=company_id)
+        .first()
+    )
+
+
+# --- company page ---
+
+
+@dataclass
+class CompanyOverview:
+    company: Company
+    # The latest syncs, newest first.
+    recent: list[Sync]
+    last_success: Sync | None
+    snapshots: list[ConfigSnapshot]
+
+
+def company_overview(company_id: str | uuid.UUID, recent: int = 25) -> CompanyOverview | None:
+    company = Company.objects.select_related("refresh").filter(company_id=company_id).first()
+    if company is None:
+        return None
+    syncs = Sync.objects.filter(company=company).order_by("-sync_utc", "-id")
+    return CompanyOverview(
+        company=company,
+        recent=list(syncs[:recent]),
+        last_success=syncs.exclude(status_code__in=IN_PROGRESS_CODES)
+        .filter(category=Category.SUCCESS)
+        .first(),
+        snapshots=list(
+            ConfigSnapshot.objects.filter(company=company).order_by("-fetched_at", "-pk")[:20]
+        ),
+    )

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
 from functools import partial
 from typing import Any, NoReturn
 
 from celery import Task, shared_task
 from django.db import transaction
-from django.http import QueryDict
 from django.utils import timezone
 
-from . import ingest, rankings, rollup
-from .models import Company, RefreshState, WebhookEvent
+from . import ingest, rankings, rollup, webhooks
+from .models import Company, RefreshState
 from .upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -76,41 +74,19 @@ def refresh_company_task(self: Task, company_id: str, force: bool = False) -> di
 @shared_task(name="dashboard.process_webhook_event", bind=True, max_retries=MAX_RETRIES)
 def process_webhook_event_task(self: Task, event_pk: int) -> bool:
     """Refresh the one sync a webhook names; safe to run twice."""
-    event = WebhookEvent.objects.filter(pk=event_pk).first()
-    if event is None or event.processed_at is not None:
-        return False
-    WebhookEvent.objects.filter(pk=event_pk).update(attempts=event.attempts + 1)
-    if event.company_id is None or event.sync_id is None:
-        return False
-    completed_at = ingest.parse_time(_generated(event)) or event.received_at
     with Upstream() as client:
         try:
-            ingest.refresh_sync(
-                client, str(event.company_id), str(event.sync_id), completed_at=completed_at
+            return webhooks.process_event(
+                client, event_pk, last_try=self.request.retries >= MAX_RETRIES
             )
-            from .retry import settle_for_sync
-
-            settle_for_sync(str(event.sync_id))
         except UpstreamError as exc:
-            WebhookEvent.objects.filter(pk=event_pk).update(error=str(exc)[:2000])
-            if not exc.retryable or self.request.retries >= MAX_RETRIES:
-                WebhookEvent.objects.filter(pk=event_pk).update(processed_at=timezone.now())
             _retry_later(self, exc)
-    WebhookEvent.objects.filter(pk=event_pk).update(processed_at=timezone.now(), error="")
-    return True
 
 
 @shared_task(name="dashboard.process_pending_webhooks")
 def process_pending_webhooks_task(older_than_s: int = 60, limit: int = 500) -> int:
     """Re-queue stored events whose processing task was lost (e.g. broker down)."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    pending = list(
-        WebhookEvent.objects.filter(
-            processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=MAX_RETRIES
-        )
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+    pending = webhooks.lost_events(older_than_s=older_than_s, limit=limit, max_attempts=MAX_RETRIES)
     for pk in pending:
         process_webhook_event_task.delay(pk)
     return len(pending)
@@ -133,43 +109,20 @@ def run_retry_task(self: Task, request_pk: int) -> str:
 def follow_retries_task(limit: int = 200) -> int:
     """Poll the new syncs of submitted retries (webhooks usually settle them first)."""
     from . import retry
-    from .models import RetryRequest, RetryState
 
-    pending = list(
-        RetryRequest.objects.filter(state=RetryState.SUBMITTED)
-        .order_by("submitted_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    settled = 0
     with Upstream() as client:
-        for pk in pending:
-            try:
-                if retry.follow(client, pk).state != RetryState.SUBMITTED:
-                    settled += 1
-            except UpstreamError as exc:
-                log.info("follow retry %s: %s", pk, exc)
+        settled = retry.follow_submitted(client, limit=limit)
     # Requests whose task was lost before it ran (broker down): queue them again.
-    stale = timezone.now() - timedelta(minutes=10)
-    for pk in RetryRequest.objects.filter(
-        state=RetryState.QUEUED, created_at__lt=stale, attempts=0
-    ).values_list("pk", flat=True)[:limit]:
+    for pk in retry.lost_requests(limit=limit):
         run_retry_task.delay(pk)
     return settled
 
 
 @shared_task(name="dashboard.fan_out_bulk")
 def fan_out_bulk_task(bulk_pk: int) -> dict[str, int]:
-    from . import retry, selectors
-    from .forms import SyncFilterForm
-    from .models import BulkRetry
+    from . import retry
 
-    bulk = BulkRetry.objects.get(pk=bulk_pk)
-    form = SyncFilterForm(QueryDict(bulk.scope))
-    if not form.is_valid():
-        BulkRetry.objects.filter(pk=bulk_pk).update(state="failed", finished_at=timezone.now())
-        return {}
-    syncs = selectors.filtered_syncs(form, now=bulk.created_at)
-    return retry.fan_out(bulk_pk, syncs)
+    return retry.fan_out_bulk(bulk_pk)
 
 
 @shared_task(name="dashboard.refresh_rollup")
@@ -182,17 +135,6 @@ def refresh_rollup_task() -> int:
 def refresh_rankings_task() -> int:
     """Recount the dashboard's rankings for each preset range; beat runs it every minute."""
     return rankings.refresh()
-
-
-def _generated(event: WebhookEvent) -> str | None:
-    import json
-
-    try:
-        body = json.loads(event.body)
-    except ValueError:
-        return None
-    value = body.get("generatedDate") if isinstance(body, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def enqueue_refresh(company_id: str) -> None:

@@ -10,7 +10,6 @@ import csv
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -22,30 +21,22 @@ from django.http import (
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from . import selectors
-from .forms import PRESETS, SORTS, ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
+from . import chart, selectors
+from . import preferences as user_preferences
+from .filters import PRESETS, SORTS, SyncFilter
+from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
 from .middleware import ZONE_SESSION_KEY
-from .models import (
-    STATUS_CODES,
-    Category,
-    Company,
-    ConfigSnapshot,
-    ItemStatus,
-    Sync,
-    UserPreference,
-)
-from .notes import note_for
+from .models import Sync
+from .vocabulary import FAILED_ITEM_STATUSES, STATUS_CODES, Category, ItemStatus, note_for
 
 ITEMS_PER_PAGE = 50
 
@@ -68,9 +59,15 @@ def _query_without(request: HttpRequest, *names: str) -> str:
     return params.urlencode()
 
 
+def _filters(form: SyncFilterForm) -> SyncFilter | None:
+    """The form's filter, or None when the form has errors (the page shows them)."""
+    return None if form.errors else form.filters()
+
+
 def _base_context(request: HttpRequest, form: SyncFilterForm) -> dict[str, Any]:
     return {
         "form": form,
+        "filters": _filters(form),
         "presets": PRESETS,
         "span": form.date_range(),
         "categories": Category,
@@ -84,81 +81,14 @@ def _base_context(request: HttpRequest, form: SyncFilterForm) -> dict[str, Any]:
 def summary(request: HttpRequest) -> HttpResponse:
     form = _filter_form(request)
     context = _base_context(request, form)
-    if form.errors:
-        context["summary"] = selectors.Summary()
-    else:
-        context["summary"] = selectors.summary(form)
+    filters = context["filters"]
+    result = selectors.summary(filters) if filters else selectors.Summary()
+    context["summary"] = result
     context["range_query"] = _query_without(
         request, "code", "category", "failed_items", "after", "sort", "dir"
     )
-    context["chart"] = _chart(
-        context["summary"], reverse("sync-history"), form.cleaned_data.get("platform") or ""
-    )
+    context["chart"] = chart.build(result.buckets, result.bucket_unit)
     return render(request, "dashboard/summary.html", context)
-
-
-def _chart(summary: selectors.Summary, history_url: str, platform: str) -> dict[str, Any]:
-    """The stacked bar chart: its geometry, and the bars' SVG built here.
-
-    Each segment is a link to the history of its day and outcome, with a
-    title; through the template engine, ninety days of them cost more than
-    the rest of the page.
-    """
-    buckets = summary.buckets
-    hourly = summary.bucket_unit == "hour"
-    width, height = 760, 180
-    if not buckets:
-        return {"bars": [], "width": width, "height": height, "max": 0}
-    peak = max((b["success"] + b["failed"] + b["in_progress"]) for b in buckets) or 1
-    slot = width / len(buckets)
-    bar_width = f"{max(slot * 0.8, 1):.2f}"
-    bars = []
-    for index, bucket in enumerate(buckets):
-        start = bucket["start"]
-        y = float(height)
-        segments = []
-        for key, css in (("success", "ok"), ("failed", "bad"), ("in_progress", "run")):
-            value = bucket[key]
-            h = value / peak * (height - 10)
-            y -= h
-            if value:
-                segments.append(
-                    {"key": key, "css": css, "value": value, "y": f"{y:.2f}", "h": f"{h:.2f}"}
-                )
-        bars.append(
-            {
-                "x": f"{index * slot + slot * 0.1:.2f}",
-                "w": bar_width,
-                "segments": segments,
-                "bucket": bucket,
-                "day": start.strftime("%Y-%m-%d"),
-                "label": start.strftime("%Y-%m-%d %H:%M"),
-                # The axis label: `date:"H:i"` for hours, `date:"M j"` for days.
-                "tick": f"{start:%H:%M}" if hourly else f"{start:%b} {start.day}",
-            }
-        )
-    ticks = [b for b in bars[:: max(1, len(bars) // 8)]]
-    platform_query = f"&amp;platform={escape(quote(platform))}" if platform else ""
-    # Every value is a number, a day, a key of ours or an escaped platform: no text to escape.
-    bars_svg = mark_safe(  # noqa: S308
-        "".join(
-            f'<a href="{history_url}?range=custom&amp;start={bar["day"]}&amp;end={bar["day"]}'
-            f'&amp;category={seg["key"]}{platform_query}"><rect class="{seg["css"]}" '
-            f'x="{bar["x"]}" y="{seg["y"]}" width="{bar["w"]}" height="{seg["h"]}">'
-            f"<title>{bar['label']}: {seg['value']} {seg['key'].replace('_', ' ')}</title>"
-            "</rect></a>"
-            for bar in bars
-            for seg in bar["segments"]
-        )
-    )
-    return {
-        "bars": bars,
-        "bars_svg": bars_svg,
-        "width": width,
-        "height": height,
-        "max": peak,
-        "ticks": ticks,
-    }
 
 
 @require_GET
@@ -166,7 +96,8 @@ def _chart(summary: selectors.Summary, history_url: str, platform: str) -> dict[
 def history(request: HtmxHttpRequest) -> HttpResponse:
     form = _filter_form(request)
     context = _base_context(request, form)
-    page = None if form.errors else selectors.history_page(form)
+    filters = context["filters"]
+    page = selectors.history_page(filters) if filters else None
     context.update(
         {
             "page": page,
@@ -201,19 +132,14 @@ def neutralise(value: Any) -> Any:
 @require_GET
 def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     form = _filter_form(request)
-    if form.errors:
+    filters = _filters(form)
+    if filters is None:
         return HttpResponse(
             "Invalid filter: " + "; ".join(str(e) for errs in form.errors.values() for e in errs),
             status=400,
             content_type="text/plain; charset=utf-8",
         )
-    sort = form.cleaned_data.get("sort") or "time"
-    descending = (form.cleaned_data.get("dir") or "desc") == "desc"
-    rows = (
-        selectors.filtered_syncs(form)
-        .select_related("company")
-        .order_by(*selectors._ordering(selectors.SORT_COLUMNS[sort], descending))
-    )
+    rows = selectors.export_rows(filters)
     writer = csv.writer(_Echo())
     header = [
         "sync_id", "company_id", "company", "platform", "status_code", "status", "category",
@@ -254,7 +180,10 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
 
 
 def _sync_or_404(sync_id: str) -> Sync:
-    return get_object_or_404(Sync.objects.select_related("company", "retry_of"), sync_id=sync_id)
+    sync = selectors.sync_for_detail(sync_id)
+    if sync is None:
+        raise Http404(f"No sync {sync_id}")
+    return sync
 
 
 @require_GET
@@ -281,9 +210,7 @@ def sync_detail(request: HtmxHttpRequest, sync_id: str) -> HttpResponse:
 
 def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any]:
     counts = selectors.item_counts(sync)
-    failed = sum(
-        counts[s] for s in (ItemStatus.VALIDATION_ERROR, ItemStatus.PUSH_ERROR, ItemStatus.FAILED)
-    )
+    failed = sum(counts[s] for s in FAILED_ITEM_STATUSES)
     ancestors, retries = selectors.retry_chain(sync)
     context: dict[str, Any] = {
         "sync": sync,
@@ -330,11 +257,9 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
 
 @require_GET
 def config_download(request: HttpRequest, company_id: str, snapshot_id: int) -> HttpResponse:
-    snapshot = get_object_or_404(
-        ConfigSnapshot.objects.select_related("company"),
-        pk=snapshot_id,
-        company__company_id=company_id,
-    )
+    snapshot = selectors.config_snapshot(company_id, snapshot_id)
+    if snapshot is None:
+        raise Http404("No such configuration snapshot.")
     body = json.dumps(snapshot.config, indent=2, sort_keys=True, ensure_ascii=False)
     response = HttpResponse(body + "\n", content_type="application/json; charset=utf-8")
     stamp = snapshot.fetched_at.strftime("%Y%m%d-%H%M%S")
@@ -346,17 +271,16 @@ def config_download(request: HttpRequest, company_id: str, snapshot_id: int) -> 
 
 @require_GET
 def company_detail(request: HttpRequest, company_id: str) -> HttpResponse:
-    company = get_object_or_404(Company.objects.select_related("refresh"), company_id=company_id)
-    syncs = Sync.objects.filter(company=company)
-    terminal = syncs.exclude(status_code__in=(1000, 1010)).order_by("-sync_utc", "-id")
+    overview = selectors.company_overview(company_id)
+    if overview is None:
+        raise Http404("No such company.")
+    company = overview.company
     context = {
         "company": company,
-        "recent": list(syncs.order_by("-sync_utc", "-id")[:25]),
-        "latest": syncs.order_by("-sync_utc", "-id").first(),
-        "last_success": terminal.filter(category=Category.SUCCESS).first(),
-        "snapshots": list(
-            ConfigSnapshot.objects.filter(company=company).order_by("-fetched_at", "-pk")[:20]
-        ),
+        "recent": overview.recent,
+        "latest": overview.recent[0] if overview.recent else None,
+        "last_success": overview.last_success,
+        "snapshots": overview.snapshots,
         "history_query": f"company={company.company_id}&range=all",
         "refresh": getattr(company, "refresh", None),
     }
@@ -366,13 +290,15 @@ def company_detail(request: HttpRequest, company_id: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
-    preference, _ = UserPreference.objects.get_or_create(user=request.user)
+    preference = user_preferences.for_user(request.user.pk)
     if request.method == "POST":
         form = PreferenceForm(request.POST)
         if form.is_valid():
-            preference.use_local_time = form.cleaned_data["use_local_time"]
-            preference.time_zone = form.cleaned_data["time_zone"]
-            preference.save(update_fields=["use_local_time", "time_zone"])
+            preference = user_preferences.save(
+                user_id=request.user.pk,
+                use_local_time=form.cleaned_data["use_local_time"],
+                time_zone=form.cleaned_data["time_zone"],
+            )
             request.session[ZONE_SESSION_KEY] = preference.active_zone
             messages.success(request, f"Times are now shown in {preference.active_zone}.")
             target = request.POST.get("next") or reverse("summary")
@@ -384,7 +310,3 @@ def preferences(request: HttpRequest) -> HttpResponse:
             initial={"use_local_time": preference.use_local_time, "time_zone": preference.time_zone}
         )
     return render(request, "dashboard/preferences.html", {"form": form, "preference": preference})
-
-
-def not_found(sync_id: str) -> Http404:
-    return Http404(f"No sync {sync_id}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -28,8 +28,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from svix.webhooks import Webhook, WebhookVerificationError
 
+from . import ingest
 from .ingest import parse_time
 from .models import WebhookEvent
+from .upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -151,3 +153,57 @@ def _enqueue(event_pk: int) -> None:
     from .tasks import process_webhook_event_task
 
     process_webhook_event_task.delay(event_pk)
+
+
+# --- processing a stored event (the worker's side) ---
+
+
+def process_event(client: Upstream, event_pk: int, *, last_try: bool = False) -> bool:
+    """Refresh the one sync a stored event names; safe to run twice.
+
+    An upstream error is recorded on the event and raised for the task to
+    retry; a permanent one, or one on the last try, also marks the event
+    processed, so it is not picked up again.
+    """
+    from .retry import settle_for_sync
+
+    event = WebhookEvent.objects.filter(pk=event_pk).first()
+    if event is None or event.processed_at is not None:
+        return False
+    WebhookEvent.objects.filter(pk=event_pk).update(attempts=event.attempts + 1)
+    if event.company_id is None or event.sync_id is None:
+        return False
+    completed_at = parse_time(_generated(event)) or event.received_at
+    try:
+        ingest.refresh_sync(
+            client, str(event.company_id), str(event.sync_id), completed_at=completed_at
+        )
+        settle_for_sync(str(event.sync_id))
+    except UpstreamError as exc:
+        WebhookEvent.objects.filter(pk=event_pk).update(error=str(exc)[:2000])
+        if not exc.retryable or last_try:
+            WebhookEvent.objects.filter(pk=event_pk).update(processed_at=timezone.now())
+        raise
+    WebhookEvent.objects.filter(pk=event_pk).update(processed_at=timezone.now(), error="")
+    return True
+
+
+def lost_events(*, older_than_s: int, limit: int, max_attempts: int) -> list[int]:
+    """Stored events whose processing never finished (its task was lost, e.g. broker down)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    return list(
+        WebhookEvent.objects.filter(
+            processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=max_attempts
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def _generated(event: WebhookEvent) -> str | None:
+    try:
+        body = json.loads(event.body)
+    except ValueError:
+        return None
+    value = body.get("generatedDate") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None

@@ -171,7 +171,7 @@ def _platform_options(response) -> list[str]:
 
 
 def test_the_platform_choices_are_cached_and_a_new_platform_is_still_accepted(viewer_client, db):
-    from dashboard.models import PLATFORMS_CACHE_KEY, platform_names
+    from dashboard.platforms import PLATFORMS_CACHE_KEY, platform_names
 
     make_sync(make_company(platform_name="Xero"))
     assert _platform_options(_get(viewer_client, "")) == ["", "Xero"]
@@ -194,7 +194,7 @@ def test_ingest_forgets_the_cached_platforms_when_it_writes_companies(viewer_cli
     import uuid
 
     from dashboard.ingest import upsert_companies
-    from dashboard.models import platform_names
+    from dashboard.platforms import platform_names
 
     make_company(platform_name="Xero")
     assert platform_names() == ["Xero"]

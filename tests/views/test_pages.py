@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.models import Company, Sync
-from dashboard.notes import note_for
+from dashboard.vocabulary import note_for
 
 from .conftest import make_company, make_sync
 
@@ -322,11 +322,11 @@ def test_the_chart_axis_reads_as_the_date_filter_would(viewer, viewer_client, pr
     make_sync(make_company(), code=2000, ago=timedelta(hours=3))
     response = viewer_client.get(reverse("summary") + f"?range={preset}")
     body = response.content.decode()
-    ticks = response.context["chart"]["ticks"]
+    ticks = response.context["chart"].ticks
     assert len(ticks) >= 8
     for bar in ticks:
-        assert bar["tick"] == dateformat.format(bar["bucket"]["start"], pattern)
-        assert f'class="tick">{bar["tick"]}</text>' in body
+        assert bar.tick == dateformat.format(bar.bucket["start"], pattern)
+        assert f'class="tick">{bar.tick}</text>' in body
 
 
 def test_the_chart_links_each_bar_to_its_day_outcome_and_platform(viewer_client, db):

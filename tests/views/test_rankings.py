@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import rankings
-from dashboard.forms import PRESETS
+from dashboard.filters import PRESETS
 from dashboard.models import Company, RankingSnapshot
 from dashboard.tasks import refresh_rankings_task
 from synchealth.settings import CELERY_BEAT_SCHEDULE

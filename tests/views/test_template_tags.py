@@ -11,14 +11,8 @@ from django.utils import timezone
 
 from dashboard.models import Sync
 from dashboard.selectors import HistoryRow
-from dashboard.templatetags.humanize_extras import (
-    brief,
-    clip,
-    stamp,
-    status_badge,
-    streak_rows,
-    sync_rows,
-)
+from dashboard.templatetags.humanize_extras import brief, clip, stamp
+from dashboard.templatetags.tables import status_badge, streak_rows, sync_rows
 
 
 def _row() -> HistoryRow:
@@ -73,7 +67,7 @@ def test_status_badge_escapes_the_upstream_text():
     sync = Sync(status_code=9999, status_text="<script>x</script>", category=2)
     html = status_badge(sync)
     assert "<script>" not in html and "&lt;script&gt;" in html
-    assert 'class="badge cat-2"' in html and ">9999<" in html
+    assert 'class="badge cat-failed"' in html and ">9999<" in html
 
 
 def test_brief_is_what_the_date_filter_gave_in_the_current_zone():

@@ -1,0 +1,25 @@
+"""Each user's display preferences: the time zone their pages show times in."""
+
+from __future__ import annotations
+
+from .models import UserPreference
+
+
+def for_user(user_id: int) -> UserPreference:
+    """The user's preference row, made with the defaults (UTC) the first time."""
+    preference, _ = UserPreference.objects.get_or_create(user_id=user_id)
+    return preference
+
+
+def save(*, user_id: int, use_local_time: bool, time_zone: str) -> UserPreference:
+    preference = for_user(user_id)
+    preference.use_local_time = use_local_time
+    preference.time_zone = time_zone
+    preference.save(update_fields=["use_local_time", "time_zone"])
+    return preference
+
+
+def active_zone(user_id: int) -> str:
+    """The zone this user sees times in: their local zone if they chose it, else UTC."""
+    preference = UserPreference.objects.filter(user_id=user_id).first()
+    return preference.active_zone if preference is not None else "UTC"

@@ -1,0 +1,231 @@
+"""What every status means, in one place: sync status codes and their categories,
+push item statuses, retry states, and the client-friendly note for each code.
+
+Templates and CSS speak in the names defined here (`Category.FAILED`,
+`.cat-failed`), never in the integers stored in the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from django.db import models
+
+
+class Category(models.IntegerChoices):
+    """A sync's outcome as the pages group it. Stored as the integer; shown by name."""
+
+    IN_PROGRESS = 0, "In progress"
+    SUCCESS = 1, "Success"
+    FAILED = 2, "Failed"
+
+    @property
+    def key(self) -> str:
+        """The name in URLs (`?category=in_progress`) and in summaries."""
+        return _CATEGORY_KEYS[self]
+
+    @property
+    def css(self) -> str:
+        """The name in class names (`cat-in-progress`)."""
+        return _CATEGORY_KEYS[self].replace("_", "-")
+
+
+_CATEGORY_KEYS = {
+    Category.IN_PROGRESS: "in_progress",
+    Category.SUCCESS: "success",
+    Category.FAILED: "failed",
+}
+# `?category=` values and the category each names.
+CATEGORY_BY_KEY = {category.key: category for category in Category}
+# Each category's class name, by stored integer (the history's rows are plain values).
+CATEGORY_CSS = {int(category): category.css for category in Category}
+
+
+class Code(IntEnum):
+    """The seed's sync status codes, by name."""
+
+    IN_PROGRESS = 1000
+    LONG_RUNNING = 1010
+    SUCCESS = 2000
+    SUCCESS_NO_DATA = 2040
+    CONFIGURATION_ERROR = 4000
+    COMPANY_DELETED = 4040
+    COMPANY_DEAUTHORIZED = 4220
+    BILLING_EXPIRED = 4260
+    SERVER_ERROR = 5000
+    DUPLICATION_PROTECTION = 5080
+    DATA_PROCESSING_ERROR = 5120
+    DATA_PUSH_ERROR = 5130
+
+
+# Each code's text and category, in the seed's order.
+_STATUS_CODES: dict[Code, tuple[str, Category]] = {
+    Code.IN_PROGRESS: ("In progress", Category.IN_PROGRESS),
+    Code.LONG_RUNNING: ("In progress (long running)", Category.IN_PROGRESS),
+    Code.SUCCESS: ("Success (data pushed)", Category.SUCCESS),
+    Code.SUCCESS_NO_DATA: ("Success (no data pushed)", Category.SUCCESS),
+    Code.CONFIGURATION_ERROR: ("Configuration error", Category.FAILED),
+    Code.COMPANY_DELETED: ("Company deleted", Category.FAILED),
+    Code.COMPANY_DEAUTHORIZED: ("Company de-authorized", Category.FAILED),
+    Code.BILLING_EXPIRED: ("Accounting platform billing expiry", Category.FAILED),
+    Code.SERVER_ERROR: ("Generic server error", Category.FAILED),
+    Code.DUPLICATION_PROTECTION: ("Duplication protection", Category.FAILED),
+    Code.DATA_PROCESSING_ERROR: ("Data processing error", Category.FAILED),
+    Code.DATA_PUSH_ERROR: ("Data push error", Category.FAILED),
+}
+# Keyed by plain integers, as the database and the forms hold them.
+STATUS_CODES: dict[int, tuple[str, Category]] = {int(c): v for c, v in _STATUS_CODES.items()}
+IN_PROGRESS_CODES = frozenset(
+    code for code, (_, category) in STATUS_CODES.items() if category == Category.IN_PROGRESS
+)
+# The first code of the failures that the upstream reports for a whole sync
+# (4xxx and 5xxx); below it, a failed sync failed because of its items.
+FIRST_SYNC_FAILURE_CODE = Code.CONFIGURATION_ERROR
+
+
+def code_category(code: int) -> Category:
+    """Category of an upstream status code; an unknown code counts as failed."""
+    entry = STATUS_CODES.get(code)
+    return entry[1] if entry else Category.FAILED
+
+
+def status_label(code: int, upstream_text: str = "") -> str:
+    """A code's text: ours for a known code, else the upstream's, else "Unknown"."""
+    entry = STATUS_CODES.get(code)
+    return entry[0] if entry else (upstream_text or "Unknown")
+
+
+class ItemStatus(models.IntegerChoices):
+    """One status set for the API's transaction statuses and the webhook's."""
+
+    UNKNOWN = 0, "Unknown"
+    PENDING = 1, "Pending"
+    VALIDATION_ERROR = 2, "ValidationError"
+    COMPLETED = 3, "Completed"
+    PUSH_ERROR = 4, "PushError"
+    FAILED = 5, "Failed"
+
+    @classmethod
+    def parse(cls, value: object) -> ItemStatus:
+        """The member with this label (the API's or the webhook's word); Unknown otherwise."""
+        if isinstance(value, str):
+            return _ITEM_STATUS_BY_LABEL.get(value, cls.UNKNOWN)
+        return cls.UNKNOWN
+
+
+# One look-up a row: ingest parses every item's status.
+_ITEM_STATUS_BY_LABEL = {member.label: member for member in ItemStatus}
+
+FAILED_ITEM_STATUSES = (ItemStatus.VALIDATION_ERROR, ItemStatus.PUSH_ERROR, ItemStatus.FAILED)
+OPEN_ITEM_STATUSES = (ItemStatus.UNKNOWN, ItemStatus.PENDING)
+
+
+class RetryState(models.TextChoices):
+    """Where one retry request stands."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUBMITTED = "submitted", "Submitted (new sync running)"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    DENIED = "denied", "Denied"
+    SKIPPED = "skipped", "Skipped"
+
+
+ACTIVE_RETRY_STATES = (RetryState.QUEUED, RetryState.RUNNING, RetryState.SUBMITTED)
+
+
+class BulkState(models.TextChoices):
+    """Where a bulk retry stands: its requests are made once it has fanned out."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Making its requests"
+    FANNED_OUT = "fanned_out", "Requests made"
+    FAILED = "failed", "Failed"
+    DENIED = "denied", "Denied"
+
+
+# A bulk retry in one of these makes no more requests.
+SETTLED_BULK_STATES = (BulkState.FANNED_OUT, BulkState.FAILED, BulkState.DENIED)
+
+
+@dataclass(frozen=True)
+class Note:
+    """The client-friendly note of a status code: what it means, what to do next."""
+
+    meaning: str
+    next_step: str
+
+
+NOTES: dict[int, Note] = {
+    Code.IN_PROGRESS: Note(
+        "The sync is running: the customer's expenses are being written to their "
+        "accounting software.",
+        "Nothing to do yet. This page refreshes itself until the sync ends.",
+    ),
+    Code.LONG_RUNNING: Note(
+        "The sync has been running for over ten minutes. Large batches can take this long, "
+        "but it may also be stuck waiting on the accounting software.",
+        "Check whether the accounting platform is reachable; if it is still running in an "
+        "hour, raise it with Codat support quoting the sync ID.",
+    ),
+    Code.SUCCESS: Note(
+        "The sync finished and the expenses were written to the accounting software.",
+        "Nothing to do. If some items still failed, they are listed under Push items.",
+    ),
+    Code.SUCCESS_NO_DATA: Note(
+        "The sync finished but there was nothing new to write.",
+        "Nothing to do, unless the customer expected expenses to appear: then check that they "
+        "were created before this sync started.",
+    ),
+    Code.CONFIGURATION_ERROR: Note(
+        "The customer's sync configuration is not valid for their accounting software "
+        "(for example a bank account or expense account that no longer exists).",
+        "Open the Config tab, compare it with the accounting software, and ask the customer "
+        "to fix the mapping; then retry the failed items.",
+    ),
+    Code.COMPANY_DELETED: Note(
+        "The company was deleted, or its connection to the accounting software was removed.",
+        "Ask the customer to reconnect their accounting software; nothing can be pushed until "
+        "they do.",
+    ),
+    Code.COMPANY_DEAUTHORIZED: Note(
+        "The company de-authorized the connection to its accounting software.",
+        "Ask the customer to reconnect (re-authorize) their accounting software, then retry.",
+    ),
+    Code.BILLING_EXPIRED: Note(
+        "The customer's subscription to their accounting software has expired.",
+        "Ask the customer to renew their accounting subscription, then retry the failed items.",
+    ),
+    Code.SERVER_ERROR: Note(
+        "An unexpected error happened on the upstream's side.",
+        "Retry the failed items. If it fails again, raise it with Codat support quoting the "
+        "sync ID and the correlation ID in the error message.",
+    ),
+    Code.DUPLICATION_PROTECTION: Note(
+        "Duplication protection stopped the sync: these expenses look like ones already written.",
+        "Check the accounting software for the records before retrying, so nothing is written "
+        "twice.",
+    ),
+    Code.DATA_PROCESSING_ERROR: Note(
+        "The expense data could not be processed (for example an invalid amount or date).",
+        "Read the items' messages under Push items; the data must be corrected at the source "
+        "before a retry can succeed.",
+    ),
+    Code.DATA_PUSH_ERROR: Note(
+        "The accounting software refused some records (for example a closed period, a missing "
+        "tax rate, or an invalid account).",
+        "Read each failed item's message, ask the customer to fix the cause in their "
+        "accounting software, then retry the failed items.",
+    ),
+}
+
+UNKNOWN_NOTE = Note(
+    "The upstream reported a status code this dashboard does not know.",
+    "Check Codat's documentation for the code, and treat the sync as failed until then.",
+)
+
+
+def note_for(code: int) -> Note:
+    return NOTES.get(code, UNKNOWN_NOTE)
