@@ -20,10 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .db import items as db_items
+from .db.items import ItemRow
 from .fingerprint import fingerprint
 from .models import (
     FAILED_ITEM_STATUSES,
@@ -372,99 +374,6 @@ def write_items(sync: Sync, status_code: int, records: list[TransactionRecord]) 
     return written.get(sync.pk, 0), deleted
 
 
-_COUNTER_FIELDS = (
-    "items_total",
-    "items_completed",
-    "items_failed",
-    "items_pending",
-    "category",
-    "items_status_code",
-    "items_fetched_at",
-)
-
-
-# (sync, transaction ID, integration type, data type, status, message, fingerprint)
-ItemRow = tuple[int, uuid.UUID, str, str, int, str | None, str]
-
-
-def _upsert_items_postgresql(rows: list[ItemRow]) -> None:
-    """One INSERT ... ON CONFLICT for a batch, its rows sent as one JSON array.
-
-    One json.dumps is a third of the client's CPU of seven typed arrays (which
-    psycopg dumps element by element), for the same work on the server.
-    """
-    table = PushItem._meta.db_table
-    with connection.cursor() as cursor:
-        for batch in chunked(rows, 5000):
-            payload = json.dumps(
-                [[s, str(t), i, d, st, m, f] for s, t, i, d, st, m, f in batch],
-                separators=(",", ":"),
-            )
-            cursor.execute(
-                f"INSERT INTO {table} "  # noqa: S608 - the model's own table name
-                "(sync_id, transaction_id, integration_type, data_type, status, message,"
-                " fingerprint) "
-                "SELECT (r->>0)::bigint, (r->>1)::uuid, r->>2, r->>3, (r->>4)::smallint,"
-                " r->>5, r->>6 FROM jsonb_array_elements(%s::jsonb) AS r "
-                "ON CONFLICT (sync_id, transaction_id, integration_type) DO UPDATE SET "
-                "status = EXCLUDED.status, message = EXCLUDED.message, "
-                "fingerprint = EXCLUDED.fingerprint",
-                [payload],
-            )
-
-
-def _upsert_items(rows: list[ItemRow]) -> None:
-    if connection.vendor == "postgresql":
-        _upsert_items_postgresql(rows)
-        return
-    for batch in chunked(rows):
-        PushItem.objects.bulk_create(
-            [
-                PushItem(
-                    sync_id=sync_pk,
-                    transaction_id=tid,
-                    integration_type=itype,
-                    data_type=data_type,
-                    status=status,
-                    message=message,
-                    fingerprint=print_,
-                )
-                for sync_pk, tid, itype, data_type, status, message, print_ in batch
-            ],
-            update_conflicts=True,
-            unique_fields=["sync", "transaction_id", "integration_type"],
-            update_fields=["status", "message", "fingerprint"],
-        )
-
-
-def _update_counters(syncs: list[Sync], now: datetime) -> None:
-    """Write each sync's item counters; one statement on PostgreSQL."""
-    if connection.vendor != "postgresql":
-        Sync.objects.bulk_update(syncs, list(_COUNTER_FIELDS), batch_size=500)
-        return
-    table = Sync._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS s SET "  # noqa: S608 - the model's own table name
-            "items_total = v.total, items_completed = v.completed, items_failed = v.failed, "
-            "items_pending = v.pending, category = v.category, "
-            "items_status_code = v.code, items_fetched_at = %s "
-            "FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[], %s::int[], "
-            "%s::smallint[], %s::smallint[]) "
-            "AS v(id, total, completed, failed, pending, category, code) WHERE s.id = v.id",
-            [
-                now,
-                [s.pk for s in syncs],
-                [s.items_total for s in syncs],
-                [s.items_completed for s in syncs],
-                [s.items_failed for s in syncs],
-                [s.items_pending for s in syncs],
-                [s.category for s in syncs],
-                [s.items_status_code for s in syncs],
-            ],
-        )
-
-
 def write_items_many(
     batch: list[tuple[Sync, list[TransactionRecord]]],
     types: dict[uuid.UUID, str] | None = None,
@@ -521,11 +430,11 @@ def write_items_many(
         counters.append(sync)
     with transaction.atomic():
         if changed:
-            _upsert_items(changed)
+            db_items.upsert(changed)
         for pks in chunked(gone):
             PushItem.objects.filter(pk__in=pks).delete()
         if counters:
-            _update_counters(counters, now)
+            db_items.set_counters(counters, now)
     return written, len(gone)
 
 
@@ -576,28 +485,7 @@ def apply_types(company: Company, types: dict[uuid.UUID, str]) -> int:
     sync_ids = list(Sync.objects.filter(company=company).values_list("pk", flat=True))
     if not sync_ids:
         return 0
-    if connection.vendor == "postgresql":
-        # One statement, driven by the company's syncs (an index range) so the
-        # plan does not depend on the table's statistics.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {PushItem._meta.db_table} AS p SET data_type = v.dt "  # noqa: S608
-                "FROM unnest(%s::uuid[], %s::varchar[]) AS v(tid, dt) "
-                "WHERE p.sync_id = ANY(%s::bigint[]) AND p.transaction_id = v.tid "
-                "AND p.data_type = ''",
-                [list(types), list(types.values()), sync_ids],
-            )
-            return cursor.rowcount
-    by_type: dict[str, list[uuid.UUID]] = {}
-    for tid, data_type in types.items():
-        by_type.setdefault(data_type, []).append(tid)
-    updated = 0
-    for data_type, typed_ids in by_type.items():
-        for batch in chunked(sorted(typed_ids), 500):
-            updated += PushItem.objects.filter(
-                sync_id__in=sync_ids, transaction_id__in=batch, data_type=""
-            ).update(data_type=data_type)
-    return updated
+    return db_items.set_types(sync_ids, types)
 
 
 def read_data_types(client: Upstream, company: Company, since: datetime) -> dict[uuid.UUID, str]:

@@ -1,0 +1,40 @@
+"""The hand-written SQL: each fast path on PostgreSQL beside its portable twin.
+
+Every operation here has one public function that callers use, whatever the
+database; `twins` picks PostgreSQL's fast path where it runs and the portable
+twin elsewhere. Both twins stay importable (`upsert_postgresql`,
+`upsert_portable`, ...) so tests/db/test_parity.py proves they agree.
+
+Only our table and column names are interpolated into SQL; every value is a
+parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
+
+from django.db import connection
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def on_postgresql() -> bool:
+    """Whether the fast paths run: the one place that asks which database this is."""
+    return connection.vendor == "postgresql"
+
+
+def twins(postgresql: Callable[P, R], portable: Callable[P, R]) -> Callable[P, R]:
+    """One operation: PostgreSQL's fast path where it runs, else its portable twin."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        chosen = postgresql if on_postgresql() else portable
+        return chosen(*args, **kwargs)
+
+    return run
+
+
+def chunked(rows: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
