@@ -1,4 +1,20 @@
+from pathlib import Path
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def _make_var_dirs(settings: Any) -> None:
+    """The folders the embedded defaults write to: made at start, never by the settings."""
+    folders: list[Path] = []
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        folders.append(Path(settings.DATABASES["default"]["NAME"]).parent)
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    if settings.CELERY_BROKER_URL.startswith("filesystem"):
+        folders += [Path(options[key]) for key in ("data_folder_in", "processed_folder")]
+        folders.append(Path(options["control_folder"]))
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 class DashboardConfig(AppConfig):
@@ -7,7 +23,10 @@ class DashboardConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.conf import settings
         from django.contrib.auth.signals import user_logged_in
+
+        _make_var_dirs(settings)
 
         from .middleware import forget_zone
 

@@ -17,8 +17,8 @@ detail's tabs for a failed, a running and a successful sync, a company page,
 the retries list and the CSV export's first lines, as a superuser.
 
 `diff` compares file by file after removing what differs by design: CSRF
-tokens, and the class names that the status vocabulary renamed
-(`cat-0` → `cat-in-progress`, …). It exits 1 if any page differs.
+tokens, the confirmation forms' one-time keys, and the class names that the
+status vocabulary renamed (`cat-0` → `cat-in-progress`, …). It exits 1 if any page differs.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ RENAMED = {
     "cat-1": "cat-success",
     "cat-2": "cat-failed",
 }
-CSRF = re.compile(r'(name="csrfmiddlewaretoken" value=|"X-CSRFToken": ?)"[^"]*"')
+# Values made afresh for each render: CSRF tokens and the confirmation forms' keys.
+FRESH = re.compile(r'(name="csrfmiddlewaretoken" value=|"X-CSRFToken": ?|name="key" value=)"[^"]*"')
 
 
 def _setup(database_url: str | None) -> None:
@@ -145,7 +146,7 @@ def render(out: Path, now: str | None) -> int:
 
 
 def _normalised(text: str) -> list[str]:
-    text = CSRF.sub(r'\1"…"', text)
+    text = FRESH.sub(r'\1"…"', text)
     for old, new in RENAMED.items():
         text = re.sub(rf"\b{re.escape(old)}\b", new, text)
     return text.splitlines()

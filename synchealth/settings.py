@@ -12,20 +12,55 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Where the embedded defaults keep their files (SQLite, the file broker, the
+# demo login). Made when the apps start (`dashboard.apps`), not on import.
 VAR_DIR = Path(os.environ.get("SYNCHEALTH_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
+    """A yes/no setting; anything but 1/0, true/false, yes/no, on/off is refused."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={os.environ[name]!r} is not a yes/no value: use 1 or 0 (or true/false, "
+        "yes/no, on/off)."
+    )
 
 
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    return int(value) if value.strip() else default
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    """A whole-number setting of at least `minimum`; anything else is refused."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name}={value!r} must be at least {minimum}.")
+    return number
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    """A number setting (seconds, …) of at least `minimum`; anything else is refused."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if not number >= minimum or number == float("inf"):
+        raise ImproperlyConfigured(f"{name}={value!r} must be a number of at least {minimum}.")
+    return number
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -165,11 +200,9 @@ else:
 # Celery. The default broker keeps its queue in files under var/broker, so
 # web, worker and beat talk to each other with no server to install.
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem"):
-    for sub in ("out", "processed", "control"):
-        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
@@ -223,29 +256,29 @@ CODAT_API_KEY = os.environ.get("CODAT_API_KEY", "")
 CODAT_WEBHOOK_SECRET = os.environ.get("CODAT_WEBHOOK_SECRET", "")
 # The request budget shared by every worker (see dashboard/ratelimit.py):
 # Codat allows about 1,000 a minute per IP and 10 in flight per company.
-CODAT_RATE_LIMIT_PER_MINUTE = env_int("CODAT_RATE_LIMIT_PER_MINUTE", 900)
-CODAT_RATE_LIMIT_WINDOW_SECONDS = float(os.environ.get("CODAT_RATE_LIMIT_WINDOW_SECONDS", "60"))
-CODAT_MAX_IN_FLIGHT_PER_COMPANY = env_int("CODAT_MAX_IN_FLIGHT_PER_COMPANY", 10)
+CODAT_RATE_LIMIT_PER_MINUTE = env_int("CODAT_RATE_LIMIT_PER_MINUTE", 900, minimum=1)
+CODAT_RATE_LIMIT_WINDOW_SECONDS = env_float("CODAT_RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1)
+CODAT_MAX_IN_FLIGHT_PER_COMPANY = env_int("CODAT_MAX_IN_FLIGHT_PER_COMPANY", 10, minimum=1)
 CODAT_RATE_LIMIT_PREFIX = os.environ.get("CODAT_RATE_LIMIT_PREFIX", "synchealth:rl")
 # A slot held by a killed worker frees itself after this long.
-CODAT_REQUEST_LEASE_SECONDS = float(os.environ.get("CODAT_REQUEST_LEASE_SECONDS", "120"))
+CODAT_REQUEST_LEASE_SECONDS = env_float("CODAT_REQUEST_LEASE_SECONDS", 120)
 # The longest a task sleeps for the budget or a Retry-After; a longer wait
 # becomes a recorded "paused until" and a rescheduled task.
-CODAT_MAX_WAIT_SECONDS = float(os.environ.get("CODAT_MAX_WAIT_SECONDS", "30"))
-CODAT_MAX_ATTEMPTS = env_int("CODAT_MAX_ATTEMPTS", 6)
-CODAT_MAX_RETRY_SECONDS = float(os.environ.get("CODAT_MAX_RETRY_SECONDS", "120"))
-CODAT_CONNECT_TIMEOUT = float(os.environ.get("CODAT_CONNECT_TIMEOUT", "5"))
-CODAT_READ_TIMEOUT = float(os.environ.get("CODAT_READ_TIMEOUT", "30"))
+CODAT_MAX_WAIT_SECONDS = env_float("CODAT_MAX_WAIT_SECONDS", 30)
+CODAT_MAX_ATTEMPTS = env_int("CODAT_MAX_ATTEMPTS", 6, minimum=1)
+CODAT_MAX_RETRY_SECONDS = env_float("CODAT_MAX_RETRY_SECONDS", 120)
+CODAT_CONNECT_TIMEOUT = env_float("CODAT_CONNECT_TIMEOUT", 5)
+CODAT_READ_TIMEOUT = env_float("CODAT_READ_TIMEOUT", 30)
 # Threads per company refresh that fetch sync items concurrently.
-CODAT_FETCH_THREADS = env_int("CODAT_FETCH_THREADS", 4)
+CODAT_FETCH_THREADS = env_int("CODAT_FETCH_THREADS", 4, minimum=1)
 # Webhook bodies above this size are refused with 413.
-WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 20 * 1024 * 1024)
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1)
 
 # The sandbox upstream: off unless enabled.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", False)
 SANDBOX_API_KEY = os.environ.get("SANDBOX_API_KEY", "sandbox-demo-key")
-SANDBOX_RATE_LIMIT_PER_MINUTE = env_int("SANDBOX_RATE_LIMIT_PER_MINUTE", 1000)
-SANDBOX_RATE_LIMIT_PER_DAY = env_int("SANDBOX_RATE_LIMIT_PER_DAY", 1_000_000)
+SANDBOX_RATE_LIMIT_PER_MINUTE = env_int("SANDBOX_RATE_LIMIT_PER_MINUTE", 1000, minimum=1)
+SANDBOX_RATE_LIMIT_PER_DAY = env_int("SANDBOX_RATE_LIMIT_PER_DAY", 1_000_000, minimum=1)
 
 LOGGING = {
     "version": 1,
