@@ -25,6 +25,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	SYNCHEALTH_ALLOW_INSECURE_SECRET=1 $(BIN)/mypy synchealth dashboard sandbox
+	$(BIN)/lint-imports --no-cache
 	SYNCHEALTH_ALLOW_INSECURE_SECRET=1 $(BIN)/python manage.py makemigrations --check --dry-run
 
 format: install
