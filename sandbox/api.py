@@ -1,38 +1,36 @@
 """The sandbox's Codat-compatible Sync for Expenses endpoints.
 
-Paths, field names, types and paging follow Codat's OpenAPI documents; every
-body is built here and nowhere else.
+Paths, status codes and errors follow Codat's OpenAPI documents. The bodies
+are built in `sandbox/bodies.py`, paging in `sandbox/paging.py`, and the
+`query` and `orderBy` parameters are read by `sandbox/query.py`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from django.db import connection
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import catalogue, services
+from . import query, services
+from .bodies import (
+    company_body,
+    connection_body,
+    iso,
+    push_operation_body,
+    sync_body,
+    transaction_bodies,
+    transaction_body,
+)
 from .http import ApiError, api_endpoint, idempotent, json_response
-from .models import Company, DataType, IntegrationType, Item, ItemStatus, Platform, Sync
+from .models import Company, Item, Sync
+from .paging import paged, paging
 
-MAX_PAGE_SIZE = 5000
-DEFAULT_PAGE_SIZE = 100
-UUID_NAMESPACE = uuid.UUID("5b0d7c3e-5a77-4c1d-9a38-0d6f3c1f2a10")
 _EXPENSE_TYPES = {"Payment", "Refund", "Reward", "Chargeback"}
-
-
-def iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_uuid(value: str, what: str) -> uuid.UUID:
@@ -56,281 +54,16 @@ def get_sync(company: Company, sync_id: str) -> Sync:
     return sync
 
 
-def paging(request: HttpRequest) -> tuple[int, int]:
-    def number(name: str, default: int, maximum: int | None) -> int:
-        raw = request.GET.get(name, "")
-        if raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ApiError(
-                400,
-                f"{name} must be a whole number.",
-                validation=[{"itemId": name, "message": "Not an integer.", "validatorName": name}],
-            ) from None
-        if value < 1 or (maximum is not None and value > maximum):
-            limit = f"between 1 and {maximum}" if maximum else "at least 1"
-            raise ApiError(
-                400,
-                f"{name} must be {limit}.",
-                validation=[
-                    {"itemId": name, "message": f"Must be {limit}.", "validatorName": name}
-                ],
-            )
-        return value
-
-    return number("page", 1, None), number("pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
-def paged(
-    request: HttpRequest, path: str, page: int, size: int, total: int, results: list[dict]
-) -> dict[str, Any]:
-    """Codat's paging envelope with HAL links, relative to the API root.
-
-    The links carry the request's other parameters (query, orderBy...)
-    percent-encoded, so a value holding spaces, '#' or '&&' stays one parameter
-    and each href is a valid URI reference.
-    """
-    extra = [(k, v) for k, v in request.GET.items() if k not in ("page", "pageSize")]
-
-    def href(number: int) -> dict[str, str]:
-        query = urlencode([("page", number), ("pageSize", size), *extra], quote_via=quote)
-        return {"href": f"{path}?{query}"}
-
-    links: dict[str, dict[str, str]] = {"self": {"href": path}, "current": href(page)}
-    if page * size < total:
-        links["next"] = href(page + 1)
-    if page > 1:
-        links["previous"] = href(page - 1)
-    return {
-        "results": results,
-        "pageNumber": page,
-        "pageSize": size,
-        "totalResults": total,
-        "_links": links,
-    }
-
-
-# --- query language (a subset of Codat's: field=value, field!=value, field~value, &&) ---
-
-_CLAUSE = re.compile(r"^\s*([A-Za-z]+)\s*(!=|=|~)\s*(.*?)\s*$")
-
-
-def apply_query(queryset: QuerySet, raw: str, fields: dict[str, str]) -> QuerySet:
-    if not raw:
-        return queryset
-    for clause in raw.split("&&"):
-        match = _CLAUSE.match(clause)
-        if not match or match.group(1) not in fields:
-            raise ApiError(
-                400,
-                f"Invalid query '{clause.strip()[:100]}': use field=value, field!=value or "
-                f"field~value with one of: {', '.join(sorted(fields))}.",
-            )
-        name, op, value = match.groups()
-        column = fields[name]
-        if op == "~":
-            queryset = queryset.filter(**{f"{column}__icontains": value})
-        elif op == "=":
-            queryset = queryset.filter(**{column: value})
-        else:
-            queryset = queryset.exclude(**{column: value})
-    return queryset
-
-
-def apply_order(
-    queryset: QuerySet, raw: str, fields: dict[str, str], default: list[str]
-) -> QuerySet:
-    if not raw:
-        return queryset.order_by(*default)
-    name = raw.lstrip("-")
-    if name not in fields:
-        raise ApiError(
-            400, f"Invalid orderBy '{raw[:100]}': use one of {', '.join(sorted(fields))}."
-        )
-    prefix = "-" if raw.startswith("-") else ""
-    return queryset.order_by(prefix + fields[name], "pk")
-
-
-# --- bodies ---
-
-
-def connection_body(company: Company) -> dict[str, Any]:
-    return {
-        "id": str(company.connection_id),
-        "integrationId": str(uuid.uuid5(UUID_NAMESPACE, company.platform)),
-        "integrationKey": company.platform,
-        "sourceId": str(company.source_id),
-        "sourceType": "Accounting",
-        "platformName": Platform(company.platform).label,
-        "linkUrl": f"https://link-api.codat.io/companies/{company.company_id}/connections/"
-        f"{company.connection_id}/start",
-        "status": company.connection_status,
-        **({"lastSync": iso(company.last_sync_at)} if company.last_sync_at else {}),
-        "created": iso(company.created),
-        "dataConnectionErrors": [],
-        "connectionInfo": None,
-    }
-
-
-def company_body(company: Company) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": str(company.company_id),
-        "name": company.name,
-        "description": company.description,
-        "redirect": f"https://link.codat.io/company/{company.company_id}",
-        "created": iso(company.created),
-        "createdByUserName": None,
-        "products": ["expenses"],
-        "tags": {},
-        "referenceSubsidiaryCompanies": [],
-        "dataConnections": [connection_body(company)],
-    }
-    if company.last_sync_at:
-        body["lastSync"] = iso(company.last_sync_at)
-    return body
-
-
-def sync_body(sync: Sync, company: Company, now: datetime) -> dict[str, Any]:
-    code = services.api_status_code(sync, now)
-    return {
-        "companyId": str(company.company_id),
-        "syncId": str(sync.sync_id),
-        "syncStatusCode": code,
-        "syncStatus": catalogue.STATUS_TEXT[code],
-        "errorMessage": sync.error_message if sync.finalized else "",
-        "syncExceptionMessage": sync.exception_message if sync.finalized else "",
-        "syncUtc": iso(sync.started_at),
-        "dataPushed": sync.data_pushed if sync.finalized else False,
-    }
-
-
-_STATUS_LABEL = {member.value: member.label for member in ItemStatus}
-_INTEGRATION_LABEL = {member.value: member.label for member in IntegrationType}
-
-
-def _transaction_bodies(
-    rows: list[tuple[uuid.UUID, int, str | None, int]],
-) -> list[dict[str, Any]]:
-    """The API's `Transaction` for (transaction_id, status, message, integration_type) rows."""
-    bodies = []
-    for tid, status, message, itype in rows:
-        body: dict[str, Any] = {"transactionId": str(tid), "status": _STATUS_LABEL[status]}
-        if message is not None:
-            body["message"] = message
-        body["integrationType"] = _INTEGRATION_LABEL[itype]
-        bodies.append(body)
-    return bodies
-
-
-def transaction_body(item: Item) -> dict[str, Any]:
-    return _transaction_bodies(
-        [(item.transaction_id, item.status, item.message, item.integration_type)]
-    )[0]
-
-
-_PUSH_STATUS = {
-    ItemStatus.COMPLETED: ("Success", 200),
-    ItemStatus.PUSH_ERROR: ("Failed", 500),
-    ItemStatus.VALIDATION_ERROR: ("Failed", 400),
-    ItemStatus.PENDING: ("Pending", 202),
-    ItemStatus.UNKNOWN: ("Pending", 202),
-}
-
-
-def core_id(item: Item) -> str:
-    """The pushed record's reference: the expense transaction's ID (its core ID).
-
-    Codat's push operations name the record they wrote; for Sync for Expenses
-    that is the transaction that produced it, which is what lets a client join
-    push operations (data type) to transaction statuses.
-    """
-    return str(item.transaction_id)
-
-
-_DATA_TYPE_LABEL = {member.value: member.label for member in DataType}
-
-
-def push_operation_body(item: Item, sync: Sync, company: Company) -> dict[str, Any]:
-    return _push_body(
-        item.transaction_id,
-        item.position,
-        item.status,
-        item.data_type,
-        item.message,
-        str(sync.sync_id),
-        iso(sync.started_at),
-        iso(sync.completes_at),
-        str(company.company_id),
-        str(company.connection_id),
-    )
-
-
-def _push_body(
-    transaction_id: uuid.UUID,
-    position: int,
-    item_status: int,
-    data_type_value: int,
-    message: str | None,
-    sync_key: str,
-    requested: str | None,
-    completed: str | None,
-    company_key: str,
-    connection_key: str,
-) -> dict[str, Any]:
-    status, status_code = _PUSH_STATUS[ItemStatus(item_status)]
-    data_type = _DATA_TYPE_LABEL[data_type_value]
-    changes = []
-    if item_status == ItemStatus.COMPLETED:
-        changes.append(
-            {
-                "type": "Created",
-                # The pushed record's reference: see core_id().
-                "recordRef": {"id": str(transaction_id), "dataType": data_type},
-                "attachmentId": None,
-            }
-        )
-    errors = []
-    if item_status in (ItemStatus.VALIDATION_ERROR, ItemStatus.PUSH_ERROR):
-        errors.append(
-            {
-                "itemId": str(transaction_id),
-                "message": message,
-                "validatorName": data_type,
-            }
-        )
-    body: dict[str, Any] = {
-        "changes": changes,
-        "dataType": data_type,
-        "companyId": company_key,
-        "pushOperationKey": str(uuid.uuid5(UUID_NAMESPACE, f"{sync_key}:{position}")),
-        "dataConnectionKey": connection_key,
-        "requestedOnUtc": requested,
-        "timeoutInMinutes": None,
-        "status": status,
-        "errorMessage": message,
-        "validation": {"errors": errors, "warnings": []},
-        "statusCode": status_code,
-    }
-    if item_status not in (ItemStatus.PENDING, ItemStatus.UNKNOWN):
-        body["completedOnUtc"] = completed
-    return body
-
-
-# --- endpoints ---
-
-
 @api_endpoint
 @require_GET
 def list_companies(request: HttpRequest) -> HttpResponse:
     page, size = paging(request)
-    companies = apply_query(
+    companies = query.filter_by_query(
         Company.objects.all(),
         request.GET.get("query", ""),
         {"id": "company_id", "name": "name", "platform": "platform"},
     )
-    companies = apply_order(
+    companies = query.order_by(
         companies,
         request.GET.get("orderBy", ""),
         {"name": "name", "created": "created", "lastSync": "last_sync_at", "id": "company_id"},
@@ -456,7 +189,7 @@ def list_transactions(request: HttpRequest, company_id: str, sync_id: str) -> Ht
         rows = _page_rows(company_uuid, sync_uuid, (page - 1) * size, size)
     if rows:
         path = f"/companies/{company_uuid}/sync/expenses/syncs/{sync_uuid}/transactions"
-        results = _transaction_bodies([row[:4] for row in rows])
+        results = transaction_bodies([row[:4] for row in rows])
         return json_response(paged(request, path, page, size, rows[0][4], results))
     company = get_company(company_id)
     sync = get_sync(company, sync_id)
@@ -489,31 +222,9 @@ def get_transaction(
 def list_push_operations(request: HttpRequest, company_id: str) -> HttpResponse:
     company = get_company(company_id)
     page, size = paging(request)
-    status_filter = {
-        "Success": [ItemStatus.COMPLETED],
-        "Failed": [ItemStatus.PUSH_ERROR, ItemStatus.VALIDATION_ERROR],
-        "Pending": [ItemStatus.PENDING, ItemStatus.UNKNOWN],
-        "TimedOut": [],
-    }
-    items = Item.objects.filter(sync__company=company)
-    raw_query = request.GET.get("query", "")
-    if raw_query:
-        for clause in raw_query.split("&&"):
-            match = re.match(r"^\s*(status|dataType)\s*=\s*(\w+)\s*$", clause)
-            if not match:
-                raise ApiError(
-                    400,
-                    f"Invalid query '{clause.strip()[:100]}': use status=<Success|Failed|"
-                    "Pending|TimedOut> or dataType=<dataType>.",
-                )
-            field, value = match.groups()
-            if field == "status":
-                if value not in status_filter:
-                    raise ApiError(400, f"Unknown push operation status '{value}'.")
-                items = items.filter(status__in=status_filter[value])
-            else:
-                by_label = {dt.label: dt.value for dt in DataType}
-                items = items.filter(data_type=by_label.get(value, -1))
+    items = query.filter_push_operations(
+        Item.objects.filter(sync__company=company), request.GET.get("query", "")
+    )
     order = request.GET.get("orderBy", "-requestedOnUtc")
     if order.lstrip("-") != "requestedOnUtc":
         raise ApiError(400, "orderBy must be requestedOnUtc or -requestedOnUtc.")
@@ -540,7 +251,7 @@ def list_push_operations(request: HttpRequest, company_id: str) -> HttpResponse:
     }
     company_key, connection_key = str(company.company_id), str(company.connection_id)
     results = [
-        _push_body(
+        push_operation_body(
             tid, position, status, data_type, message, *syncs[sync_pk], company_key, connection_key
         )
         for tid, position, status, data_type, message, sync_pk in rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sandbox import api as sandbox_api
+from sandbox import bodies
 from sandbox import models as sb
 
 
@@ -12,7 +12,7 @@ def test_pages_of_a_sync_match_its_items(api, small_estate):
     sync = sb.Sync.objects.filter(item_count__gte=5).select_related("company").first()
     assert sync is not None
     path = f"/companies/{sync.company.company_id}/sync/expenses/syncs/{sync.sync_id}/transactions"
-    items = [sandbox_api.transaction_body(i) for i in sync.items.order_by("position")]
+    items = [bodies.transaction_body(i) for i in sync.items.order_by("position")]
     pages = -(-len(items) // 2)
 
     for number in range(1, pages + 1):
