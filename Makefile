@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench migrations-check clean
+.PHONY: install run test test-fast lint format bench migrations-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The edit-run loop: everything but the system tests (browsers, real workers,
+# subprocesses), which `make test` and CI still run.
+test-fast: install
+	$(BIN)/python -m pytest -m "not system" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

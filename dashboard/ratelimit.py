@@ -22,13 +22,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
-from typing import cast
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -93,10 +93,22 @@ def parse_reset(value: str) -> float | None:
 
 
 class Limiter:
-    """The interface; `get_limiter()` picks the implementation."""
+    """The interface; `get_limiter()` picks the implementation.
 
-    def __init__(self, limits: Limits) -> None:
+    `clock` (monotonic seconds) and `sleep` are the real ones unless a test
+    passes a fake clock that moves when slept on.
+    """
+
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.limits = limits
+        self.clock = clock
+        self.sleep = sleep
 
     # -- per-minute budget --
     def _take(self) -> float:
@@ -104,14 +116,14 @@ class Limiter:
         raise NotImplementedError
 
     def wait_for_budget(self) -> None:
-        deadline = time.monotonic() + self.limits.max_wait
+        deadline = self.clock() + self.limits.max_wait
         while True:
             wait = self._take()
             if wait <= 0:
                 return
-            if time.monotonic() + wait > deadline:
+            if self.clock() + wait > deadline:
                 raise BudgetWaitTooLong(wait)
-            time.sleep(min(wait, 1.0))
+            self.sleep(min(wait, 1.0))
 
     # -- per-company concurrency --
     def _enter(self, company: str, token: str) -> bool:
@@ -126,12 +138,12 @@ class Limiter:
             yield
             return
         token = uuid.uuid4().hex
-        deadline = time.monotonic() + self.limits.max_wait
+        deadline = self.clock() + self.limits.max_wait
         pause = 0.005
         while not self._enter(company, token):
-            if time.monotonic() > deadline:
+            if self.clock() > deadline:
                 raise BudgetWaitTooLong(self.limits.max_wait)
-            time.sleep(pause)
+            self.sleep(pause)
             pause = min(pause * 2, 0.1)
         try:
             yield
@@ -165,15 +177,15 @@ class Limiter:
 
 
 class LocalLimiter(Limiter):
-    def __init__(self, limits: Limits) -> None:
-        super().__init__(limits)
+    def __init__(self, limits: Limits, **timing: Any) -> None:
+        super().__init__(limits, **timing)
         self._lock = threading.Lock()
         self._stamps: deque[float] = deque()
         self._slots: dict[str, dict[str, float]] = {}
         self._quota_state: tuple[int, int, float] | None = None
 
     def _take(self) -> float:
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             while self._stamps and self._stamps[0] <= now - self.limits.window:
                 self._stamps.popleft()
@@ -183,7 +195,7 @@ class LocalLimiter(Limiter):
             return self._stamps[0] + self.limits.window - now
 
     def _enter(self, company: str, token: str) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             slots = self._slots.setdefault(company, {})
             for key in [k for k, expiry in slots.items() if expiry <= now]:
@@ -244,10 +256,12 @@ return 0
 
 
 class RedisLimiter(Limiter):
-    def __init__(self, limits: Limits, url: str, prefix: str = "synchealth:rl") -> None:
+    def __init__(
+        self, limits: Limits, url: str, prefix: str = "synchealth:rl", **timing: Any
+    ) -> None:
         import redis
 
-        super().__init__(limits)
+        super().__init__(limits, **timing)
         self.redis = redis.Redis.from_url(url)
         self.prefix = prefix
         self._take_script = self.redis.register_script(_TAKE)

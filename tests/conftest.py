@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Iterator
 
 import httpx
@@ -14,17 +13,13 @@ from dashboard.ratelimit import Limits, LocalLimiter
 from dashboard.upstream import Upstream
 from sandbox import estate
 from sandbox.models import SandboxSettings
+from tests.support.users import make_user
 
-REQUIRE_SERVICES = os.environ.get("SYNCHEALTH_REQUIRE_SERVICES") == "1"
 
-
-def require(condition: bool, what: str) -> None:
-    """Skip locally when `what` is missing; in CI (SYNCHEALTH_REQUIRE_SERVICES=1) fail."""
-    if condition:
-        return
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{what} is required in CI but is not available")
-    pytest.skip(f"{what} is not available on this machine")
+def pytest_configure(config: pytest.Config) -> None:
+    # Django's default hasher costs about a quarter of a second per user on
+    # purpose; tests log in, they do not guard passwords.
+    django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -123,9 +118,7 @@ def upstream(sandbox_url: str, api_key: str, limiter: LocalLimiter) -> Iterator[
     client.close()
 
 
-# --- a mirrored estate and the cast of users (retry, browser tests) ---
-
-USER_PASSWORD = "pw-for-tests-only"
+# --- a mirrored estate (retry, browser tests) and the cast of users ---
 
 
 @pytest.fixture
@@ -161,31 +154,21 @@ def failed_sync(mirrored):
     return sync
 
 
-def make_user(name: str, *groups: str):
-    """A user in the given support groups (made again if a flush removed them)."""
-    from django.contrib.auth.models import User
-
-    from dashboard.roles import ensure_groups
-
-    known = ensure_groups()
-    user = User.objects.create_user(name, password=USER_PASSWORD)
-    for group in groups:
-        user.groups.add(known[group])
-    return user
-
-
 @pytest.fixture
-def runner(transactional_db):
+def runner(db):
+    """May retry a sync's failed items."""
     return make_user("runner", "Support runner")
 
 
 @pytest.fixture
-def viewer(transactional_db):
+def viewer(db):
+    """May read every page, may not retry."""
     return make_user("viewer", "Support viewer")
 
 
 @pytest.fixture
-def lead(transactional_db):
+def lead(db):
+    """May retry many syncs at once."""
     return make_user("lead", "Support lead")
 
 

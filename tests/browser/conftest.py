@@ -3,11 +3,10 @@
 `browser` is one Chromium for the session; `page` is a fresh context (own
 cookies, downloads accepted) per test. Data comes from the live sandbox,
 mirrored with `dashboard.ingest`, as in tests/retry. Users log in through the
-real login form (`login`).
+real login form (`tests.support.browser.login`).
 
-Artifacts: screenshots the tests take go to `artifacts/screenshots/`; a failed
-test leaves a screenshot and the page's HTML in `artifacts/failures/` (both
-relative to the repository root).
+A failed test leaves a screenshot and the
+page's HTML in `artifacts/failures/` (relative to the repository root).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
+from tests.support.services import require
 
 # Playwright's sync API keeps an asyncio loop "running" in this thread while
 # the browser is up; Django would refuse ORM calls from the tests without this.
@@ -27,13 +26,10 @@ os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
+from tests.support.browser import FAILURES
+
 CHROMIUM = "/usr/bin/chromium"
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parent.parent
-ARTIFACTS = REPO_ROOT / "artifacts"
-SCREENSHOTS = ARTIFACTS / "screenshots"
-FAILURES = ARTIFACTS / "failures"
-from tests.conftest import USER_PASSWORD as PASSWORD  # noqa: E402
 
 TIMEOUT_MS = 10_000
 
@@ -117,20 +113,3 @@ def page(browser: Browser, live_server, request: pytest.FixtureRequest) -> Itera
             print(f"could not save failure artifacts: {exc}")
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def login(page: Page, username: str, password: str = PASSWORD) -> None:
-    """Log in through the real form and land on the dashboard."""
-    page.goto("/accounts/login/")
-    page.locator("#id_username").fill(username)
-    page.locator("#id_password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator("header.topbar nav")).to_contain_text(username)
-    expect(page).to_have_url(re.compile(r"/$"))
-
-
-def screenshot(page: Page, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path

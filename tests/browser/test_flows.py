@@ -23,10 +23,9 @@ from dashboard import retry, selectors
 from dashboard.tasks import follow_retries_task, run_retry_task
 from sandbox import models as sb
 from sandbox import services
+from tests.support.browser import login, screenshot
 
-from .conftest import login, screenshot
-
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.browser, pytest.mark.system, pytest.mark.timeout(60)]
 
 RETRY_POLL_MS = 15_000  # the retry page polls every 3 s
 

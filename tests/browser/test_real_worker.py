@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from dashboard import models as mirror
 from sandbox import models as sb
 from sandbox.webhooks import new_secret
-from tests.conftest import require
+from tests.support.browser import login, screenshot
+from tests.support.services import require
 from tests.workers import E2E_REDIS_URL, redis_available, start_worker, stop, tasks_sent_to
 
-from .conftest import login, screenshot
+pytestmark = [pytest.mark.browser, pytest.mark.system]
 
 
 def test_a_retry_clicked_in_the_browser_completes_through_a_real_worker(

@@ -13,8 +13,7 @@ from dashboard import ingest
 from dashboard import models as mirror
 from dashboard.fingerprint import fingerprint
 from sandbox import models as sb
-
-from .conftest import assert_mirror_exact
+from tests.support.mirror import assert_mirror_exact
 
 # Messages that a text or array literal could get wrong.
 AWKWARD = [

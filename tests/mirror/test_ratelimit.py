@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 import time
 import uuid
@@ -11,18 +10,13 @@ import uuid
 import pytest
 
 from dashboard.ratelimit import BudgetWaitTooLong, Limits, LocalLimiter, RedisLimiter
-from tests.conftest import require
+from tests.support.clock import FakeClock
+from tests.support.services import require
+from tests.workers import REDIS_URL, redis_available
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 
-
-def redis_available() -> bool:
-    try:
-        import redis
-
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except Exception:
-        return False
+def on_clock(clock: FakeClock, limits: Limits) -> LocalLimiter:
+    return LocalLimiter(limits, clock=clock, sleep=clock.sleep)
 
 
 def max_in_any_window(stamps: list[float], window: float) -> int:
@@ -57,12 +51,13 @@ def _hammer(
         for n in range(per_thread):
             company = companies[(index + n) % len(companies)]
             limiter.wait_for_budget()
+            taken = time.time()
             with limiter.company_slot(company):
                 entered = time.time()
                 time.sleep(hold)
                 left = time.time()
             with lock:
-                stamps.append(entered)
+                stamps.append(taken)
                 spans[company].append((entered, left))
 
     workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
@@ -73,42 +68,84 @@ def _hammer(
     return stamps, spans
 
 
-def test_the_local_budget_holds_across_threads():
-    limiter = LocalLimiter(Limits(per_window=20, window=1.0, per_company=3, lease=30, max_wait=30))
-    stamps, spans = _hammer(limiter, ["a", "b"], per_thread=6, threads=8, hold=0.02)
-    assert len(stamps) == 48
-    assert max_in_any_window(stamps, 1.0 - 0.02) <= 20
-    assert all(max_overlap(s) <= 3 for s in spans.values())
+def test_the_local_window_never_admits_more_than_its_budget():
+    clock = FakeClock()
+    limiter = on_clock(
+        clock, Limits(per_window=20, window=1.0, per_company=3, lease=30, max_wait=30)
+    )
+    stamps = []
+    for _ in range(48):
+        limiter.wait_for_budget()
+        stamps.append(clock())
+    assert max_in_any_window(stamps, 1.0) == 20
     # It did have to wait: 48 requests at 20 a second take over two seconds.
-    assert max(stamps) - min(stamps) > 2.0
+    assert max(stamps) - min(stamps) >= 2.0
+
+
+def test_the_local_budget_is_shared_by_threads():
+    clock = FakeClock()  # stands still: the window never frees a place
+    limiter = on_clock(clock, Limits(per_window=20, window=60, per_company=3, lease=30, max_wait=1))
+    admitted, refused = [], []
+
+    def run() -> None:
+        for _ in range(6):
+            try:
+                limiter.wait_for_budget()
+            except BudgetWaitTooLong:
+                refused.append(1)
+            else:
+                admitted.append(1)
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (len(admitted), len(refused)) == (20, 28)
+
+
+def test_the_local_company_cap_holds_across_threads():
+    limiter = LocalLimiter(Limits(per_window=1000, window=60, per_company=3, lease=30, max_wait=30))
+    _, spans = _hammer(limiter, ["a", "b"], per_thread=6, threads=8, hold=0.01)
+    assert sum(len(s) for s in spans.values()) == 48
+    assert all(max_overlap(s) <= 3 for s in spans.values())
 
 
 def test_a_caller_that_would_wait_too_long_is_told_so():
-    limiter = LocalLimiter(Limits(per_window=1, window=60, per_company=1, lease=30, max_wait=0.2))
+    clock = FakeClock()
+    limiter = on_clock(
+        clock, Limits(per_window=1, window=60, per_company=1, lease=30, max_wait=0.2)
+    )
     limiter.wait_for_budget()
     with pytest.raises(BudgetWaitTooLong) as caught:
         limiter.wait_for_budget()
     assert caught.value.wait > 50
+    assert clock.slept == []  # told at once, not after sleeping
     with limiter.company_slot("a"), pytest.raises(BudgetWaitTooLong), limiter.company_slot("a"):
         pass
+    assert 0.2 <= sum(clock.slept) < 0.35
 
 
 def test_a_slot_held_by_a_dead_worker_expires():
-    limiter = LocalLimiter(Limits(per_window=100, window=60, per_company=1, lease=0.2, max_wait=2))
+    clock = FakeClock()
+    limiter = on_clock(
+        clock, Limits(per_window=100, window=60, per_company=1, lease=0.2, max_wait=2)
+    )
     assert limiter._enter("a", "dead-worker")  # never released
-    started = time.monotonic()
+    started = clock()
     with limiter.company_slot("a"):
         pass
-    assert 0.1 < time.monotonic() - started < 1.5
+    assert 0.2 <= clock() - started < 0.35
 
 
 def _process(prefix: str, queue) -> None:  # runs in a child process
     limiter = RedisLimiter(
-        Limits(per_window=30, window=2.0, per_company=10, lease=30, max_wait=60), REDIS_URL, prefix
+        Limits(per_window=30, window=1.0, per_company=10, lease=30, max_wait=60), REDIS_URL, prefix
     )
     queue.put(_hammer(limiter, ["c1", "c2"], per_thread=5, threads=6, hold=0.05))
 
 
+@pytest.mark.system
 def test_several_processes_share_one_budget_in_redis():
     require(redis_available(), "Redis at " + REDIS_URL)
     prefix = f"test:rl:{uuid.uuid4().hex}"
@@ -126,7 +163,7 @@ def test_several_processes_share_one_budget_in_redis():
         for company, items in per_company.items():
             spans.setdefault(company, []).extend(items)
     assert len(stamps) == 4 * 6 * 5
-    assert max_in_any_window(stamps, 2.0 - 0.05) <= 30
+    assert max_in_any_window(stamps, 1.0 - 0.05) <= 30
     # 24 threads over two companies would be 12 each at once without the cap.
     assert all(max_overlap(s) <= 10 for s in spans.values())
     assert max(max_overlap(s) for s in spans.values()) >= 5

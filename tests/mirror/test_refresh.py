@@ -7,8 +7,7 @@ from django.core.management import call_command
 from dashboard import ingest
 from dashboard import models as mirror
 from sandbox import models as sb
-
-from .conftest import assert_mirror_exact
+from tests.support.mirror import assert_mirror_exact
 
 
 def _refresh_all(upstream) -> ingest.Stats:

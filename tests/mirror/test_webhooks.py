@@ -32,8 +32,7 @@ from dashboard.tasks import process_webhook_event_task
 from sandbox import catalogue, services
 from sandbox import models as sb
 from sandbox.tasks import deliver_webhook_task
-
-from .conftest import assert_syncs_mirrored
+from tests.support.mirror import assert_syncs_mirrored
 
 URL = "/webhooks/codat"
 IGNORED = "Ignored: not a sync event this dashboard follows."

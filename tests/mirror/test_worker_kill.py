@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 import uuid
+
+import pytest
 
 from dashboard import models as mirror
 from dashboard.tasks import refresh_company_task
 from sandbox import models as sb
 from synchealth.celery import app
-from tests.conftest import require
+from tests.support.mirror import assert_mirror_exact
+from tests.support.services import require
 from tests.workers import REDIS_URL, redis_available, start_worker, wait_for
 
-from .conftest import assert_mirror_exact
+pytestmark = pytest.mark.system
 
 
 def test_a_killed_worker_loses_nothing_and_the_redelivered_task_converges(
@@ -56,7 +58,13 @@ def test_a_killed_worker_loses_nothing_and_the_redelivered_task_converges(
             120,
             "the mirror to converge",
         )
-        time.sleep(1)  # let any duplicate delivery finish writing
+        # A duplicate delivery may still be writing: wait until every company's
+        # task has succeeded once (SIGTERM below also lets a running task finish).
+        wait_for(
+            lambda: log.read_text().count("] succeeded in") >= len(companies),
+            30,
+            "every company's task to succeed",
+        )
     finally:
         second.terminate()
         try:

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from .conftest import make_company, make_sync
+from tests.support.factories import make_company, make_sync
 
 
 def _ids(response) -> list[str]:

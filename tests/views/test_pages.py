@@ -17,8 +17,7 @@ from django.utils import timezone
 
 from dashboard.models import Company, Sync
 from dashboard.vocabulary import note_for
-
-from .conftest import make_company, make_sync
+from tests.support.factories import make_company, make_sync
 
 XSS = "<script>alert(1)</script>"
 

@@ -13,8 +13,7 @@ from dashboard.filters import PRESETS
 from dashboard.models import Company, RankingSnapshot
 from dashboard.tasks import refresh_rankings_task
 from synchealth.settings import CELERY_BEAT_SCHEDULE
-
-from .conftest import make_company, make_sync
+from tests.support.factories import make_company, make_sync
 
 pytestmark = pytest.mark.django_db
 

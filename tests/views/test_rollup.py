@@ -15,8 +15,7 @@ from dashboard import rollup
 from dashboard.models import RollupDirty, Sync, SyncRollup
 from dashboard.tasks import refresh_rollup_task
 from synchealth.settings import CELERY_BEAT_SCHEDULE
-
-from .conftest import make_company, make_sync
+from tests.support.factories import make_company, make_sync
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Fixtures for the mirror: an upstream client aimed at the sandbox, and ground truth."""
+"""Ground truth for mirror tests: what the sandbox says against what the mirror holds."""
 
 from __future__ import annotations
 

@@ -1,0 +1,82 @@
+"""Mirror rows built directly: companies, syncs with their items, config snapshots."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import timedelta
+
+from django.utils import timezone
+
+from dashboard.fingerprint import fingerprint
+from dashboard.ingest import sync_category
+from dashboard.models import Company, ConfigSnapshot, ItemStatus, PushItem, Sync
+
+_n = itertools.count(1)
+
+
+def make_company(**fields) -> Company:
+    n = next(_n)
+    values = {
+        "company_id": uuid.uuid4(),
+        "name": f"Company {n}",
+        "platform_name": "Xero",
+        "platform_key": "gbol",
+    }
+    values.update(fields)
+    return Company.objects.create(**values)
+
+
+def make_sync(
+    company: Company, *, code: int = 2000, ago: timedelta = timedelta(hours=1), items=(), **fields
+) -> Sync:
+    started = timezone.now() - ago
+    failed = sum(1 for status, _ in items if status in (2, 4, 5))
+    values = {
+        "sync_id": uuid.uuid4(),
+        "company": company,
+        "status_code": code,
+        "sync_utc": started,
+        "category": sync_category(code, failed),
+        "items_total": len(items),
+        "items_failed": failed,
+        "items_completed": sum(1 for status, _ in items if status == ItemStatus.COMPLETED),
+        "items_pending": sum(1 for status, _ in items if status in (0, 1)),
+        "items_status_code": code,
+        "data_pushed": code == 2000,
+        "platform_name": company.platform_name,
+    }
+    if code not in (1000, 1010):
+        values["completed_at"] = started + timedelta(seconds=90)
+        values["duration_s"] = 90
+    values.update(fields)
+    if values.get("error_message"):
+        values["error_fingerprint"] = fingerprint(values["error_message"])
+    sync = Sync.objects.create(**values)
+    PushItem.objects.bulk_create(
+        [
+            PushItem(
+                sync=sync,
+                transaction_id=uuid.uuid4(),
+                status=status,
+                message=message,
+                data_type="directCosts" if status != ItemStatus.PENDING else "",
+                fingerprint=fingerprint(message),
+            )
+            for status, message in items
+        ]
+    )
+    return sync
+
+
+def make_config(
+    company: Company, config: dict, *, ago: timedelta = timedelta(days=1)
+) -> ConfigSnapshot:
+    from dashboard.ingest import config_digest
+
+    return ConfigSnapshot.objects.create(
+        company=company,
+        config=config,
+        digest=config_digest(config),
+        fetched_at=timezone.now() - ago,
+    )
