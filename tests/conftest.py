@@ -130,12 +130,31 @@ def aimed(settings, sandbox_url, api_key):
 
 
 @pytest.fixture
-def mirrored(aimed, small_estate, upstream):
-    """The small estate, mirrored through a real refresh over HTTP."""
+def in_process_upstream(sandbox_enabled, api_key, limiter) -> Iterator[Upstream]:
+    """The upstream client speaking HTTP to the sandbox in this process, without a socket.
+
+    For setting up data (about twice as fast as over the live server);
+    `upstream` is the one for tests of what goes over the wire.
+    """
+    from django.core.handlers.wsgi import WSGIHandler
+
+    client = Upstream(
+        base_url="http://testserver/sandbox",
+        api_key=api_key,
+        limiter=limiter,
+        transport=httpx.WSGITransport(app=WSGIHandler()),
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def mirrored(aimed, small_estate, upstream, in_process_upstream):
+    """The small estate, mirrored through a real refresh (in process); returns `upstream`."""
     from dashboard import ingest
 
-    for company in ingest.refresh_companies(upstream):
-        ingest.refresh_company(upstream, company)
+    for company in ingest.refresh_companies(in_process_upstream):
+        ingest.refresh_company(in_process_upstream, company)
     return upstream
 
 
