@@ -80,15 +80,16 @@ def test_items_and_counters_are_written_exactly(sync):
 
 def test_a_rewrite_changes_only_what_changed_and_removes_what_went(sync):
     records = _records(["PushError", "Pending", "Completed"])
-    ingest.write_items(sync, 5130, records)
+    ingest.write_items_many([(sync, records)])
     mirror.PushItem.objects.update(data_type="bills")
     sync.refresh_from_db()
     records[1] = {**records[1], "status": "Completed"}
     del records[2]
+    sync.status_code = 2000
 
-    written, deleted = ingest.write_items(sync, 2000, records)
+    written, deleted = ingest.write_items_many([(sync, records)])
 
-    assert (written, deleted) == (1, 1)
+    assert (written, deleted) == ({sync.pk: 1}, 1)
     assert sync.items.count() == 2
     # A row that was rewritten keeps the data type it had.
     assert set(sync.items.values_list("data_type", flat=True)) == {"bills"}
@@ -109,7 +110,7 @@ def test_the_first_data_type_named_wins():
 
 def test_apply_types_fills_only_items_without_one(sync):
     records = _records(["Completed", "PushError"])
-    ingest.write_items(sync, 5130, records)
+    ingest.write_items_many([(sync, records)])
     first, second = (uuid.UUID(r["transactionId"]) for r in records)
     mirror.PushItem.objects.filter(transaction_id=first).update(data_type="bills")
 

@@ -1,0 +1,122 @@
+"""The refreshes: a company's or one sync's syncs, items and config brought up to date."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from ..models import Category, Company, RefreshState, Sync
+from ..upstream import Upstream, UpstreamError
+from .companies import ensure_company
+from .configs import needs_config, store_config
+from .fetch import ingest_items
+from .records import Stats
+from .syncs import upsert_syncs
+
+# When nothing changed, the refresh state's "last success" is rewritten only
+# this often, so an idle refresh writes (almost) nothing.
+HEARTBEAT = timedelta(minutes=15)
+
+
+def _state(company: Company) -> RefreshState:
+    state, _ = RefreshState.objects.get_or_create(company=company)
+    return state
+
+
+def refresh_company(client: Upstream, company: Company, *, force: bool = False) -> Stats:
+    """Bring one company's syncs and items up to date. One request if nothing changed."""
+    stats = Stats(companies=1)
+    now = timezone.now()
+    state = _state(company)
+    company_id = str(company.company_id)
+    try:
+        records = client.list_syncs(company_id)
+        stats.syncs_seen = len(records)
+        written, to_fetch = upsert_syncs(company, records)
+        if force:
+            to_fetch = list(Sync.objects.filter(company=company))
+        stats.syncs_written = len(written)
+        if to_fetch:
+            full = {s.pk: s for s in Sync.objects.filter(pk__in=[s.pk for s in to_fetch])}
+            ingest_items(client, company, [full[s.pk] for s in to_fetch], stats)
+        if written or stats.items_written:
+            update_streak(company)
+        if force or needs_config(state, written, now):
+            stats.configs_written += store_config(company, client.get_config(company_id))
+    except UpstreamError as exc:
+        _record_error(company, exc)
+        raise
+    _record_success(state, stats, now)
+    return stats
+
+
+def refresh_sync(
+    client: Upstream, company_id: str, sync_id: str, *, completed_at: datetime | None = None
+) -> Stats:
+    """Refresh one sync (a webhook's target): its status and, if needed, its items."""
+    stats = Stats()
+    company = ensure_company(client, company_id)
+    try:
+        record = client.get_sync(company_id, sync_id)
+        written, to_fetch = upsert_syncs(company, [record], completed_at=completed_at)
+        stats.syncs_seen, stats.syncs_written = 1, len(written)
+        if to_fetch:
+            full = list(Sync.objects.filter(pk__in=[s.pk for s in to_fetch]))
+            ingest_items(client, company, full, stats)
+        if written or stats.items_written:
+            update_streak(company)
+        state = _state(company)
+        if needs_config(state, written, timezone.now()) and any(
+            s.status_code == 4000 for s in written
+        ):
+            stats.configs_written += store_config(company, client.get_config(company_id))
+    except UpstreamError as exc:
+        _record_error(company, exc)
+        raise
+    return stats
+
+
+STREAK_WINDOW = 1000
+
+
+def update_streak(company: Company) -> None:
+    """Count the failed syncs in a row since the company's last success."""
+    streak, since = 0, None
+    recent = (
+        Sync.objects.filter(company=company)
+        .order_by("-sync_utc", "-id")
+        .values_list("category", "sync_utc")[:STREAK_WINDOW]
+    )
+    for category, started in recent:
+        if category == Category.IN_PROGRESS:
+            continue
+        if category != Category.FAILED:
+            break
+        streak, since = streak + 1, started
+    if (company.failing_streak, company.failing_since) != (streak, since):
+        Company.objects.filter(pk=company.pk).update(failing_streak=streak, failing_since=since)
+        company.failing_streak, company.failing_since = streak, since
+
+
+def _record_success(state: RefreshState, stats: Stats, now: datetime) -> None:
+    wrote = stats.syncs_written or stats.items_written or stats.items_deleted
+    if (
+        wrote
+        or state.last_error
+        or state.paused_until
+        or state.last_success is None
+        or state.last_success < now - HEARTBEAT
+    ):
+        RefreshState.objects.filter(pk=state.pk).update(
+            last_success=now, last_error="", last_error_at=None, paused_until=None
+        )
+
+
+def _record_error(company: Company, exc: UpstreamError) -> None:
+    now = timezone.now()
+    values: dict[str, Any] = {"last_error": str(exc)[:2000], "last_error_at": now}
+    if exc.retry_after:
+        values["paused_until"] = now + timedelta(seconds=exc.retry_after)
+    RefreshState.objects.update_or_create(company=company, defaults=values)

@@ -1,0 +1,156 @@
+"""Syncs: upserted from the upstream's records, and which of them need their items read."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from ..fingerprint import fingerprint
+from ..models import Category, Company, Sync, code_category
+from ..upstream import SyncRecord
+from .records import BATCH, chunked, parse_time, parse_uuid
+
+log = logging.getLogger(__name__)
+
+# An in-progress sync's items are re-read at most this often while its status
+# stays the same (a long-running 1010 sync moves item by item).
+OPEN_ITEMS_MAX_AGE = timedelta(minutes=5)
+
+
+_SYNC_FIELDS = (
+    "status_code",
+    "status_text",
+    "error_message",
+    "exception_message",
+    "sync_utc",
+    "data_pushed",
+)
+
+
+def _sync_values(record: SyncRecord) -> dict[str, Any] | None:
+    sync_id = parse_uuid(record.get("syncId"))
+    started = parse_time(record.get("syncUtc"))
+    code = record.get("syncStatusCode")
+    if sync_id is None or started is None or not isinstance(code, int):
+        log.warning("skipping malformed sync record %r", str(record)[:200])
+        return None
+    return {
+        "sync_id": sync_id,
+        "status_code": code,
+        "status_text": str(record.get("syncStatus") or "")[:200],
+        "error_message": str(record.get("errorMessage") or ""),
+        "exception_message": str(record.get("syncExceptionMessage") or ""),
+        "sync_utc": started,
+        "data_pushed": bool(record.get("dataPushed")),
+    }
+
+
+def sync_category(code: int, items_failed: int) -> int:
+    category = code_category(code)
+    if category == Category.SUCCESS and items_failed:
+        return Category.FAILED
+    return int(category)
+
+
+def upsert_syncs(
+    company: Company,
+    records: Iterable[SyncRecord],
+    *,
+    completed_at: datetime | None = None,
+) -> tuple[list[Sync], list[Sync]]:
+    """Upsert a company's syncs. Returns (rows written, rows whose items to fetch).
+
+    Items are fetched for syncs that are new, whose status changed since their
+    items were read, or that are still in progress and were read a while ago.
+    """
+    incoming: dict[uuid.UUID, dict[str, Any]] = {}
+    for record in records:
+        values = _sync_values(record)
+        if values is not None:
+            incoming[values["sync_id"]] = values
+    if not incoming:
+        return [], []
+    existing = {
+        s.sync_id: s
+        for s in Sync.objects.filter(sync_id__in=list(incoming)).only(
+            "id",
+            "sync_id",
+            "company_id",
+            *_SYNC_FIELDS,
+            "category",
+            "first_seen",
+            "completed_at",
+            "duration_s",
+            "items_failed",
+            "items_status_code",
+            "items_fetched_at",
+            "retry_of_id",
+            "items_total",
+            "items_completed",
+            "items_pending",
+            "platform_name",
+        )
+    }
+    now = timezone.now()
+    written: list[Sync] = []
+    for sync_id, values in incoming.items():
+        old = existing.get(sync_id)
+        terminal = code_category(values["status_code"]) != Category.IN_PROGRESS
+        if (
+            old is not None
+            and old.company_id == company.pk
+            and old.platform_name == company.platform_name
+            and all(getattr(old, f) == values[f] for f in _SYNC_FIELDS)
+        ):
+            continue
+        row = Sync(company=company, platform_name=company.platform_name, **values)
+        row.items_failed = old.items_failed if old else 0
+        row.category = sync_category(values["status_code"], row.items_failed)
+        row.error_fingerprint = fingerprint(values["error_message"] or values["exception_message"])
+        row.last_refreshed = now
+        if old is None:
+            row.first_seen = now
+            row.completed_at = completed_at if terminal else None
+        else:
+            row.first_seen = old.first_seen
+            row.completed_at = old.completed_at or (
+                (completed_at or now) if terminal and not old.is_terminal else None
+            )
+        if row.completed_at is not None:
+            row.duration_s = max(0, int((row.completed_at - row.sync_utc).total_seconds()))
+        written.append(row)
+    for batch in chunked(written, BATCH):
+        Sync.objects.bulk_create(
+            batch,
+            update_conflicts=True,
+            unique_fields=["sync_id"],
+            update_fields=[
+                "company",
+                "platform_name",
+                *_SYNC_FIELDS,
+                "category",
+                "error_fingerprint",
+                "last_refreshed",
+                "completed_at",
+                "duration_s",
+            ],
+        )
+    rows = {
+        s.sync_id: s
+        for s in Sync.objects.filter(sync_id__in=list(incoming)).only(
+            "id", "sync_id", "company_id", "status_code", "items_status_code", "items_fetched_at"
+        )
+    }
+    to_fetch = []
+    for row in rows.values():
+        if row.items_status_code != row.status_code or (
+            not row.is_terminal
+            and (row.items_fetched_at is None or row.items_fetched_at < now - OPEN_ITEMS_MAX_AGE)
+        ):
+            to_fetch.append(row)
+    return written, to_fetch
