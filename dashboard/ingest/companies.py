@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Company, Sync, forget_platform_names
+from ..models import Company, Sync
+from ..platforms import forget_platform_names
 from ..upstream import CompanyRecord, Upstream
 from .records import BATCH, chunked, parse_time, parse_uuid
 

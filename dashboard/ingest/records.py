@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,8 @@ BATCH = 2000
 
 @dataclass
 class Stats:
+    """What a refresh saw and wrote."""
+
     companies: int = 0
     syncs_seen: int = 0
     syncs_written: int = 0
@@ -26,21 +28,10 @@ class Stats:
     items_written: int = 0
     items_deleted: int = 0
     configs_written: int = 0
-    errors: list[str] = field(default_factory=list)
 
     def add(self, other: Stats) -> None:
-        for name in (
-            "companies",
-            "syncs_seen",
-            "syncs_written",
-            "syncs_fetched",
-            "items_seen",
-            "items_written",
-            "items_deleted",
-            "configs_written",
-        ):
+        for name in (f.name for f in fields(self)):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.errors.extend(other.errors)
 
 
 def parse_time(value: str | None) -> datetime | None:
