@@ -1,7 +1,7 @@
 """Bulk retry: 2,000+ failed syncs across 200 companies, through real Celery workers.
 
 Loads an estate of failed syncs into both the sandbox and the mirror
-(`bench/bulk_estate.py`) in a PostgreSQL database of its own
+(`tests/support/bulk_estate.py`) in a PostgreSQL database of its own
 (BENCH_BULK_DATABASE_URL, default `synchealth_bench_bulk`), serves the
 sandbox with `manage.py runserver`, and starts a Celery worker on Redis
 (BENCH_BULK_BROKER_URL). Then:
@@ -11,24 +11,26 @@ sandbox with `manage.py runserver`, and starts a Celery worker on Redis
 - ours: one bulk retry from the history's filter, fanned out by the worker,
   every request through the shared limiter (<= 10 in flight per company).
 
-It reads the sandbox's request log for duplicate POSTs (per idempotency key)
-and the most requests any company had in flight at once, and prints, as its
-last line, `{"bench": "bulk_retry", ...}`.
+It reads the sandbox's request log and checks what the suite checks on a
+small estate (tests/retry/test_bulk.py), at full size: no duplicate POST (per
+idempotency key), never more than CODAT_MAX_IN_FLIGHT_PER_COMPANY requests in
+flight for any company, and every sync submitted, one POST each. It prints,
+as its last line, `{"bench": "bulk_retry", ...}`, and exits non-zero after it
+when an invariant is broken.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import harness
+from bench.harness import ROOT
+
 DB_URL = os.environ.get(
     "BENCH_BULK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/synchealth_bench_bulk"
 )
@@ -42,68 +44,18 @@ PORT = int(os.environ.get("BENCH_BULK_PORT", "8797"))
 KEY = "bench-bulk-key"
 PREFIX = f"bench-bulk-{uuid.uuid4().hex[:6]}"
 
-ENV = {
-    **os.environ,
-    "DATABASE_URL": DB_URL,
-    "SYNCHEALTH_ALLOW_INSECURE_SECRET": "1",
-    "SANDBOX_ENABLED": "1",
-    "SANDBOX_API_KEY": KEY,
-    "SANDBOX_RATE_LIMIT_PER_MINUTE": "100000000",
-    "SANDBOX_RATE_LIMIT_PER_DAY": "100000000",
-    "CODAT_BASE_URL": f"http://127.0.0.1:{PORT}/sandbox",
-    "CODAT_API_KEY": KEY,
+ENV = harness.environment(
+    DB_URL,
+    **harness.sandbox(PORT, KEY),
     # Codat's real per-minute budget would cap this run at 1,000 a minute;
     # the benchmark measures the code, so the budget is lifted.
-    "CODAT_RATE_LIMIT_PER_MINUTE": "1000000",
-    "CELERY_BROKER_URL": BROKER,
-    "CACHE_KEY_PREFIX": PREFIX,
-    "CODAT_RATE_LIMIT_PREFIX": f"{PREFIX}:rl",
+    CODAT_RATE_LIMIT_PER_MINUTE="1000000",
+    CELERY_BROKER_URL=BROKER,
+    CACHE_KEY_PREFIX=PREFIX,
+    CODAT_RATE_LIMIT_PREFIX=f"{PREFIX}:rl",
     # runserver makes a thread per request: no connection may outlive it.
-    "DATABASE_CONN_MAX_AGE": "0",
-}
-
-
-def ensure_database() -> None:
-    name = DB_URL.rsplit("/", 1)[1]
-    admin = DB_URL.rsplit("/", 1)[0] + "/postgres"
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT,
-        env=ENV,
-        check=True,
-    )
-
-
-def django_setup() -> None:
-    os.environ.update(ENV)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synchealth.settings")
-    import logging
-
-    import django
-
-    django.setup()
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def start(command: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        command, cwd=ROOT, env=ENV, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
-
-
-def wait_for_server() -> None:
-    for _ in range(200):
-        try:
-            httpx.get(f"http://127.0.0.1:{PORT}/sandbox/companies", auth=(KEY, ""), timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit("the sandbox server did not start")
+    DATABASE_CONN_MAX_AGE="0",
+)
 
 
 def baseline() -> dict:
@@ -124,15 +76,37 @@ def baseline() -> dict:
     return {"syncs": len(syncs), "wall_s": elapsed, "requests_per_s": len(syncs) / elapsed}
 
 
+def broken_invariants(figures: dict, posts: int, cap: int) -> list[str]:
+    """What the run broke of what the suite asserts on its small estate."""
+    broken = []
+    if figures["duplicate_posts"]:
+        broken.append(f"{figures['duplicate_posts']} duplicate POSTs")
+    if figures["max_in_flight_per_company"] > cap:
+        broken.append(
+            f"{figures['max_in_flight_per_company']} requests in flight for one company "
+            f"(the cap is {cap})"
+        )
+    if figures["submitted"] != figures["syncs"] or posts != figures["syncs"]:
+        broken.append(
+            f"{figures['submitted']} of {figures['syncs']} syncs submitted with {posts} POSTs"
+        )
+    return broken
+
+
 def main() -> None:
-    ensure_database()
-    django_setup()
+    harness.ensure_database(ENV, fresh=True)
+    harness.django_setup(ENV)
+    from django.conf import settings
     from django.contrib.auth.models import User
 
-    from bench.bulk_estate import build_failed_estate, duplicate_posts, max_in_flight_per_company
     from dashboard import retry
     from dashboard.models import RetryRequest, Sync
     from sandbox.models import RequestLog, SandboxSettings
+    from tests.support.bulk_estate import (
+        build_failed_estate,
+        duplicate_posts,
+        max_in_flight_per_company,
+    )
 
     built = time.perf_counter()
     estate = build_failed_estate(companies=COMPANIES, syncs_per_company=SYNCS_PER_COMPANY)
@@ -148,25 +122,26 @@ def main() -> None:
 
     logs = ROOT / "bench" / "results"
     logs.mkdir(parents=True, exist_ok=True)
-    server = start(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"],
-        logs / "bulk-server.log",
-    )
+    server = harness.runserver(PORT, ENV, logs / "bulk-server.log")
     worker = None
     try:
-        wait_for_server()
+        with httpx.Client(auth=(KEY, ""), timeout=2) as client:
+            harness.wait_for(
+                client, f"http://127.0.0.1:{PORT}/sandbox/companies", attempts=200, pause=0.1
+            )
         base = baseline()
         print(
             f"baseline (one at a time, {base['syncs']} syncs): {base['wall_s']:.1f}s, "
             f"{base['requests_per_s']:.1f} POST/s"
         )
         RequestLog.objects.all().delete()
-        worker = start(
+        worker = harness.start(
             [
                 sys.executable, "-m", "celery", "-A", "synchealth", "worker", "--pool", "threads",
                 "--concurrency", str(CONCURRENCY), "--without-gossip", "--without-mingle",
                 "-l", "WARNING",
             ],
+            ENV,
             logs / "bulk-worker.log",
         )  # fmt: skip
         time.sleep(3)
@@ -178,7 +153,7 @@ def main() -> None:
 
         form = SyncFilterForm(QueryDict(scope))
         assert form.is_valid(), form.errors
-        preview = retry.bulk_preview(selectors.filtered_syncs(form))
+        preview = retry.bulk_preview(selectors.filtered_syncs(form.filters()))
         started = time.perf_counter()
         bulk, _ = retry.start_bulk(
             user=user, key=uuid.uuid4(), scope=scope, description="bench", preview=preview
@@ -195,11 +170,7 @@ def main() -> None:
     finally:
         for proc in (worker, server):
             if proc is not None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                harness.stop(proc, timeout=20)
     posts = RequestLog.objects.filter(method="POST").count()
     in_flight = max_in_flight_per_company()
     figures = {
@@ -227,7 +198,10 @@ def main() -> None:
     )
     assert RetryRequest.objects.filter(bulk=bulk).count() == preview["syncs"]
     assert Sync.objects.exists()
-    print(json.dumps(figures))
+    broken = broken_invariants(figures, posts, settings.CODAT_MAX_IN_FLIGHT_PER_COMPANY)
+    harness.report(figures)
+    if broken:
+        sys.exit("invariants broken: " + "; ".join(broken))
 
 
 if __name__ == "__main__":

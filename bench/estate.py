@@ -10,16 +10,14 @@ memory. Scale with BENCH_COMPANIES, BENCH_SYNCS_PER_COMPANY, BENCH_ITEMS_PER_SYN
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import harness
+
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/synchealth_bench")
 COMPANIES = int(os.environ.get("BENCH_COMPANIES", "10000"))
 SYNCS_PER_COMPANY = int(os.environ.get("BENCH_SYNCS_PER_COMPANY", "100"))
@@ -29,44 +27,11 @@ SLICE = 200  # companies built both ways for the side-by-side ratio
 PORT = int(os.environ.get("BENCH_PORT", "8799"))
 KEY = "bench-key"
 
-ENV = {
-    **os.environ,
-    "DATABASE_URL": DB_URL,
-    "SYNCHEALTH_ALLOW_INSECURE_SECRET": "1",
-    "SANDBOX_ENABLED": "1",
-    "SANDBOX_API_KEY": KEY,
-    "SANDBOX_RATE_LIMIT_PER_MINUTE": "1000000",
-    "CELERY_BROKER_URL": "memory://",
-}
-
-
-def ensure_database() -> None:
-    if DB_URL.startswith("postgres"):
-        name = DB_URL.rsplit("/", 1)[1]
-        admin = DB_URL.rsplit("/", 1)[0] + "/postgres"
-        import psycopg
-
-        with psycopg.connect(admin, autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", [name]).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{name}"')
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT,
-        env=ENV,
-        check=True,
-    )
-
-
-def django_setup() -> None:
-    os.environ.update(ENV)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synchealth.settings")
-    import logging
-
-    import django
-
-    django.setup()
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+ENV = harness.environment(
+    DB_URL,
+    **harness.sandbox(PORT, KEY),
+    CELERY_BROKER_URL="memory://",
+)
 
 
 def build() -> dict:
@@ -145,22 +110,11 @@ def serve_pages() -> dict:
     from sandbox.models import Sync
 
     big = Sync.objects.select_related("company").order_by("-item_count").first()
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = harness.runserver(PORT, ENV)
     try:
         base = f"http://127.0.0.1:{PORT}/sandbox"
         client = httpx.Client(base_url=base, auth=(KEY, ""), timeout=60)
-        for _ in range(100):
-            try:
-                client.get("/companies", params={"pageSize": 1})
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        harness.wait_for(client, "/companies", attempts=100, pause=0.2, pageSize=1)
         rss_before = rss_peak_mb(server.pid)
         path = f"/companies/{big.company.company_id}/sync/expenses/syncs/{big.sync_id}/transactions"
         timings, seen, page = [], 0, 1
@@ -174,13 +128,11 @@ def serve_pages() -> dict:
             page += 1
         rss_after = rss_peak_mb(server.pid)
     finally:
-        server.terminate()
-        server.wait()
-    timings.sort()
-    p50 = timings[len(timings) // 2] * 1000
+        harness.stop(server)
+    p50 = harness.percentile(timings, 0.5) * 1000
     print(
         f"served a {big.item_count:,}-item sync in {len(timings)} pages of 5,000: "
-        f"p50 {p50:.0f} ms/page, max {timings[-1] * 1000:.0f} ms; server peak RSS "
+        f"p50 {p50:.0f} ms/page, max {max(timings) * 1000:.0f} ms; server peak RSS "
         f"{rss_before:.0f} MB before, {rss_after:.0f} MB after"
     )
     assert seen == big.item_count, (seen, big.item_count)
@@ -188,16 +140,15 @@ def serve_pages() -> dict:
         "page_items": 5000,
         "pages": len(timings),
         "page_p50_ms": round(p50),
-        "page_max_ms": round(timings[-1] * 1000),
+        "page_max_ms": round(max(timings) * 1000),
         "server_rss_mb": round(rss_after),
     }
 
 
 def main() -> None:
-    ensure_database()
-    django_setup()
-    figures = {"bench": "estate", **build(), **serve_pages()}
-    print(json.dumps(figures))
+    harness.ensure_database(ENV)
+    harness.django_setup(ENV)
+    harness.report({"bench": "estate", **build(), **serve_pages()})
 
 
 if __name__ == "__main__":

@@ -13,17 +13,16 @@ dashboard tables three ways, emptying those tables between runs:
   in a subprocess (the worker) whose peak RSS is read from the kernel;
 - ours again with nothing changed (the incremental refresh).
 
-The request budget (CODAT_RATE_LIMIT_PER_MINUTE) is lifted for the benchmark:
-at the production default of 900 a minute the pull would take over half an
-hour whatever the code does. Scale with BENCH_INGEST_COMPANIES,
-BENCH_INGEST_SYNCS_PER_COMPANY, BENCH_INGEST_ITEMS_PER_SYNC; pick the refresh
-concurrency with BENCH_INGEST_WORKERS (and CODAT_FETCH_THREADS per company),
-the server's with BENCH_INGEST_SERVER_WORKERS, _SERVER_CLASS and _SERVER_THREADS.
+The request budget (CODAT_RATE_LIMIT_PER_MINUTE) is lifted for the benchmark,
+which measures the code, not Codat's budget (see docs/benchmarks.md). Scale
+with BENCH_INGEST_COMPANIES, BENCH_INGEST_SYNCS_PER_COMPANY and
+BENCH_INGEST_ITEMS_PER_SYNC; pick the refresh concurrency with
+BENCH_INGEST_WORKERS (and CODAT_FETCH_THREADS per company), the server's
+with BENCH_INGEST_SERVER_WORKERS, _SERVER_CLASS and _SERVER_THREADS.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -36,7 +35,9 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import harness
+from bench.harness import ROOT
+
 DB_URL = os.environ.get(
     "BENCH_INGEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/synchealth_bench_ingest"
 )
@@ -55,54 +56,18 @@ KEY = "bench-ingest-key"
 LIFTED_BUDGET = 1_000_000
 MINIMUM = {"companies": 1000, "syncs": 30_000, "items": 600_000}
 
-ENV = {
-    **os.environ,
-    "DATABASE_URL": DB_URL,
-    "SYNCHEALTH_ALLOW_INSECURE_SECRET": "1",
-    "SANDBOX_ENABLED": "1",
-    "SANDBOX_API_KEY": KEY,
-    "SANDBOX_RATE_LIMIT_PER_MINUTE": "100000000",
-    "SANDBOX_RATE_LIMIT_PER_DAY": "100000000",
-    "CODAT_BASE_URL": f"http://127.0.0.1:{PORT}/sandbox",
-    "CODAT_API_KEY": KEY,
-    "CODAT_RATE_LIMIT_PER_MINUTE": str(LIFTED_BUDGET),
-    "CELERY_BROKER_URL": "memory://",
-}
-ENV.pop("REDIS_URL", None)
+ENV = harness.environment(
+    DB_URL,
+    without_redis=True,
+    **harness.sandbox(PORT, KEY),
+    CODAT_RATE_LIMIT_PER_MINUTE=str(LIFTED_BUDGET),
+    CELERY_BROKER_URL="memory://",
+)
 
 DASHBOARD_TABLES = (
     "dashboard_pushitem, dashboard_sync, dashboard_configsnapshot, "
     "dashboard_refreshstate, dashboard_company"
 )
-
-
-def ensure_database() -> None:
-    if DB_URL.startswith("postgres"):
-        name = DB_URL.rsplit("/", 1)[1]
-        admin = DB_URL.rsplit("/", 1)[0] + "/postgres"
-        import psycopg
-
-        with psycopg.connect(admin, autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", [name]).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{name}"')
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT,
-        env=ENV,
-        check=True,
-    )
-
-
-def django_setup() -> None:
-    os.environ.update(ENV)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synchealth.settings")
-    import logging
-
-    import django
-
-    django.setup()
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 # --- machine and process accounting ---
@@ -244,8 +209,8 @@ def build() -> dict[str, int]:
 
 # The sandbox's web server: gunicorn, one process per core, as a deployment
 # serves Django. runserver is one process, and each answer on a kept-alive
-# connection waited ~40 ms for the client's delayed ACK (headers and body go
-# out in two writes, without TCP_NODELAY): see docs/benchmarks.md.
+# connection waited for the client's delayed ACK (headers and body go out in
+# two writes, without TCP_NODELAY): see docs/benchmarks.md.
 SERVER_WORKERS = int(os.environ.get("BENCH_INGEST_SERVER_WORKERS", str(os.cpu_count() or 2)))
 SERVER_CLASS = os.environ.get("BENCH_INGEST_SERVER_CLASS", "sync")
 SERVER_THREADS = int(os.environ.get("BENCH_INGEST_SERVER_THREADS", "1"))
@@ -255,7 +220,7 @@ class Server:
     """The sandbox, served by gunicorn in a subprocess."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = harness.start(
             [
                 sys.executable,
                 "-m",
@@ -272,20 +237,16 @@ class Server:
                 "--backlog",
                 "256",
             ],
-            cwd=ROOT,
-            env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            ENV,
         )
-        with httpx.Client(base_url=ENV["CODAT_BASE_URL"], auth=(KEY, ""), timeout=10) as client:
-            for _ in range(150):
-                try:
-                    client.get("/companies", params={"pageSize": 1}).raise_for_status()
-                    return
-                except httpx.TransportError:
-                    time.sleep(0.2)
-        self.stop()
-        raise SystemExit("the sandbox server did not start")
+        try:
+            with httpx.Client(base_url=ENV["CODAT_BASE_URL"], auth=(KEY, ""), timeout=10) as client:
+                harness.wait_for(
+                    client, "/companies", attempts=150, pause=0.2, pageSize=1
+                ).raise_for_status()
+        except SystemExit:
+            self.stop()
+            raise
 
     def cpu(self) -> float:
         """CPU of the server: its master, live workers and the workers it reaped."""
@@ -296,8 +257,7 @@ class Server:
         return (ticks + sum(cpu_ticks(int(child)) for child in children)) / TICK
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait()
+        harness.stop(self.proc)
 
 
 def empty_dashboard() -> None:
@@ -510,8 +470,8 @@ def describe(label: str, run: Run) -> None:
 
 
 def main() -> None:
-    ensure_database()
-    django_setup()
+    harness.ensure_database(ENV)
+    harness.django_setup(ENV)
     scale = build()
     wait_quiet()
     print(f"machine: {machine()}; code at {revision()}")
@@ -559,7 +519,7 @@ def main() -> None:
         "rate_limit_per_minute": LIFTED_BUDGET,
         "commit": revision(),
     }
-    print(json.dumps(figures))
+    harness.report(figures)
 
 
 if __name__ == "__main__":

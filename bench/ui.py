@@ -15,18 +15,15 @@ for the same filter, and prints p50/p95 and the speed-up.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import harness
+
 DB_URL = os.environ.get(
     "BENCH_UI_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/synchealth_bench_ui"
 )
@@ -39,14 +36,12 @@ ITEMS_PER_SYNC = int(os.environ.get("BENCH_UI_ITEMS_PER_SYNC", "23"))
 RUNS = int(os.environ.get("BENCH_UI_RUNS", "40"))
 DAYS = 90
 
-ENV = {
-    **os.environ,
-    "DATABASE_URL": DB_URL,
-    "SYNCHEALTH_ALLOW_INSECURE_SECRET": "1",
-    "CELERY_BROKER_URL": "memory://",
-    "ALLOWED_HOSTS": "testserver,localhost",
-}
-ENV.pop("REDIS_URL", None)
+ENV = harness.environment(
+    DB_URL,
+    without_redis=True,
+    CELERY_BROKER_URL="memory://",
+    ALLOWED_HOSTS="testserver,localhost",
+)
 
 PLATFORMS = [
     "Xero", "QuickBooks Online", "QuickBooks Desktop", "Oracle NetSuite", "Sage Intacct",
@@ -66,28 +61,6 @@ MESSAGES = [
     "BL03000018 Invalid account number {n}99; the account does not exist or is inactive.",
     "Feed Connection failed(409): The AccountToken is already connected ({id}).",
 ]
-
-
-def ensure_database() -> None:
-    name = DB_URL.rsplit("/", 1)[1]
-    admin = DB_URL.rsplit("/", 1)[0] + "/postgres"
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT, env=ENV, check=True,
-    )  # fmt: skip
-
-
-def django_setup() -> None:
-    os.environ.update(ENV)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synchealth.settings")
-    import django
-
-    django.setup()
 
 
 def _indexes(cursor, tables: list[str]) -> list[tuple[str, str]]:
@@ -241,14 +214,12 @@ def timed(client, url: str) -> tuple[float, float]:
         response = client.get(url)
         samples.append((time.perf_counter() - began) * 1000)
         assert response.status_code == 200, (url, response.status_code)
-    samples.sort()
-    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
-    return statistics.median(samples), p95
+    return statistics.median(samples), harness.percentile(samples, 0.95)
 
 
 def main() -> None:
-    ensure_database()
-    django_setup()
+    harness.ensure_database(ENV)
+    harness.django_setup(ENV)
     from django.contrib.auth.models import User
     from django.test import Client
 
@@ -370,21 +341,19 @@ def main() -> None:
         f"worst p95 {worst:.0f} ms (target < 150); smallest speed-up over the admin "
         f"{min(ratios):.1f}x (target >= 10x)"
     )
-    print(
-        json.dumps(
-            {
-                "bench": "ui",
-                "syncs": syncs,
-                "items": items,
-                "p95_ms_max": round(worst, 1),
-                "ratio_vs_admin_min": min(ratios),
-                "ratio_p50_vs_admin_min": min(
-                    r["ratio_p50"] for r in results.values() if "ratio_p50" in r
-                ),
-                "runs_per_page": RUNS,
-                "pages": results,
-            }
-        )
+    harness.report(
+        {
+            "bench": "ui",
+            "syncs": syncs,
+            "items": items,
+            "p95_ms_max": round(worst, 1),
+            "ratio_vs_admin_min": min(ratios),
+            "ratio_p50_vs_admin_min": min(
+                r["ratio_p50"] for r in results.values() if "ratio_p50" in r
+            ),
+            "runs_per_page": RUNS,
+            "pages": results,
+        }
     )
 
 

@@ -1,6 +1,6 @@
-"""A sandbox estate of failed syncs and its mirror, bulk-loaded for bulk-retry runs.
+"""A sandbox estate of failed syncs and its mirror, and what its request log shows.
 
-Used by `bench/bulk_retry.py` and by the bulk-retry tests. It writes both
+Used by the bulk-retry tests and by `bench/bulk_retry.py`. It writes both
 sides directly (the subject is the retry, not ingestion): the sandbox's syncs
 all end in 5130 with every item refused, and the dashboard's tables hold the
 same syncs and items as a refresh would have written them.
