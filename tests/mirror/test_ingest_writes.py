@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from dashboard import ingest
 from dashboard import models as mirror
 from dashboard.fingerprint import fingerprint
+from dashboard.ingest.fetch import ItemBatch
 from sandbox import models as sb
 from tests.support.mirror import assert_mirror_exact
 
@@ -95,6 +96,38 @@ def test_a_rewrite_changes_only_what_changed_and_removes_what_went(sync):
     assert set(sync.items.values_list("data_type", flat=True)) == {"bills"}
     sync.refresh_from_db()
     assert (sync.items_total, sync.items_completed, sync.items_failed) == (2, 1, 1)
+
+
+def test_a_batch_writes_its_syncs_items_together_when_flushed(sync):
+    others = [
+        mirror.Sync.objects.create(
+            company=sync.company,
+            sync_id=uuid.uuid4(),
+            status_code=1010,
+            sync_utc=sync.sync_utc,
+            category=mirror.Category.IN_PROGRESS,
+        )
+        for _ in range(2)
+    ]
+    syncs = [sync, *others]
+    stats = ingest.Stats()
+    # Open items only: nothing to type, so no upstream is asked.
+    batch = ItemBatch(None, sync.company, syncs, stats)
+    with CaptureQueriesContext(connection) as adding:
+        for each in syncs:
+            batch.add(each, _records(["Pending", "Pending"]))
+    with CaptureQueriesContext(connection) as flushing:
+        batch.flush()
+        batch.type_the_rest()
+
+    assert adding.captured_queries == []
+    statements = [q["sql"].lstrip().split()[0].upper() for q in flushing.captured_queries]
+    assert [s for s in statements if s in ("SELECT", "INSERT", "UPDATE", "DELETE")] == [
+        "INSERT",
+        "UPDATE",
+    ]
+    assert (stats.syncs_fetched, stats.items_seen, stats.items_written) == (3, 6, 6)
+    assert mirror.PushItem.objects.count() == 6
 
 
 def test_the_first_data_type_named_wins():
