@@ -5,6 +5,10 @@ database; `twins` picks PostgreSQL's fast path where it runs and the portable
 twin elsewhere. Both twins stay importable (`upsert_postgresql`,
 `upsert_portable`, ...) so tests/db/test_parity.py proves they agree.
 
+- `items`: `upsert` push items, `set_counters` on their syncs, `set_types`;
+- `rollup`: `counts` and `count` of the syncs a rollup `Plan` covers;
+- `locks`: `advisory_lock`; `capped`: `bounded_count` (up to `COUNT_CAP`).
+
 Only our table and column names are interpolated into SQL; every value is a
 parameter.
 """
@@ -20,16 +24,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def on_postgresql() -> bool:
-    """Whether the fast paths run: the one place that asks which database this is."""
-    return connection.vendor == "postgresql"
-
-
 def twins(postgresql: Callable[P, R], portable: Callable[P, R]) -> Callable[P, R]:
     """One operation: PostgreSQL's fast path where it runs, else its portable twin."""
 
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        chosen = postgresql if on_postgresql() else portable
+        # The one place that asks which database this is.
+        chosen = postgresql if connection.vendor == "postgresql" else portable
         return chosen(*args, **kwargs)
 
     return run
