@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import httpx
@@ -21,6 +21,7 @@ from django.utils import timezone
 from svix.webhooks import Webhook
 
 from . import catalogue
+from .bodies import iso
 from .models import Item, ItemStatus, SandboxSettings, Sync, WebhookConsumer, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,6 @@ def new_secret() -> str:
     import secrets
 
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
-def iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event_body(consumer: WebhookConsumer, sync: Sync, now: datetime) -> tuple[str, dict]:
