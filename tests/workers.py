@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 # A database of its own for tests whose tasks go to the default queue.
 E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/6")
+# How long an unacknowledged task waits before Redis hands it out again: the
+# least the settings accept, so a killed worker's task comes back soon.
+VISIBILITY_TIMEOUT = 10
 
 
 def redis_available() -> bool:
@@ -52,7 +55,7 @@ def start_worker(
         "DATABASE_URL": database_url(),
         "DATABASE_CONN_MAX_AGE": "0",
         "CELERY_BROKER_URL": broker,
-        "CELERY_VISIBILITY_TIMEOUT": "6",
+        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "CACHE_KEY_PREFIX": queue,
         "CODAT_RATE_LIMIT_PREFIX": f"{queue}:rl",
         "CODAT_BASE_URL": sandbox_url,
@@ -100,7 +103,7 @@ def tasks_sent_to(broker: str) -> Iterator[None]:
     conf = app.conf
     saved = (conf.broker_url, conf.broker_write_url, conf.broker_transport_options)
     conf.broker_url = conf.broker_write_url = broker
-    conf.broker_transport_options = {"visibility_timeout": 6}
+    conf.broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT}
     app._pool = None
     app.amqp._producer_pool = None
     try:
