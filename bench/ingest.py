@@ -276,7 +276,8 @@ def baseline(server: Server) -> dict[str, float]:
 
     from dashboard.fingerprint import fingerprint
     from dashboard.ingest import parse_time
-    from dashboard.models import Company, ItemStatus, PushItem, Sync, code_category
+    from dashboard.models import Company, PushItem, Sync
+    from dashboard.vocabulary import ItemStatus, code_category
 
     empty_dashboard()
     requests = items = syncs = companies = 0

@@ -17,23 +17,12 @@ from .vocabulary import (
     FAILED_ITEM_STATUSES,
     FIRST_SYNC_FAILURE_CODE,
     IN_PROGRESS_CODES,
-    OPEN_ITEM_STATUSES,
-    STATUS_CODES,
     BulkState,
     Category,
     ItemStatus,
     RetryState,
-    code_category,
     status_label,
 )
-
-__all__ = [  # the vocabulary's names that other modules still import from here
-    "FAILED_ITEM_STATUSES",
-    "OPEN_ITEM_STATUSES",
-    "STATUS_CODES",
-    "code_category",
-    "forget_platform_names",
-]
 
 
 class Company(models.Model):
@@ -433,10 +422,3 @@ class RetryRequest(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_RETRY_STATES
-
-
-def forget_platform_names() -> None:
-    """Kept for ingest until it imports `dashboard.platforms` itself."""
-    from .platforms import forget_platform_names as forget
-
-    forget()

@@ -18,10 +18,11 @@ from django.db import transaction
 from django.db.models import Count, F, Max, QuerySet
 from django.utils import timezone
 
+from .db.capped import COUNT_CAP, bounded_count
+from .db.locks import advisory_lock
 from .filters import PRESETS
 from .fingerprint import normalise
 from .models import Company, RankingSnapshot, Sync
-from .rollup import COUNT_CAP, advisory_lock, bounded_count
 from .vocabulary import Category, Code
 
 TOP = 10

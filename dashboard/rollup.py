@@ -21,15 +21,8 @@ from typing import Any
 from django.db import transaction
 
 from .db import rollup as db_rollup
-
-# Also imported from here: COUNT_CAP and bounded_count (selectors, rankings),
-# grouped (selectors), MAX_BRANCHES (tests).
-from .db.capped import COUNT_CAP as COUNT_CAP
-from .db.capped import bounded_count as bounded_count
 from .db.locks import advisory_lock
-from .db.rollup import MAX_BRANCHES as MAX_BRANCHES
 from .db.rollup import Plan, hour_window, live
-from .db.rollup import grouped as grouped
 from .models import RollupDirty, SyncRollup
 
 HOUR = timedelta(hours=1)

@@ -18,9 +18,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import rankings, rollup
+from .db import rollup as db_rollup
+from .db.capped import bounded_count
 from .filters import SyncFilter, encode_cursor
 from .models import Company, ConfigSnapshot, PushItem, Sync
-from .rollup import bounded_count
 from .vocabulary import IN_PROGRESS_CODES, STATUS_CODES, Category, ItemStatus, status_label
 
 COMPANY_MATCH_CAP = 2_000
@@ -260,7 +261,7 @@ def _counted_rows(filters: SyncFilter, syncs: QuerySet[Sync], hourly: bool) -> l
     unit = "hour" if hourly else "day"
     if filters.range_only and _whole_hour_zone(zone, span.start, span.end):
         return rollup.counts(span.start, span.end, unit, zone)
-    return list(rollup.grouped(syncs, unit, zone))
+    return list(db_rollup.grouped(syncs, unit, zone))
 
 
 def _preset_snapshot(filters: SyncFilter) -> rankings.Rankings | None:

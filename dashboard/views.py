@@ -290,12 +290,14 @@ def company_detail(request: HttpRequest, company_id: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
-    preference = user_preferences.for_user(request.user.pk)
+    user_id = request.user.pk
+    assert user_id is not None  # login_required
+    preference = user_preferences.for_user(user_id)
     if request.method == "POST":
         form = PreferenceForm(request.POST)
         if form.is_valid():
             preference = user_preferences.save(
-                user_id=request.user.pk,
+                user_id=user_id,
                 use_local_time=form.cleaned_data["use_local_time"],
                 time_zone=form.cleaned_data["time_zone"],
             )

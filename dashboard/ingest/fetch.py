@@ -17,8 +17,9 @@ from datetime import datetime
 
 from django.conf import settings
 
-from ..models import OPEN_ITEM_STATUSES, Company, ItemStatus, PushItem, Sync
+from ..models import Company, PushItem, Sync
 from ..upstream import TransactionRecord, Upstream
+from ..vocabulary import OPEN_ITEM_STATUSES, ItemStatus
 from .items import OPEN, write_items_many
 from .push_operations import apply_types, read_data_types, refresh_data_types
 from .records import BATCH, Stats

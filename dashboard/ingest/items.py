@@ -11,8 +11,9 @@ from django.utils import timezone
 from ..db import items as db_items
 from ..db.items import ItemRow
 from ..fingerprint import fingerprint
-from ..models import FAILED_ITEM_STATUSES, OPEN_ITEM_STATUSES, ItemStatus, PushItem, Sync
+from ..models import PushItem, Sync
 from ..upstream import TransactionRecord
+from ..vocabulary import FAILED_ITEM_STATUSES, OPEN_ITEM_STATUSES, ItemStatus
 from .records import BATCH, chunked, parse_uuid
 from .syncs import sync_category
 

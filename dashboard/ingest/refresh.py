@@ -7,8 +7,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from ..models import Category, Company, RefreshState, Sync
+from ..models import Company, RefreshState, Sync
 from ..upstream import Upstream, UpstreamError
+from ..vocabulary import Category
 from .companies import ensure_company
 from .configs import needs_config, store_config
 from .fetch import ingest_items

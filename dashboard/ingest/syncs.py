@@ -11,8 +11,9 @@ from typing import Any
 from django.utils import timezone
 
 from ..fingerprint import fingerprint
-from ..models import Category, Company, Sync, code_category
+from ..models import Company, Sync
 from ..upstream import SyncRecord
+from ..vocabulary import Category, code_category
 from .records import BATCH, chunked, parse_time, parse_uuid
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, Response, expect
 
 from dashboard import models as mirror
-from dashboard import retry, selectors
+from dashboard import retry, selectors, vocabulary
 from dashboard.tasks import follow_retries_task, run_retry_task
 from sandbox import models as sb
 from sandbox import services
@@ -145,7 +145,7 @@ def test_support_flow_from_dashboard_to_history_detail_config_and_csv(page: Page
     expect(item_rows).to_have_count(min(target.items_total, 50))
 
     push_errors = list(
-        mirror.PushItem.objects.filter(sync=target, status=mirror.ItemStatus.PUSH_ERROR)
+        mirror.PushItem.objects.filter(sync=target, status=vocabulary.ItemStatus.PUSH_ERROR)
         .order_by("id")
         .values_list("transaction_id", flat=True)
     )
@@ -242,7 +242,7 @@ def test_retry_flow_updates_the_page_live_to_completed(page: Page, runner, faile
 
     run_retry_task(request.pk)
     request.refresh_from_db()
-    assert request.state == mirror.RetryState.SUBMITTED
+    assert request.state == vocabulary.RetryState.SUBMITTED
     expect(state).to_have_text("Submitted (new sync running)", timeout=RETRY_POLL_MS)
     expect(page.get_by_test_id("new-sync")).to_have_text(str(request.new_sync_id))
 
@@ -250,7 +250,7 @@ def test_retry_flow_updates_the_page_live_to_completed(page: Page, runner, faile
     assert services.finalize_sync(upstream_sync.pk)
     assert follow_retries_task() == 1
     request.refresh_from_db()
-    assert request.state == mirror.RetryState.COMPLETED
+    assert request.state == vocabulary.RetryState.COMPLETED
 
     expect(state).to_have_text("Completed", timeout=RETRY_POLL_MS)
     expect(page.get_by_test_id("retry-outcome")).to_have_text(

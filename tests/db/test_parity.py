@@ -20,7 +20,8 @@ from dashboard.db import capped, locks
 from dashboard.db import items as db_items
 from dashboard.db import rollup as db_rollup
 from dashboard.fingerprint import fingerprint
-from dashboard.models import Category, Company, PushItem, Sync
+from dashboard.models import Company, PushItem, Sync
+from dashboard.vocabulary import Category
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from dashboard import ingest
+from dashboard import ingest, vocabulary
 from dashboard import models as mirror
 from dashboard.fingerprint import fingerprint
 from dashboard.ingest.fetch import ItemBatch
@@ -37,7 +37,7 @@ def sync(transactional_db) -> mirror.Sync:
         sync_id=uuid.uuid4(),
         status_code=5130,
         sync_utc=datetime(2026, 11, 20, 10, tzinfo=UTC),
-        category=mirror.Category.FAILED,
+        category=vocabulary.Category.FAILED,
     )
 
 
@@ -61,7 +61,7 @@ def test_items_and_counters_are_written_exactly(sync):
     for record in records:
         row = rows[record["transactionId"]]
         assert row.message == record["message"]
-        assert row.status == mirror.ItemStatus.parse(record["status"])
+        assert row.status == vocabulary.ItemStatus.parse(record["status"])
         assert row.fingerprint == fingerprint(record["message"])
         assert row.integration_type == "expenses"
     assert rows[records[0]["transactionId"]].data_type == "bills"
@@ -76,7 +76,7 @@ def test_items_and_counters_are_written_exactly(sync):
         2,
     )
     assert sync.items_status_code == 5130
-    assert sync.category == mirror.Category.FAILED
+    assert sync.category == vocabulary.Category.FAILED
 
 
 def test_a_rewrite_changes_only_what_changed_and_removes_what_went(sync):
@@ -105,7 +105,7 @@ def test_a_batch_writes_its_syncs_items_together_when_flushed(sync):
             sync_id=uuid.uuid4(),
             status_code=1010,
             sync_utc=sync.sync_utc,
-            category=mirror.Category.IN_PROGRESS,
+            category=vocabulary.Category.IN_PROGRESS,
         )
         for _ in range(2)
     ]
@@ -169,7 +169,7 @@ def test_a_first_refresh_writes_each_item_once_with_its_data_type(upstream, smal
         and mirror.PushItem._meta.db_table in q["sql"]
     ]
     assert updates == []
-    closed = mirror.PushItem.objects.exclude(status__in=mirror.OPEN_ITEM_STATUSES)
+    closed = mirror.PushItem.objects.exclude(status__in=vocabulary.OPEN_ITEM_STATUSES)
     assert closed.exists()
     assert not closed.filter(data_type="").exists()
     # One read of the push operations per company whose syncs pushed anything.

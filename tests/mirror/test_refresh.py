@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management import call_command
 
-from dashboard import ingest
+from dashboard import ingest, vocabulary
 from dashboard import models as mirror
 from sandbox import models as sb
 from tests.support.mirror import assert_mirror_exact
@@ -32,7 +32,7 @@ def test_a_full_refresh_mirrors_every_company_sync_and_item(upstream, small_esta
     typed = {
         (str(i.sync.sync_id), str(i.transaction_id)): i.data_type
         for i in mirror.PushItem.objects.select_related("sync").exclude(
-            status__in=mirror.OPEN_ITEM_STATUSES
+            status__in=vocabulary.OPEN_ITEM_STATUSES
         )
     }
     assert typed == by_id
@@ -126,7 +126,7 @@ def test_one_changed_sync_costs_one_more_request_per_page_of_its_items(
         before = client.requests_made
         ingest.refresh_company(client, mirrored)
         finished = mirror.Sync.objects.get(sync_id=new_id)
-        pushed = finished.items.exclude(status__in=mirror.OPEN_ITEM_STATUSES).exists()
+        pushed = finished.items.exclude(status__in=vocabulary.OPEN_ITEM_STATUSES).exists()
         # The list, three pages of items and, once items were pushed, the
         # push operations for their data types: newest first, so only the
         # pages that hold this sync's five operations (three of two).
@@ -148,7 +148,12 @@ def assert_mirror_exact_for(company) -> None:
         for i in sb.Item.objects.filter(sync__company=company).select_related("sync")
     }
     seen = {
-        (str(i.sync.sync_id), str(i.transaction_id), mirror.ItemStatus(i.status).label, i.message)
+        (
+            str(i.sync.sync_id),
+            str(i.transaction_id),
+            vocabulary.ItemStatus(i.status).label,
+            i.message,
+        )
         for i in mirror.PushItem.objects.filter(
             sync__company__company_id=company.company_id
         ).select_related("sync")

@@ -28,6 +28,7 @@ def build_failed_estate(
     companies: int, syncs_per_company: int, items_per_sync: int = 2
 ) -> FailedEstate:
     from dashboard import models as mirror
+    from dashboard import vocabulary
     from dashboard.ingest import sync_category
     from sandbox import catalogue, estate
     from sandbox import models as sb
@@ -90,7 +91,7 @@ def build_failed_estate(
         mirror.PushItem(
             sync_id=mirror_sync[sync_id],
             transaction_id=tid,
-            status=mirror.ItemStatus.PUSH_ERROR,
+            status=vocabulary.ItemStatus.PUSH_ERROR,
             message=message,
             data_type="directCosts",
         )

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from dashboard.fingerprint import fingerprint
 from dashboard.ingest import sync_category
-from dashboard.models import Company, ConfigSnapshot, ItemStatus, PushItem, Sync
+from dashboard.models import Company, ConfigSnapshot, PushItem, Sync
+from dashboard.vocabulary import ItemStatus
 
 _n = itertools.count(1)
 

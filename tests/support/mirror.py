@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from django.utils import timezone
 
 from dashboard import models as mirror
+from dashboard import vocabulary
 from sandbox import api as sandbox_api
 from sandbox import models as sb
 
@@ -56,7 +57,7 @@ def mirror_state() -> dict[str, set]:
             str(i.sync.sync_id),
             str(i.transaction_id),
             i.integration_type,
-            mirror.ItemStatus(i.status).label,
+            vocabulary.ItemStatus(i.status).label,
             i.message,
         )
         for i in mirror.PushItem.objects.select_related("sync")

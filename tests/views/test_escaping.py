@@ -61,11 +61,17 @@ BUILDERS: dict[str, tuple[Callable[..., str], Callable[[], list[Any]]]] = {
     "streak_rows": (
         tables.streak_rows,
         lambda: [
-            [{"company_id": str(uuid.uuid4()), "name": "Acme", "failing_streak": 2,
-              "failing_since": MOMENT}],
+            [
+                {
+                    "company_id": str(uuid.uuid4()),
+                    "name": "Acme",
+                    "failing_streak": 2,
+                    "failing_since": MOMENT,
+                }
+            ],
             "/syncs/",
         ],
-    ),  # fmt: skip
+    ),
     "long_running_rows": (
         tables.long_running_rows,
         lambda: [[{"sync_id": str(uuid.uuid4()), "sync_utc": MOMENT, "company": {"name": "A"}}]],
@@ -186,10 +192,15 @@ def hostile_mirror(db) -> Sync:
         values = {**_hostile_values(Sync), "error_fingerprint": "0123456789abcdef"}
         syncs.append(
             Sync.objects.create(
-                sync_id=uuid.uuid4(), company=company, status_code=code, category=category,
-                sync_utc=timezone.now() - timedelta(hours=ago), items_total=1, items_failed=1,
+                sync_id=uuid.uuid4(),
+                company=company,
+                status_code=code,
+                category=category,
+                sync_utc=timezone.now() - timedelta(hours=ago),
+                items_total=1,
+                items_failed=1,
                 **values,
-            )  # fmt: skip
+            )
         )
     PushItem.objects.create(
         sync=syncs[0],

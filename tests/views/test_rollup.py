@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import rollup
+from dashboard.db import rollup as db_rollup
 from dashboard.models import RollupDirty, Sync, SyncRollup
 from dashboard.tasks import refresh_rollup_task
 from synchealth.settings import CELERY_BEAT_SCHEDULE
@@ -170,12 +171,12 @@ def test_counts_stay_exact_with_more_marked_spans_than_union_branches():
     company = make_company()
     now = timezone.now()
     # Every other hour marked: more separate spans than the union has branches.
-    for n in range(rollup.MAX_BRANCHES + 6):
+    for n in range(db_rollup.MAX_BRANCHES + 6):
         make_sync(company, code=CODES[n % len(CODES)], ago=timedelta(hours=2 * n + 1, minutes=7))
     rollup.refresh()
     for sync in Sync.objects.all():
         Sync.objects.filter(pk=sync.pk).update(items_failed=5, category=2, status_code=5130)
-    assert len(rollup.spans(dirty_hours())) > rollup.MAX_BRANCHES
+    assert len(rollup.spans(dirty_hours())) > db_rollup.MAX_BRANCHES
     start = now - timedelta(days=3, minutes=11)
     assert_count_exact([(start, now), (None, now), (now - timedelta(minutes=20), now)])
     for unit in ("hour", "day", None):
