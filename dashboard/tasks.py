@@ -15,10 +15,8 @@ from typing import Any, NoReturn
 
 from celery import Task, shared_task
 from django.db import transaction
-from django.utils import timezone
 
 from . import ingest, rankings, rollup, webhooks
-from .models import Company, RefreshState
 from .upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -38,29 +36,18 @@ def _retry_later(task: Task, exc: UpstreamError) -> NoReturn:
 def reconcile_task() -> int:
     """Beat's reconciliation: refresh the company list, fan out one task per company."""
     with Upstream() as client:
-        companies = ingest.refresh_companies(client)
-    paused = set(
-        RefreshState.objects.filter(paused_until__gt=timezone.now()).values_list(
-            "company_id", flat=True
-        )
-    )
-    queued = 0
+        companies, paused = ingest.companies_to_refresh(client)
     for company in companies:
-        if company.pk in paused:
-            continue
         refresh_company_task.delay(str(company.company_id))
-        queued += 1
-    log.info("reconcile: %s companies, %s queued, %s paused", len(companies), queued, len(paused))
-    return queued
+    log.info("reconcile: %s companies queued, %s paused", len(companies), paused)
+    return len(companies)
 
 
 @shared_task(name="dashboard.refresh_company", bind=True, max_retries=MAX_RETRIES)
 def refresh_company_task(self: Task, company_id: str, force: bool = False) -> dict[str, Any]:
-    company = Company.objects.filter(company_id=company_id).first()
     with Upstream() as client:
         try:
-            if company is None:
-                company = ingest.ensure_company(client, company_id)
+            company = ingest.ensure_company(client, company_id)
             stats = ingest.refresh_company(client, company, force=force)
         except UpstreamError as exc:
             _retry_later(self, exc)

@@ -17,12 +17,13 @@ from .fetch import fetch_items
 from .items import write_items_many
 from .push_operations import apply_types, data_types, read_data_types, refresh_data_types
 from .records import Stats, parse_time
-from .refresh import refresh_company, refresh_sync, update_streak
+from .refresh import companies_to_refresh, refresh_company, refresh_sync, update_streak
 from .syncs import sync_category, upsert_syncs
 
 __all__ = [
     "Stats",
     "apply_types",
+    "companies_to_refresh",
     "config_digest",
     "data_types",
     "ensure_company",

@@ -10,7 +10,7 @@ from django.utils import timezone
 from ..models import Company, RefreshState, Sync
 from ..upstream import Upstream, UpstreamError
 from ..vocabulary import Category
-from .companies import ensure_company
+from .companies import ensure_company, refresh_companies
 from .configs import needs_config, store_config
 from .fetch import ingest_items
 from .records import Stats
@@ -19,6 +19,20 @@ from .syncs import upsert_syncs
 # When nothing changed, the refresh state's "last success" is rewritten only
 # this often, so an idle refresh writes (almost) nothing.
 HEARTBEAT = timedelta(minutes=15)
+
+
+def companies_to_refresh(client: Upstream) -> tuple[list[Company], int]:
+    """Read the company list again; (the companies to refresh now, how many are paused).
+
+    A company paused by a long rate-limit wait is left alone until its pause ends.
+    """
+    companies = refresh_companies(client)
+    paused = set(
+        RefreshState.objects.filter(paused_until__gt=timezone.now()).values_list(
+            "company_id", flat=True
+        )
+    )
+    return [c for c in companies if c.pk not in paused], len(paused)
 
 
 def _state(company: Company) -> RefreshState:
