@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 # A database of its own for tests whose tasks go to the default queue.
 E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/6")
-# How long an unacknowledged task waits before Redis hands it out again: the
-# least the settings accept, so a killed worker's task comes back soon.
+# How long an unacknowledged task waits before Redis hands it out again: short,
+# so a killed worker's task comes back soon, but not below 10 s, since the
+# worker's task time limit is 90% of it and a slow refresh must not be cut off.
 VISIBILITY_TIMEOUT = 10
 
 
