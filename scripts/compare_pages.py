@@ -10,7 +10,9 @@ for example the UI benchmark's (`python -m bench ui` loads it):
         render /tmp/pages-before)
     python scripts/compare_pages.py diff /tmp/pages-before /tmp/pages-after
 
-`render` pins the clock to one moment (the newest sync's start plus an hour,
+Render the two checkouts one after the other with nothing writing to the
+database in between (beat, a benchmark): the dashboard reads the rankings
+snapshot as it finds it. `render` pins the clock to one moment (the newest sync's start plus an hour,
 or `--now`), so two renders of the same database read the same ranges. It
 renders the dashboard, the history (filters, sorts, a second page), the sync
 detail's tabs for a failed, a running and a successful sync, a company page,

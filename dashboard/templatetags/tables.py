@@ -44,16 +44,18 @@ def status_badge(sync: Any) -> SafeString:
 
 
 @cache
-def _url_parts(name: str, prefix: str, urlconf: str | None) -> tuple[str, str]:
+def _url_parts(name: str, prefix: str, urlconf: str | None) -> tuple[SafeString, SafeString]:
     marker = uuid.UUID(int=0)
-    return tuple(reverse(name, args=[marker], urlconf=urlconf).split(str(marker), 1))  # type: ignore[return-value]
+    head, tail = reverse(name, args=[marker], urlconf=urlconf).split(str(marker), 1)
+    return join([head]), join([tail])
 
 
-def _route(name: str) -> tuple[str, str]:
-    """The URL of a one-UUID route around its UUID, for this request's prefix.
+def _route(name: str) -> tuple[SafeString, SafeString]:
+    """The URL of a one-UUID route around its UUID, for this request's prefix, escaped.
 
     The tables link every row to a sync and a company; reversing each link
-    costs more than the rest of the row, so each route is reversed once.
+    costs more than the rest of the row, so each route is reversed (and
+    escaped: the prefix is the deployment's) once.
     """
     return _url_parts(name, get_script_prefix(), get_urlconf())
 
@@ -72,24 +74,27 @@ def sync_rows(syncs: list[Any]) -> SafeString:
     for sync in syncs:
         label = sync.status_label
         failed = (
-            html(' <span class="bad-text">({} failed)</span>', thousands(sync.items_failed))
+            html(' <span class="bad-text">({} failed)</span>', f"{sync.items_failed:,}")
             if sync.items_failed
             else ""
         )
         rows.append(
             html(
                 '<tr><td>{}</td><td><a href="{}{}{}">{}</a></td><td>{}</td>'
-                '<td>{} <span class="muted">{}</span></td><td class="num">{}{}</td>'
-                '<td class="num">{}</td><td><a class="mono" href="{}{}{}">{}</a></td></tr>\n',
+                '<td><span class="badge cat-{}" title="{}">{}</span> <span class="muted">{}</span>'
+                '</td><td class="num">{}{}</td><td class="num">{}</td>'
+                '<td><a class="mono" href="{}{}{}">{}</a></td></tr>\n',
                 stamp(sync.sync_utc),
                 company_head,
                 sync.company_uuid,
                 company_tail,
                 sync.company_name,
                 sync.platform_name,
-                badge(sync.status_code, sync.category, label),
+                _category_css(sync.category),
                 label,
-                thousands(sync.items_total),
+                sync.status_code,
+                label,
+                f"{sync.items_total:,}",
                 failed,
                 duration(sync.duration_s),
                 sync_head,
