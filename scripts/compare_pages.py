@@ -12,15 +12,17 @@ for example the UI benchmark's (`python -m bench ui` loads it):
 
 Render the two checkouts one after the other with nothing writing to the
 database in between (beat, a benchmark): the dashboard reads the rankings
-snapshot as it finds it. `render` pins the clock to one moment (the newest sync's start plus an hour,
-or `--now`), so two renders of the same database read the same ranges. It
-renders the dashboard, the history (filters, sorts, a second page), the sync
-detail's tabs for a failed, a running and a successful sync, a company page,
-the retries list and the CSV export's first lines, as a superuser.
+snapshot as it finds it. `render` pins the clock to one moment (the newest
+sync's start plus an hour, or `--now`), so two renders of the same database
+read the same ranges. It renders the dashboard, the history (filters, sorts,
+a second page), the sync detail's tabs for a failed, a running and a
+successful sync, a company page, the retries list and the CSV export's first
+lines, as a superuser.
 
 `diff` compares file by file after removing what differs by design: CSRF
 tokens, the confirmation forms' one-time keys, and the class names that the
-status vocabulary renamed (`cat-0` → `cat-in-progress`, …). It exits 1 if any page differs.
+status vocabulary renamed (`cat-0` → `cat-in-progress`, …). It exits 1 if
+any page differs.
 """
 
 from __future__ import annotations
