@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import html
 import os
 import re
 import sys
@@ -41,6 +42,8 @@ RENAMED = {
     "cat-1": "cat-success",
     "cat-2": "cat-failed",
 }
+# The history's link to its next page.
+NEXT_PAGE = re.compile(r'<a rel="next" href="([^"]+)"')
 # Values made afresh for each render: CSRF tokens and the confirmation forms' keys.
 FRESH = re.compile(r'(name="csrfmiddlewaretoken" value=|"X-CSRFToken": ?|name="key" value=)"[^"]*"')
 
@@ -139,13 +142,18 @@ def render(out: Path, now: str | None) -> int:
     with time_machine.travel(moment, tick=False):
         client = Client()
         client.force_login(user)
-        for name, url in _pages():
+        pages = _pages()
+        for name, url in pages:
             response = client.get(url)
             body = b"".join(response.streaming_content) if response.streaming else response.content
             if name == "history-csv":
                 body = b"\n".join(body.splitlines()[:200])
             (out / f"{name}.html").write_bytes(f"{response.status_code} {url}\n".encode() + body)
-    print(f"rendered {len(_pages())} pages at {moment.isoformat()} into {out}")
+            first = name.startswith("history") and not name.endswith("-next")
+            following = NEXT_PAGE.search(body.decode()) if first else None
+            if following:
+                pages.append((f"{name}-next", url.split("?")[0] + html.unescape(following[1])))
+    print(f"rendered {len(pages)} pages at {moment.isoformat()} into {out}")
     return 0
 
 
