@@ -29,6 +29,8 @@ def escape(value: object) -> str:
     kind = type(value)
     if kind is str:
         return _escape(value) if _SPECIAL(value) else value  # type: ignore[arg-type]
+    if kind is SafeString:
+        return value  # type: ignore[return-value]
     if kind in _PLAIN or isinstance(value, SafeData):
         return str(value)
     return _escape(str(value))
