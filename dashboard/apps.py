@@ -7,8 +7,10 @@ from django.apps import AppConfig
 def _make_var_dirs(settings: Any) -> None:
     """The folders the embedded defaults write to: made at start, never by the settings."""
     folders: list[Path] = []
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-        folders.append(Path(settings.DATABASES["default"]["NAME"]).parent)
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        names = [database["NAME"], database.get("TEST", {}).get("NAME")]
+        folders += [Path(name).parent for name in names if name]
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     if settings.CELERY_BROKER_URL.startswith("filesystem"):
         folders += [Path(options[key]) for key in ("data_folder_in", "processed_folder")]

@@ -26,12 +26,11 @@ _SPECIAL = re.compile("[&<>\"']").search
 
 def escape(value: object) -> str:
     """The value as HTML text: itself if already safe, else escaped."""
-    kind = type(value)
-    if kind is str:
-        return _escape(value) if _SPECIAL(value) else value  # type: ignore[arg-type]
-    if kind is SafeString:
-        return value  # type: ignore[return-value]
-    if kind in _PLAIN or isinstance(value, SafeData):
+    if isinstance(value, str):
+        if isinstance(value, SafeData):
+            return value
+        return _escape(value) if _SPECIAL(value) else value
+    if type(value) in _PLAIN or isinstance(value, SafeData):
         return str(value)
     return _escape(str(value))
 

@@ -11,8 +11,7 @@ def for_user(user_id: int) -> UserPreference:
     return preference
 
 
-def save(*, user_id: int, use_local_time: bool, time_zone: str) -> UserPreference:
-    preference = for_user(user_id)
+def save(preference: UserPreference, *, use_local_time: bool, time_zone: str) -> UserPreference:
     preference.use_local_time = use_local_time
     preference.time_zone = time_zone
     preference.save(update_fields=["use_local_time", "time_zone"])

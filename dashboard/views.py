@@ -297,7 +297,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
         form = PreferenceForm(request.POST)
         if form.is_valid():
             preference = user_preferences.save(
-                user_id=user_id,
+                preference,
                 use_local_time=form.cleaned_data["use_local_time"],
                 time_zone=form.cleaned_data["time_zone"],
             )
