@@ -61,10 +61,13 @@ def refresh_company_task(self: Task, company_id: str, force: bool = False) -> di
 @shared_task(name="dashboard.process_webhook_event", bind=True, max_retries=MAX_RETRIES)
 def process_webhook_event_task(self: Task, event_pk: int) -> bool:
     """Refresh the one sync a webhook names; safe to run twice."""
+    event = webhooks.event_to_process(event_pk)
+    if event is None:  # gone, done already, or names no sync: no client needed
+        return False
     with Upstream() as client:
         try:
             return webhooks.process_event(
-                client, event_pk, last_try=self.request.retries >= MAX_RETRIES
+                client, event, last_try=self.request.retries >= MAX_RETRIES
             )
         except UpstreamError as exc:
             _retry_later(self, exc)

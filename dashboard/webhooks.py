@@ -158,7 +158,18 @@ def _enqueue(event_pk: int) -> None:
 # --- processing a stored event (the worker's side) ---
 
 
-def process_event(client: Upstream, event_pk: int, *, last_try: bool = False) -> bool:
+def event_to_process(event_pk: int) -> WebhookEvent | None:
+    """The stored event, counted as one more attempt, if it still names a sync to refresh."""
+    event = WebhookEvent.objects.filter(pk=event_pk).first()
+    if event is None or event.processed_at is not None:
+        return None
+    WebhookEvent.objects.filter(pk=event_pk).update(attempts=event.attempts + 1)
+    if event.company_id is None or event.sync_id is None:
+        return None
+    return event
+
+
+def process_event(client: Upstream, event: WebhookEvent, *, last_try: bool = False) -> bool:
     """Refresh the one sync a stored event names; safe to run twice.
 
     An upstream error is recorded on the event and raised for the task to
@@ -167,12 +178,6 @@ def process_event(client: Upstream, event_pk: int, *, last_try: bool = False) ->
     """
     from .retry import settle_for_sync
 
-    event = WebhookEvent.objects.filter(pk=event_pk).first()
-    if event is None or event.processed_at is not None:
-        return False
-    WebhookEvent.objects.filter(pk=event_pk).update(attempts=event.attempts + 1)
-    if event.company_id is None or event.sync_id is None:
-        return False
     completed_at = parse_time(_generated(event)) or event.received_at
     try:
         ingest.refresh_sync(
@@ -180,11 +185,11 @@ def process_event(client: Upstream, event_pk: int, *, last_try: bool = False) ->
         )
         settle_for_sync(str(event.sync_id))
     except UpstreamError as exc:
-        WebhookEvent.objects.filter(pk=event_pk).update(error=str(exc)[:2000])
+        WebhookEvent.objects.filter(pk=event.pk).update(error=str(exc)[:2000])
         if not exc.retryable or last_try:
-            WebhookEvent.objects.filter(pk=event_pk).update(processed_at=timezone.now())
+            WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now())
         raise
-    WebhookEvent.objects.filter(pk=event_pk).update(processed_at=timezone.now(), error="")
+    WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error="")
     return True
 
 
