@@ -295,6 +295,10 @@ class PushItem(models.Model):
     def is_failed(self) -> bool:
         return self.status in FAILED_ITEM_STATUSES
 
+    @property
+    def status_css(self) -> str:
+        return ItemStatus(self.status).css
+
 
 class ConfigSnapshot(models.Model):
     """A company's sync configuration, one row per distinct version seen."""

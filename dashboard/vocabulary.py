@@ -106,6 +106,11 @@ class ItemStatus(models.IntegerChoices):
     PUSH_ERROR = 4, "PushError"
     FAILED = 5, "Failed"
 
+    @property
+    def css(self) -> str:
+        """The name in class names (`item-push-error`)."""
+        return self.name.lower().replace("_", "-")
+
     @classmethod
     def parse(cls, value: object) -> ItemStatus:
         """The member with this label (the API's or the webhook's word); Unknown otherwise."""

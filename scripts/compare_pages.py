@@ -21,7 +21,8 @@ lines, as a superuser.
 
 `diff` compares file by file after removing what differs by design: CSRF
 tokens, the confirmation forms' one-time keys, and the class names that the
-status vocabulary renamed (`cat-0` → `cat-in-progress`, …). It exits 1 if
+status vocabulary renamed (`cat-0` → `cat-in-progress`, `item-4` →
+`item-push-error`, …). It exits 1 if
 any page differs.
 """
 
@@ -41,6 +42,12 @@ RENAMED = {
     "cat-0": "cat-in-progress",
     "cat-1": "cat-success",
     "cat-2": "cat-failed",
+    "item-0": "item-unknown",
+    "item-1": "item-pending",
+    "item-2": "item-validation-error",
+    "item-3": "item-completed",
+    "item-4": "item-push-error",
+    "item-5": "item-failed",
 }
 # The history's link to its next page.
 NEXT_PAGE = re.compile(r'<a rel="next" href="([^"]+)"')

@@ -11,7 +11,7 @@ from django.utils import timezone
 from dashboard.fingerprint import fingerprint
 from dashboard.ingest import sync_category
 from dashboard.models import Company, ConfigSnapshot, PushItem, Sync
-from dashboard.vocabulary import ItemStatus
+from dashboard.vocabulary import FAILED_ITEM_STATUSES, OPEN_ITEM_STATUSES, ItemStatus
 
 _n = itertools.count(1)
 
@@ -32,7 +32,7 @@ def make_sync(
     company: Company, *, code: int = 2000, ago: timedelta = timedelta(hours=1), items=(), **fields
 ) -> Sync:
     started = timezone.now() - ago
-    failed = sum(1 for status, _ in items if status in (2, 4, 5))
+    failed = sum(1 for status, _ in items if status in FAILED_ITEM_STATUSES)
     values = {
         "sync_id": uuid.uuid4(),
         "company": company,
@@ -42,7 +42,7 @@ def make_sync(
         "items_total": len(items),
         "items_failed": failed,
         "items_completed": sum(1 for status, _ in items if status == ItemStatus.COMPLETED),
-        "items_pending": sum(1 for status, _ in items if status in (0, 1)),
+        "items_pending": sum(1 for status, _ in items if status in OPEN_ITEM_STATUSES),
         "items_status_code": code,
         "data_pushed": code == 2000,
         "platform_name": company.platform_name,

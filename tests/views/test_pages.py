@@ -9,6 +9,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -16,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.models import Company, Sync
-from dashboard.vocabulary import note_for
+from dashboard.vocabulary import Category, ItemStatus, note_for
 from tests.support.factories import make_company, make_sync
 
 XSS = "<script>alert(1)</script>"
@@ -344,3 +345,18 @@ def test_the_chart_links_each_bar_to_its_day_outcome_and_platform(viewer_client,
         f"/syncs/?range=custom&start={day}&end={day}&category=failed&platform=Sage+%26+%22Co%22"
     ).content.decode()
     assert str(sync.sync_id) in history and "1 sync" in history
+
+
+def test_badges_are_coloured_by_name_not_by_number(viewer_client, db):
+    items = [(ItemStatus.COMPLETED, None), (ItemStatus.PUSH_ERROR, "refused")]
+    sync = make_sync(make_company(), code=5130, items=items)
+    assert sync.category == Category.FAILED
+    body = viewer_client.get(
+        reverse("sync-detail", args=[sync.sync_id]) + "?tab=items"
+    ).content.decode()
+    assert 'class="badge cat-failed"' in body
+    assert 'class="badge item-completed"' in body and 'class="badge item-push-error"' in body
+    assert not re.search(r"(cat|item)-\d", body)
+    css = (settings.BASE_DIR / "static/css/app.css").read_text()
+    for name in ("cat-failed", "cat-success", "cat-in-progress", "item-push-error", "item-pending"):
+        assert f".{name}" in css
