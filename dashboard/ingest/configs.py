@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import Company, ConfigSnapshot, RefreshState, Sync
+from ..vocabulary import Code
 
 CONFIG_MAX_AGE = timedelta(days=1)
 
@@ -40,4 +41,4 @@ def store_config(company: Company, config: dict[str, Any]) -> bool:
 def needs_config(state: RefreshState, syncs: list[Sync], now: datetime) -> bool:
     if state.config_fetched_at is None or state.config_fetched_at < now - CONFIG_MAX_AGE:
         return True
-    return any(s.status_code == 4000 for s in syncs)
+    return any(s.status_code == Code.CONFIGURATION_ERROR for s in syncs)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from ..models import Company, RefreshState, Sync
 from ..upstream import Upstream, UpstreamError
-from ..vocabulary import Category
+from ..vocabulary import Category, Code
 from .companies import ensure_company, refresh_companies
 from .configs import needs_config, store_config
 from .fetch import ingest_items
@@ -84,7 +84,7 @@ def refresh_sync(
             update_streak(company)
         state = _state(company)
         if needs_config(state, written, timezone.now()) and any(
-            s.status_code == 4000 for s in written
+            s.status_code == Code.CONFIGURATION_ERROR for s in written
         ):
             stats.configs_written += store_config(company, client.get_config(company_id))
     except UpstreamError as exc:
