@@ -106,6 +106,26 @@ class UpstreamError(Exception):
     def is_rate_limit(self) -> bool:
         return self.status == 429 or self.retry_after is not None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Celery pickles a task's exception into its result and its retry;
+        # the default rebuilds it from the message alone, which fails on the
+        # keyword-only arguments.
+        return (
+            _rebuild_upstream_error,
+            (type(self), str(self), self.retryable, self.status, self.retry_after, self.body),
+        )
+
+
+def _rebuild_upstream_error(
+    cls: type[UpstreamError],
+    message: str,
+    retryable: bool,
+    status: int | None,
+    retry_after: float | None,
+    body: Any,
+) -> UpstreamError:
+    return cls(message, retryable=retryable, status=status, retry_after=retry_after, body=body)
+
 
 def parse_retry_after(value: str | None) -> float | None:
     """`Retry-After` in seconds or as an HTTP date; None when absent or garbage."""

@@ -73,6 +73,7 @@ def refresh_sync(
     """Refresh one sync (a webhook's target): its status and, if needed, its items."""
     stats = Stats()
     company = ensure_company(client, company_id)
+    state = _state(company)
     try:
         record = client.get_sync(company_id, sync_id)
         written, to_fetch = upsert_syncs(company, [record], completed_at=completed_at)
@@ -82,7 +83,6 @@ def refresh_sync(
             ingest_items(client, company, full, stats)
         if written or stats.items_written:
             update_streak(company)
-        state = _state(company)
         if needs_config(state, written, timezone.now()) and any(
             s.status_code == Code.CONFIGURATION_ERROR for s in written
         ):
@@ -90,6 +90,7 @@ def refresh_sync(
     except UpstreamError as exc:
         _record_error(company, exc)
         raise
+    _clear_error(state)
     return stats
 
 
@@ -126,6 +127,17 @@ def _record_success(state: RefreshState, stats: Stats, now: datetime) -> None:
     ):
         RefreshState.objects.filter(pk=state.pk).update(
             last_success=now, last_error="", last_error_at=None, paused_until=None
+        )
+
+
+def _clear_error(state: RefreshState) -> None:
+    """The upstream answered for this company: its recorded error and pause are over.
+
+    Not a full refresh, so `last_success` (the company's last whole refresh) stays.
+    """
+    if state.last_error or state.paused_until:
+        RefreshState.objects.filter(pk=state.pk).update(
+            last_error="", last_error_at=None, paused_until=None
         )
 
 

@@ -72,6 +72,33 @@ def test_a_refresh_after_a_pause_clears_it(aimed, small_estate, upstream):
     assert state.last_success is not None
 
 
+def test_a_single_sync_refresh_that_succeeds_clears_the_companys_error_and_pause(
+    aimed, small_estate, upstream
+):
+    sync = sb.Sync.objects.select_related("company").order_by("pk").first()
+    company = ingest.upsert_companies([upstream.get_company(str(sync.company.company_id))])[0]
+    mirror.RefreshState.objects.create(
+        company=company,
+        paused_until=timezone.now() + timedelta(minutes=5),
+        last_error="429: rate limited",
+        last_error_at=timezone.now(),
+    )
+    ingest.refresh_sync(upstream, str(company.company_id), str(sync.sync_id))
+    state = mirror.RefreshState.objects.get(company=company)
+    assert (state.paused_until, state.last_error, state.last_error_at) == (None, "", None)
+    # One sync is not the company's whole refresh: its time is left as it was.
+    assert state.last_success is None
+
+
+def test_a_single_sync_refresh_that_fails_records_the_error(aimed, small_estate, upstream):
+    sync = sb.Sync.objects.select_related("company").order_by("pk").first()
+    company = ingest.upsert_companies([upstream.get_company(str(sync.company.company_id))])[0]
+    error = UpstreamError("503: unavailable", retryable=True, status=503)
+    with mock.patch.object(upstream, "get_sync", side_effect=error), pytest.raises(UpstreamError):
+        ingest.refresh_sync(upstream, str(company.company_id), str(sync.sync_id))
+    assert mirror.RefreshState.objects.get(company=company).last_error == "503: unavailable"
+
+
 def test_a_permanent_error_is_not_retried(aimed, small_estate):
     error = UpstreamError("404: Company not found", retryable=False, status=404)
     with (

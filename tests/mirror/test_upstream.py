@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -246,3 +247,20 @@ def test_urls_keep_the_base_path_and_the_client_keeps_no_cookies():
         "_links": {},
     }
     assert str(script.requests[-1].url) == "https://upstream.test/sandbox/x?a=true&b=&c=x%20y%26z"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        UpstreamError("429: slow down", retryable=True, status=429, retry_after=7.5),
+        UpstreamError("404: Company not found", retryable=False, status=404, body={"a": [1]}),
+        UpstreamError("Timed out: ReadTimeout", retryable=True),
+    ],
+)
+def test_an_upstream_error_survives_pickling_as_celery_sends_it(error):
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is UpstreamError and str(copy) == str(error)
+    assert (copy.retryable, copy.status, copy.retry_after, copy.body) == (
+        error.retryable, error.status, error.retry_after, error.body,
+    )  # fmt: skip
+    assert copy.is_rate_limit == error.is_rate_limit
