@@ -24,6 +24,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from . import ingest, selectors
+from .forms import SyncFilterForm
 from .models import BulkRetry, PushItem, RetryRequest, Sync
 from .upstream import Upstream, UpstreamError
 from .vocabulary import (
@@ -309,8 +310,6 @@ def _enqueue_bulk(pk: int) -> None:
 
 def fan_out_bulk(bulk_pk: int) -> dict[str, int]:
     """Make a bulk retry's requests: its filter, read again as of its creation."""
-    from .forms import SyncFilterForm
-
     bulk = BulkRetry.objects.get(pk=bulk_pk)
     form = SyncFilterForm(QueryDict(bulk.scope))
     if not form.is_valid():

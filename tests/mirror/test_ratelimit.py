@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from dashboard.ratelimit import BudgetWaitTooLong, Limits, LocalLimiter, RedisLimiter
+from tests.support.bulk_estate import max_overlap
 from tests.support.clock import FakeClock
 from tests.support.services import require
 from tests.workers import REDIS_URL, redis_available
@@ -26,17 +27,6 @@ def max_in_any_window(stamps: list[float], window: float) -> int:
         while stamp - stamps[start] >= window:
             start += 1
         best = max(best, end - start + 1)
-    return best
-
-
-def max_overlap(spans: list[tuple[float, float]]) -> int:
-    events = sorted(
-        [(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda x: (x[0], x[1])
-    )
-    current = best = 0
-    for _, delta in events:
-        current += delta
-        best = max(best, current)
     return best
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db import connection
 from django.db.models import Count
@@ -115,17 +116,17 @@ def max_in_flight_per_company() -> dict[str, int]:
         "company_id", "started_at", "finished_at"
     ):
         spans[str(company_id)].append((started, finished))
-    result = {}
-    for company_id, items in spans.items():
-        events = sorted(
-            [(s, 1) for s, _ in items] + [(f, -1) for _, f in items], key=lambda e: (e[0], e[1])
-        )
-        current = best = 0
-        for _, delta in events:
-            current += delta
-            best = max(best, current)
-        result[company_id] = best
-    return result
+    return {company_id: max_overlap(items) for company_id, items in spans.items()}
+
+
+def max_overlap(spans: list[tuple[Any, Any]]) -> int:
+    """The most of these (start, end) spans open at one moment; an end before a start."""
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    current = best = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best
 
 
 def duplicate_posts() -> int:
