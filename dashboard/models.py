@@ -43,6 +43,12 @@ class Company(models.Model):
     failing_since = models.DateTimeField(
         null=True, blank=True, help_text="Mirror: start of the oldest sync in the failing streak."
     )
+    items_outstanding = models.PositiveIntegerField(
+        default=0, help_text="Mirror: transactions whose latest push failed or ended pending."
+    )
+    syncs_outstanding = models.PositiveIntegerField(
+        default=0, help_text="Mirror: original syncs (not retries) with an outstanding item."
+    )
 
     class Meta:
         verbose_name_plural = "companies"
@@ -109,6 +115,33 @@ class Sync(models.Model):
     duration_s = models.PositiveIntegerField(
         null=True, blank=True, help_text="Mirror: seconds from start to completion, when observed."
     )
+    items_outstanding = models.PositiveIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Mirror: this sync's items whose transaction is still outstanding (its latest "
+        "push, here or in a later sync, failed or ended pending).",
+    )
+    resolved_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Mirror: when the last of its outstanding items was pushed (the resolving "
+        "sync's start); empty while any is outstanding, or if none ever was.",
+    )
+    resolved_by = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Mirror: the sync whose push completed the last of its outstanding items.",
+    )
+    chain_category = models.PositiveSmallIntegerField(
+        choices=Category.choices,
+        null=True,
+        blank=True,
+        help_text="Mirror: what this sync and its retries count as, at this sync's place in the "
+        "timeline (resolved counts as a success); empty for a retry, which is part of another's.",
+    )
     platform_name = models.CharField(
         max_length=100,
         blank=True,
@@ -151,6 +184,30 @@ class Sync(models.Model):
             # count), and sorted by platform.
             models.Index(fields=["platform_name", "-sync_utc", "-id"], name="sync_platform_time"),
             models.Index(fields=["platform_name", "id"], name="sync_platform_order"),
+            # Current state: the history filtered to outstanding or resolved syncs,
+            # a company's outstanding originals, and failing chains for the rankings.
+            # Partial, so that the many syncs with nothing outstanding cost no entry.
+            models.Index(
+                fields=["-sync_utc", "-id"],
+                name="sync_outstanding_time",
+                condition=models.Q(items_outstanding__gt=0),
+            ),
+            models.Index(
+                fields=["-sync_utc", "-id"],
+                name="sync_resolved_time",
+                condition=models.Q(resolved_at__isnull=False),
+            ),
+            models.Index(
+                fields=["company", "-sync_utc"],
+                name="sync_company_outstanding",
+                condition=models.Q(items_outstanding__gt=0),
+            ),
+            models.Index(
+                fields=["sync_utc"],
+                include=["company", "error_fingerprint", "id"],
+                name="sync_failing_chains",
+                condition=models.Q(chain_category=Category.FAILED),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -300,6 +357,52 @@ class PushItem(models.Model):
         return ItemStatus(self.status).css
 
 
+class TransactionState(models.Model):
+    """One transaction's current state: its latest push across the original sync and retries.
+
+    "Latest" is the pushing sync's syncUtc, then its sync ID, never the order in
+    which the mirror received them, so ingest keeps it the same whatever order
+    webhooks and polls arrive in (`dashboard.ingest.state`). Only transactions
+    that were ever pushed without completing have a row: one completed at its
+    first push has nothing to resolve.
+    """
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    transaction_id = models.UUIDField(help_text="The core ID.")
+    last_sync = models.ForeignKey(
+        Sync,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The latest sync that pushed it.",
+    )
+    last_sync_utc = models.DateTimeField(help_text="That sync's syncUtc.")
+    status = models.PositiveSmallIntegerField(
+        choices=ItemStatus.choices, help_text="Its status in that sync."
+    )
+    outstanding = models.BooleanField(
+        help_text="Failed, or pending in a sync that has ended: still to be pushed."
+    )
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "transaction_id"], name="transaction_state_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["transaction_id"], name="transaction_state_tid"),
+            models.Index(
+                fields=["last_sync"],
+                name="transaction_state_tip",
+                condition=models.Q(outstanding=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.transaction_id} ({'outstanding' if self.outstanding else 'done'})"
+
+
 class ConfigSnapshot(models.Model):
     """A company's sync configuration, one row per distinct version seen."""
 
@@ -401,8 +504,28 @@ class RetryRequest(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     new_sync_id = models.UUIDField(null=True, blank=True)
-    pushed = models.PositiveIntegerField(null=True, blank=True)
+    sync_ids = models.JSONField(
+        default=list,
+        help_text="The syncs named in the POST: for each outstanding item, the sync where it "
+        "last failed (the tip of its retry chain).",
+    )
+    other_items = models.PositiveIntegerField(
+        default=0,
+        help_text="Outstanding items of those syncs that are not this sync's: they go along.",
+    )
+    pushed = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Of the requested items, how many the new sync pushed."
+    )
+    completed = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Of the requested items, how many the new sync completed."
+    )
     failed_again = models.PositiveIntegerField(null=True, blank=True)
+    not_repushed = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Of the requested items, how many the new sync left out."
+    )
+    not_repushed_reasons = models.JSONField(
+        default=dict, blank=True, help_text="{reason: count} for the items left out."
+    )
 
     class Meta:
         constraints = [
