@@ -49,6 +49,12 @@ class Company(models.Model):
     syncs_outstanding = models.PositiveIntegerField(
         default=0, help_text="Mirror: original syncs (not retries) with an outstanding item."
     )
+    state_built_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Mirror: when `manage.py build_current_state` last built this company's "
+        "current state from its history (ingest keeps it up to date after that).",
+    )
 
     class Meta:
         verbose_name_plural = "companies"

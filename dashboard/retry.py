@@ -19,13 +19,14 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, Sum
 from django.http import QueryDict
 from django.utils import timezone
 
 from . import ingest, selectors
 from .forms import SyncFilterForm
-from .models import BulkRetry, PushItem, RetryRequest, Sync
+from .ingest import state
+from .models import BulkRetry, PushItem, RetryRequest, Sync, TransactionState
 from .upstream import Upstream, UpstreamError
 from .vocabulary import (
     ACTIVE_RETRY_STATES,
@@ -51,6 +52,8 @@ class Outcome:
     transaction_id: str
     before: PushItem | None
     after: PushItem | None
+    # Why the new sync did not push it, when it did not.
+    reason: str = ""
 
     @property
     def label(self) -> str:
@@ -63,14 +66,113 @@ class Outcome:
         return "pending"
 
 
-def failed_item_ids(sync: Sync) -> list[str]:
-    return [
-        str(tid)
-        for tid in PushItem.objects.filter(sync=sync, status__in=FAILED_ITEM_STATUSES)
+@dataclass(frozen=True)
+class Plan:
+    """What retrying a sync would send, worked out from the current state.
+
+    Codat's initiate-sync re-pushes the failed and pending items *of the syncs
+    named*; nobody can pick items. So the request names, for each outstanding
+    item, the sync where it last failed (the tip of its retry chain), never an
+    original whose items a later push already completed. Those syncs may hold
+    outstanding items of other causes: they go along, and the page says so.
+    """
+
+    items: list[str]
+    sync_ids: list[str]
+    other_items: int
+
+
+def outstanding_item_ids(sync: Sync) -> list[str]:
+    """This sync's items whose transaction is still outstanding, in the sync's order."""
+    outstanding = TransactionState.objects.filter(
+        company_id=sync.company_id, transaction_id=OuterRef("transaction_id"), outstanding=True
+    )
+    ids = (
+        PushItem.objects.filter(sync=sync)
+        .filter(Exists(outstanding))
         .order_by("id")
         .values_list("transaction_id", flat=True)
-        .distinct()
-    ]
+    )
+    return list(dict.fromkeys(str(tid) for tid in ids))
+
+
+def plan(sync: Sync) -> Plan:
+    """The outstanding items of `sync`, the syncs a retry of them names, and what goes along."""
+    items = outstanding_item_ids(sync)
+    if not items:
+        return Plan([], [], 0)
+    tips: dict[str, tuple[Any, str]] = {}
+    for tid, pushes in state.pushes(sync.company_id, [uuid.UUID(t) for t in items]).items():
+        failed = [push for push in pushes if push.left_outstanding] or pushes
+        tip = max(failed, key=lambda push: push.order)
+        tips[str(tid)] = (tip.order, str(tip.sync_id))
+    names = sorted({sync_id for _, sync_id in tips.values()} or {str(sync.sync_id)})
+    mine = set(items)
+    outstanding = TransactionState.objects.filter(
+        company_id=sync.company_id, transaction_id=OuterRef("transaction_id"), outstanding=True
+    )
+    along = {
+        str(tid)
+        for tid in PushItem.objects.filter(sync__sync_id__in=names)
+        .exclude(status=ItemStatus.COMPLETED)
+        .filter(Exists(outstanding))
+        .values_list("transaction_id", flat=True)
+    } - mine
+    return Plan(items, names, len(along))
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What a sync's page says about retrying it, and whether it offers the button."""
+
+    outstanding: int
+    text: str
+    offer: bool
+    active: RetryRequest | None = None
+
+
+def advice(sync: Sync, *, may_retry: bool) -> Advice:
+    """The retry sentence that follows a status code's note: only what this page can do."""
+    outstanding = sync.items_outstanding
+    active = RetryRequest.objects.filter(sync=sync, state__in=ACTIVE_RETRY_STATES).first()
+    if active is not None:
+        return Advice(
+            outstanding, f"A retry of this sync is under way: request {active.pk}.", False, active
+        )
+    if not sync.is_terminal:
+        return Advice(
+            outstanding,
+            "Items can be retried once the sync has ended, if any are left unpushed.",
+            False,
+        )
+    if not outstanding:
+        return Advice(0, resolution(sync), False)
+    items = f"{outstanding} outstanding item{'s' if outstanding != 1 else ''}"
+    if not may_retry:
+        return Advice(
+            outstanding,
+            f"Once the cause is fixed, the {items} can be retried by someone allowed to retry "
+            "syncs (a support lead); you cannot retry syncs.",
+            False,
+        )
+    return Advice(
+        outstanding, f"Once the cause is fixed, retry the {items} with the button below.", True
+    )
+
+
+def resolution(sync: Sync) -> str:
+    """Why a sync with nothing outstanding offers no retry, for the page."""
+    if sync.resolved_at is not None and sync.resolved_by is not None:
+        by = "retry" if sync.resolved_by.retry_of_id else "sync"
+        return (
+            f"Resolved by {by} {sync.resolved_by.sync_id} at "
+            f"{sync.resolved_at:%Y-%m-%d %H:%M} UTC: every item is now pushed."
+        )
+    return (
+        "There is nothing to retry here: no item of this sync failed or was left unfinished, "
+        "so a retry would push nothing. Once the cause is fixed, the expenses go with the "
+        "customer's next sync."
+    )
 
 
 def record_denied(*, sync: Sync, user: User | AnonymousUser, reason: str) -> None:
@@ -102,9 +204,9 @@ def request_retry(
     active = RetryRequest.objects.filter(sync=sync, state__in=ACTIVE_RETRY_STATES).first()
     if active is not None:
         return active, False
-    items = failed_item_ids(sync)
-    if not items:
-        raise RetryRefused("This sync has no failed items to retry.")
+    planned = plan(sync)
+    if not planned.items:
+        raise RetryRefused(resolution(sync))
     try:
         with transaction.atomic():
             created = RetryRequest.objects.create(
@@ -113,8 +215,10 @@ def request_retry(
                 sync=sync,
                 company_id=sync.company_id,
                 bulk=bulk,
-                failed_items=items,
-                item_count=len(items),
+                failed_items=planned.items,
+                item_count=len(planned.items),
+                sync_ids=planned.sync_ids,
+                other_items=planned.other_items,
             )
             transaction.on_commit(lambda: _enqueue(created.pk))
     except IntegrityError:
@@ -160,7 +264,7 @@ def execute(client: Upstream, pk: int) -> RetryRequest | None:
     try:
         new_sync_id = client.initiate_sync(
             str(request.company.company_id),
-            [str(request.sync.sync_id)],
+            request.sync_ids or [str(request.sync.sync_id)],
             idempotency_key=str(request.key),
         )
     except UpstreamError as exc:
@@ -214,24 +318,63 @@ def settle(request: RetryRequest) -> RetryRequest:
     new_sync = Sync.objects.filter(sync_id=request.new_sync_id).first()
     if new_sync is None:
         return request
-    if new_sync.retry_of_id != request.sync_id:
-        Sync.objects.filter(pk=new_sync.pk).update(retry_of=request.sync_id)
+    root = request.sync.retry_of_id or request.sync_id
+    if new_sync.retry_of_id != root and new_sync.pk != root:
+        # A chain is its original and the syncs that retry it: link to the original.
+        with transaction.atomic():
+            state.lock_companies([new_sync.company_id])
+            Sync.objects.filter(pk=new_sync.pk).update(retry_of=root)
+            state.refresh_chain_category([new_sync.pk])
     if not new_sync.is_terminal or new_sync.items_status_code != new_sync.status_code:
         return request
-    counts = PushItem.objects.filter(
-        sync=new_sync, transaction_id__in=request.failed_items
-    ).aggregate(
-        pushed=Count("id", filter=Q(status=ItemStatus.COMPLETED)),
-        failed=Count("id", filter=Q(status__in=FAILED_ITEM_STATUSES)),
-    )
+    counts = item_outcomes(request, new_sync)
     RetryRequest.objects.filter(pk=request.pk, state=RetryState.SUBMITTED).update(
-        state=RetryState.COMPLETED,
-        finished_at=timezone.now(),
-        pushed=counts["pushed"],
-        failed_again=counts["failed"],
+        state=RetryState.COMPLETED, finished_at=timezone.now(), **counts
     )
     request.refresh_from_db()
     return request
+
+
+def item_outcomes(request: RetryRequest, new_sync: Sync) -> dict[str, Any]:
+    """How the requested items came out in the new sync: pushed, completed, failed again,
+    and not re-pushed (with why)."""
+    statuses = dict(
+        PushItem.objects.filter(sync=new_sync, transaction_id__in=request.failed_items)
+        .order_by("transaction_id", "-status")
+        .values_list("transaction_id", "status")
+    )
+    missing = [tid for tid in request.failed_items if uuid.UUID(tid) not in statuses]
+    reasons: dict[str, int] = {}
+    for reason in _not_repushed_reasons(request, new_sync, missing).values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return {
+        "pushed": len(statuses),
+        "completed": sum(1 for status in statuses.values() if status == ItemStatus.COMPLETED),
+        "failed_again": sum(1 for status in statuses.values() if status in FAILED_ITEM_STATUSES),
+        "not_repushed": len(missing),
+        "not_repushed_reasons": reasons,
+    }
+
+
+def _not_repushed_reasons(
+    request: RetryRequest, new_sync: Sync, missing: list[str]
+) -> dict[str, str]:
+    """Why each item the new sync left out was left out, as far as the mirror can tell."""
+    if not missing:
+        return {}
+    later = dict(
+        TransactionState.objects.filter(
+            company_id=request.company_id, transaction_id__in=missing
+        ).values_list("transaction_id", "status")
+    )
+    reasons = {}
+    for tid in missing:
+        status = later.get(uuid.UUID(tid))
+        if status == ItemStatus.COMPLETED:
+            reasons[tid] = "already completed by another push"
+        else:
+            reasons[tid] = "the upstream did not re-push it"
+    return reasons
 
 
 def settle_for_sync(sync_id: str) -> None:
@@ -249,6 +392,7 @@ def outcomes(request: RetryRequest) -> list[Outcome]:
         )
     }
     after: dict[str, PushItem] = {}
+    reasons: dict[str, str] = {}
     if request.new_sync_id:
         after = {
             str(i.transaction_id): i
@@ -256,22 +400,29 @@ def outcomes(request: RetryRequest) -> list[Outcome]:
                 sync__sync_id=request.new_sync_id, transaction_id__in=request.failed_items
             )
         }
-    return [Outcome(tid, before.get(tid), after.get(tid)) for tid in request.failed_items]
+        new_sync = Sync.objects.filter(sync_id=request.new_sync_id).first()
+        if new_sync is not None and new_sync.is_terminal:
+            missing = [tid for tid in request.failed_items if tid not in after]
+            reasons = _not_repushed_reasons(request, new_sync, missing)
+    return [
+        Outcome(tid, before.get(tid), after.get(tid), reasons.get(tid, ""))
+        for tid in request.failed_items
+    ]
 
 
 # --- bulk ---
 
 
 def bulk_candidates(syncs: Any) -> Any:
-    """Of a filtered sync queryset, those with failed items."""
-    return syncs.filter(items_failed__gt=0)
+    """Of a filtered sync queryset, those with outstanding items."""
+    return syncs.filter(items_outstanding__gt=0)
 
 
 def bulk_preview(syncs: Any) -> dict[str, int]:
     candidates = bulk_candidates(syncs).order_by()
     figures = candidates.aggregate(
         syncs=Count("id"),
-        items=Sum("items_failed"),
+        items=Sum("items_outstanding"),
         companies=Count("company_id", distinct=True),
         max_pk=Max("id"),
     )

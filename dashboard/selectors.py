@@ -353,7 +353,9 @@ def _fill_buckets(
 def sync_for_detail(sync_id: str | uuid.UUID) -> Sync | None:
     # `get`, not `first`: the ordering `first` adds costs more to compile than the query.
     try:
-        return Sync.objects.select_related("company", "retry_of").get(sync_id=sync_id)
+        return Sync.objects.select_related("company", "retry_of", "resolved_by").get(
+            sync_id=sync_id
+        )
     except Sync.DoesNotExist:
         return None
 

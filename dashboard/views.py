@@ -30,7 +30,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from . import chart, selectors
+from . import chart, retry, selectors
 from . import preferences as user_preferences
 from .filters import PRESETS, SORTS, SyncFilter
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
@@ -222,6 +222,7 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
         "items_total": sum(counts.values()),
         "failed_count": failed,
         "can_retry": request.user.has_perm("dashboard.retry_sync"),
+        "advice": retry.advice(sync, may_retry=request.user.has_perm("dashboard.retry_sync")),
         "ancestors": ancestors,
         "retries": retries,
         "source_platform": "Sync for Expenses",

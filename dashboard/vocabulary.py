@@ -157,7 +157,12 @@ SETTLED_BULK_STATES = (BulkState.FANNED_OUT, BulkState.FAILED, BulkState.DENIED)
 
 @dataclass(frozen=True)
 class Note:
-    """The client-friendly note of a status code: what it means, what to do next."""
+    """The client-friendly note of a status code: what it means, what to do next.
+
+    The next step names the fix, never a retry: whether a retry is possible
+    depends on the sync (what is outstanding, who is looking, whether one is
+    running), so the page adds that sentence itself (`dashboard.retry.advice`).
+    """
 
     meaning: str
     next_step: str
@@ -177,7 +182,8 @@ NOTES: dict[int, Note] = {
     ),
     Code.SUCCESS: Note(
         "The sync finished and the expenses were written to the accounting software.",
-        "Nothing to do. If some items still failed, they are listed under Push items.",
+        "Nothing to do, unless some items failed: they are listed under Push items, each with "
+        "its message.",
     ),
     Code.SUCCESS_NO_DATA: Note(
         "The sync finished but there was nothing new to write.",
@@ -188,7 +194,7 @@ NOTES: dict[int, Note] = {
         "The customer's sync configuration is not valid for their accounting software "
         "(for example a bank account or expense account that no longer exists).",
         "Open the Config tab, compare it with the accounting software, and ask the customer "
-        "to fix the mapping; then retry the failed items.",
+        "to fix the mapping.",
     ),
     Code.COMPANY_DELETED: Note(
         "The company was deleted, or its connection to the accounting software was removed.",
@@ -197,32 +203,32 @@ NOTES: dict[int, Note] = {
     ),
     Code.COMPANY_DEAUTHORIZED: Note(
         "The company de-authorized the connection to its accounting software.",
-        "Ask the customer to reconnect (re-authorize) their accounting software, then retry.",
+        "Ask the customer to reconnect (re-authorize) their accounting software.",
     ),
     Code.BILLING_EXPIRED: Note(
         "The customer's subscription to their accounting software has expired.",
-        "Ask the customer to renew their accounting subscription, then retry the failed items.",
+        "Ask the customer to renew their accounting subscription.",
     ),
     Code.SERVER_ERROR: Note(
         "An unexpected error happened on the upstream's side.",
-        "Retry the failed items. If it fails again, raise it with Codat support quoting the "
+        "Usually temporary. If it happens again, raise it with Codat support quoting the "
         "sync ID and the correlation ID in the error message.",
     ),
     Code.DUPLICATION_PROTECTION: Note(
         "Duplication protection stopped the sync: these expenses look like ones already written.",
-        "Check the accounting software for the records before retrying, so nothing is written "
-        "twice.",
+        "Check the accounting software for these records first: if they are there, do not "
+        "push them again.",
     ),
     Code.DATA_PROCESSING_ERROR: Note(
         "The expense data could not be processed (for example an invalid amount or date).",
         "Read the items' messages under Push items; the data must be corrected at the source "
-        "before a retry can succeed.",
+        "first.",
     ),
     Code.DATA_PUSH_ERROR: Note(
         "The accounting software refused some records (for example a closed period, a missing "
         "tax rate, or an invalid account).",
-        "Read each failed item's message, ask the customer to fix the cause in their "
-        "accounting software, then retry the failed items.",
+        "Read each failed item's message under Push items, and ask the customer to fix the "
+        "cause in their accounting software.",
     ),
 }
 

@@ -20,6 +20,7 @@ COUNTER_FIELDS = (
     "items_failed",
     "items_pending",
     "category",
+    "chain_category",
     "items_status_code",
     "items_fetched_at",
 )
@@ -82,11 +83,11 @@ def set_counters_postgresql(syncs: list[Sync], now: datetime) -> None:
         cursor.execute(
             f"UPDATE {Sync._meta.db_table} AS s SET "
             "items_total = v.total, items_completed = v.completed, items_failed = v.failed, "
-            "items_pending = v.pending, category = v.category, "
+            "items_pending = v.pending, category = v.category, chain_category = v.chain, "
             "items_status_code = v.code, items_fetched_at = %s "
             "FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[], %s::int[], "
-            "%s::smallint[], %s::smallint[]) "
-            "AS v(id, total, completed, failed, pending, category, code) WHERE s.id = v.id",
+            "%s::smallint[], %s::smallint[], %s::smallint[]) "
+            "AS v(id, total, completed, failed, pending, category, chain, code) WHERE s.id = v.id",
             [
                 now,
                 [s.pk for s in syncs],
@@ -95,6 +96,7 @@ def set_counters_postgresql(syncs: list[Sync], now: datetime) -> None:
                 [s.items_failed for s in syncs],
                 [s.items_pending for s in syncs],
                 [s.category for s in syncs],
+                [s.chain_category for s in syncs],
                 [s.items_status_code for s in syncs],
             ],
         )

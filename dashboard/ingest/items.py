@@ -14,6 +14,7 @@ from ..fingerprint import fingerprint
 from ..models import PushItem, Sync
 from ..upstream import TransactionRecord
 from ..vocabulary import FAILED_ITEM_STATUSES, OPEN_ITEM_STATUSES, ItemStatus
+from . import state
 from .records import BATCH, chunked, parse_uuid
 from .syncs import sync_category
 
@@ -69,6 +70,7 @@ def write_items_many(
     gone: list[int] = []
     now = timezone.now()
     counters: list[Sync] = []
+    touched: dict[int, tuple[set[uuid.UUID], set[uuid.UUID]]] = {}
     for sync, _ in batch:
         rows, old_rows = incoming[sync.pk], existing[sync.pk]
         count = 0
@@ -88,12 +90,28 @@ def write_items_many(
                 if old is None and not data_type and status not in OPEN and untyped is not None:
                     untyped.add(sync.pk)
         written[sync.pk] = count
-        gone.extend(pk for key, (_, _, pk) in old_rows.items() if key not in rows)
+        # The current state's upkeep: a pending item of a sync still running
+        # changes nothing yet (it is not outstanding); it is looked at again
+        # when the sync ends, as its items are read again then.
+        unfinished, completed_ids = touched.setdefault(sync.company_id, (set(), set()))
+        running = not sync.is_terminal
+        for (tid, _itype), (status, _, _) in rows.items():
+            if status == COMPLETED:
+                completed_ids.add(tid)
+            elif not (running and status in OPEN):
+                unfinished.add(tid)
+        for key, (_, _, pk) in old_rows.items():
+            if key not in rows:
+                gone.append(pk)
+                unfinished.add(key[0])
         sync.items_total = len(rows)
         sync.items_completed = completed
         sync.items_failed = failed
         sync.items_pending = pending
         sync.category = sync_category(sync.status_code, failed)
+        sync.chain_category = state.chain_category(
+            sync.category, sync.retry_of_id, sync.resolved_at is not None
+        )
         sync.items_status_code = sync.status_code
         sync.items_fetched_at = now
         counters.append(sync)
@@ -104,4 +122,5 @@ def write_items_many(
             PushItem.objects.filter(pk__in=pks).delete()
         if counters:
             db_items.set_counters(counters, now)
+        state.track(touched)
     return written, len(gone)

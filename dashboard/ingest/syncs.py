@@ -11,10 +11,11 @@ from typing import Any
 from django.utils import timezone
 
 from ..fingerprint import fingerprint
-from ..models import Company, Sync
+from ..models import Company, RetryRequest, Sync
 from ..upstream import SyncRecord
 from ..vocabulary import Category, code_category
 from .records import BATCH, chunked, parse_time, parse_uuid
+from .state import chain_category
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,22 @@ def sync_category(code: int, items_failed: int) -> int:
     return int(category)
 
 
+def _retry_roots(new_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """New syncs that a retry request of ours started: the original each retries.
+
+    A retry links to the original of its chain (the sync first retried), so a
+    chain is the original and every sync whose `retry_of` is it.
+    """
+    if not new_ids:
+        return {}
+    return {
+        new_sync_id: root or original
+        for new_sync_id, original, root in RetryRequest.objects.filter(
+            new_sync_id__in=new_ids
+        ).values_list("new_sync_id", "sync_id", "sync__retry_of_id")
+    }
+
+
 def upsert_syncs(
     company: Company,
     records: Iterable[SyncRecord],
@@ -91,6 +108,7 @@ def upsert_syncs(
             "items_status_code",
             "items_fetched_at",
             "retry_of_id",
+            "resolved_at",
             "items_total",
             "items_completed",
             "items_pending",
@@ -98,6 +116,7 @@ def upsert_syncs(
         )
     }
     now = timezone.now()
+    retries = _retry_roots([sync_id for sync_id in incoming if sync_id not in existing])
     written: list[Sync] = []
     for sync_id, values in incoming.items():
         old = existing.get(sync_id)
@@ -113,6 +132,10 @@ def upsert_syncs(
         row.items_failed = old.items_failed if old else 0
         row.category = sync_category(values["status_code"], row.items_failed)
         row.error_fingerprint = fingerprint(values["error_message"] or values["exception_message"])
+        row.retry_of_id = old.retry_of_id if old else retries.get(sync_id)
+        row.chain_category = chain_category(
+            row.category, row.retry_of_id, bool(old and old.resolved_at)
+        )
         row.last_refreshed = now
         if old is None:
             row.first_seen = now
@@ -135,6 +158,7 @@ def upsert_syncs(
                 "platform_name",
                 *_SYNC_FIELDS,
                 "category",
+                "chain_category",
                 "error_fingerprint",
                 "last_refreshed",
                 "completed_at",

@@ -215,7 +215,7 @@ def _open_confirmation(page: Page, sync: mirror.Sync) -> int:
     """From the sync's page, follow its retry button; returns the count shown."""
     page.goto(f"/syncs/{sync.sync_id}/")
     button = page.get_by_test_id("retry-button")
-    failed = len(retry.failed_item_ids(sync))
+    failed = len(retry.outstanding_item_ids(sync))
     expect(button).to_have_text(f"Retry failed items ({failed})")
     button.click()
     expect(page).to_have_url(re.compile(rf"/syncs/{sync.sync_id}/retry/$"))
@@ -236,7 +236,9 @@ def test_retry_flow_updates_the_page_live_to_completed(page: Page, runner, faile
     assert page.url.endswith(f"/retries/{request.pk}/")
     state = page.get_by_test_id("retry-state")
     expect(state).to_have_text("Queued")
-    expect(page.locator(".messages")).to_contain_text(f"Retry of {count} failed item(s) queued.")
+    expect(page.locator(".messages")).to_contain_text(
+        f"Retry of {count} outstanding item(s) queued."
+    )
     # A mark that a full page load would wipe out: the updates must come from htmx.
     page.evaluate("() => { window.__sameDocument = true; }")
 
@@ -254,7 +256,8 @@ def test_retry_flow_updates_the_page_live_to_completed(page: Page, runner, faile
 
     expect(state).to_have_text("Completed", timeout=RETRY_POLL_MS)
     expect(page.get_by_test_id("retry-outcome")).to_have_text(
-        f"{request.pushed} pushed, {request.failed_again} failed again"
+        f"{request.pushed} re-pushed: {request.completed} now complete, "
+        f"{request.failed_again} failed again"
     )
     expected = [
         re.compile(r"^pushed in sync ") if o.label == "pushed" else o.label

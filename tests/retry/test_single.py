@@ -36,7 +36,7 @@ def test_confirmation_shows_how_many_items_will_be_re_pushed(client, runner, fai
     client.force_login(runner)
     page = client.get(reverse("sync-retry", args=[failed_sync.sync_id]))
     assert page.status_code == 200
-    count = len(retry.failed_item_ids(failed_sync))
+    count = len(retry.outstanding_item_ids(failed_sync))
     assert f'data-testid="retry-count">{count}<' in page.content.decode()
 
 
@@ -49,7 +49,7 @@ def test_a_retry_runs_end_to_end_and_records_each_items_outcome(client, runner, 
     assert response["Location"] == reverse("retry-detail", args=[request.pk])
     delay.assert_called_once_with(request.pk)
     assert request.state == "queued" and request.user == runner
-    assert set(request.failed_items) == set(retry.failed_item_ids(failed_sync))
+    assert set(request.failed_items) == set(retry.outstanding_item_ids(failed_sync))
 
     run_retry_task(request.pk)
     request.refresh_from_db()
@@ -69,10 +69,13 @@ def test_a_retry_runs_end_to_end_and_records_each_items_outcome(client, runner, 
     assert follow_retries_task() == 1
     request.refresh_from_db()
     assert request.state == "completed"
-    assert request.pushed + request.failed_again == request.item_count
+    # Every requested item was re-pushed, and each came out complete or failed again.
+    assert request.pushed == request.item_count
+    assert request.completed + request.failed_again == request.item_count
+    assert (request.not_repushed, request.not_repushed_reasons) == (0, {})
     page = client.get(reverse("retry-detail", args=[request.pk])).content.decode()
     assert page.count('data-testid="item-outcome"') == request.item_count
-    assert ("pushed in sync" in page) == (request.pushed > 0)
+    assert ("pushed in sync" in page) == (request.completed > 0)
     detail = client.get(reverse("sync-detail", args=[failed_sync.sync_id])).content.decode()
     assert str(request.new_sync_id)[:10] in detail  # the retry chain
 
@@ -190,7 +193,7 @@ def test_a_sync_without_failed_items_is_refused_with_a_clear_message(client, run
     client.force_login(runner)
     response = _submit(client, clean)
     assert response.status_code == 409
-    assert "no failed items" in response.content.decode()
+    assert "nothing to retry here: no item of this sync failed" in response.content.decode()
     assert not mirror.RetryRequest.objects.exists()
 
 

@@ -30,7 +30,7 @@ def build_failed_estate(
 ) -> FailedEstate:
     from dashboard import models as mirror
     from dashboard import vocabulary
-    from dashboard.ingest import sync_category
+    from dashboard.ingest import state, sync_category
     from sandbox import catalogue, estate
     from sandbox import models as sb
 
@@ -101,6 +101,8 @@ def build_failed_estate(
         ).iterator(chunk_size=5000)
     ]
     mirror.PushItem.objects.bulk_create(items, batch_size=5000)
+    for company_pk in state.companies_to_build():
+        state.build_company(company_pk)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")

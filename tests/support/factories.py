@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from dashboard.fingerprint import fingerprint
-from dashboard.ingest import sync_category
+from dashboard.ingest import state, sync_category
 from dashboard.models import Company, ConfigSnapshot, PushItem, Sync
 from dashboard.vocabulary import FAILED_ITEM_STATUSES, OPEN_ITEM_STATUSES, ItemStatus
 
@@ -29,8 +29,19 @@ def make_company(**fields) -> Company:
 
 
 def make_sync(
-    company: Company, *, code: int = 2000, ago: timedelta = timedelta(hours=1), items=(), **fields
+    company: Company,
+    *,
+    code: int = 2000,
+    ago: timedelta = timedelta(hours=1),
+    items=(),
+    transaction_ids=(),
+    **fields,
 ) -> Sync:
+    """A sync and its items, and the current state they make (as ingest keeps it).
+
+    `items` are (status, message) pairs; `transaction_ids`, if given, names the
+    first items' transactions (a retry re-pushes the same ones).
+    """
     started = timezone.now() - ago
     failed = sum(1 for status, _ in items if status in FAILED_ITEM_STATUSES)
     values = {
@@ -51,22 +62,36 @@ def make_sync(
         values["completed_at"] = started + timedelta(seconds=90)
         values["duration_s"] = 90
     values.update(fields)
+    retry_of = values.get("retry_of") or values.get("retry_of_id")
+    values.setdefault("chain_category", None if retry_of else values["category"])
     if values.get("error_message"):
         values["error_fingerprint"] = fingerprint(values["error_message"])
     sync = Sync.objects.create(**values)
+    ids = list(transaction_ids)
+    ids += [uuid.uuid4() for _ in range(len(items) - len(ids))]
     PushItem.objects.bulk_create(
         [
             PushItem(
                 sync=sync,
-                transaction_id=uuid.uuid4(),
+                transaction_id=tid,
                 status=status,
                 message=message,
                 data_type="directCosts" if status != ItemStatus.PENDING else "",
                 fingerprint=fingerprint(message),
             )
-            for status, message in items
+            for tid, (status, message) in zip(ids, items, strict=False)
         ]
     )
+    pushed = list(zip(ids, (status for status, _ in items), strict=False))
+    state.track(
+        {
+            company.pk: (
+                {tid for tid, status in pushed if status != ItemStatus.COMPLETED},
+                {tid for tid, status in pushed if status == ItemStatus.COMPLETED},
+            )
+        }
+    )
+    sync.refresh_from_db()
     return sync
 
 

@@ -47,7 +47,7 @@ def test_a_runner_sees_the_retry_button_only_where_items_failed(runner_client, e
     assert 'data-testid="retry-button"' in failed.content.decode()
     clean = runner_client.get(reverse("sync-detail", args=[estate["ok"].sync_id]))
     assert 'data-testid="retry-button"' not in clean.content.decode()
-    assert "No failed items to retry" in clean.content.decode()
+    assert "There is nothing to retry here" in clean.content.decode()
 
 
 @pytest.mark.parametrize("name", ["sync-detail", "company-detail"])

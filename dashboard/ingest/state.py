@@ -1,0 +1,376 @@
+"""Current state: each transaction's latest push, and what is still outstanding.
+
+The history says what each sync did; support asks what is still broken. A
+transaction (company + transaction ID) can be pushed by an original sync and
+by every retry after it. Its *current state* is its latest push, "latest"
+meaning the pushing sync's syncUtc, then its sync ID: never the order in
+which webhooks and polls happened to bring them in.
+
+- A transaction is **outstanding** when its latest push did not complete and
+  it ever failed, or ever sat pending in a sync that has ended. (A first push
+  still running is not outstanding yet: it may complete.)
+- A sync's `items_outstanding` counts its items whose transaction is
+  outstanding, wherever that transaction was pushed last.
+- A sync that had something outstanding (a failed item, or items still
+  pending when it ended) and has none left is **resolved**, by the sync
+  whose push completed the last of them.
+- `chain_category` is what a sync and its retries count as at the sync's own
+  place in the timeline: a retry has none (it belongs to its original's), a
+  resolved sync counts as a success, any other its category.
+
+Every function here recomputes from the stored push items, so running it
+twice, or for webhooks and polls in any order, leaves the same rows. Writers
+call `track` in the transaction that wrote the items, under a per-company
+lock, so two workers refreshing one company never interleave their upkeep.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from ..db import chunked
+from ..db.locks import advisory_lock
+from ..models import Company, PushItem, Sync, TransactionState
+from ..vocabulary import FAILED_ITEM_STATUSES, IN_PROGRESS_CODES, Category, ItemStatus
+
+COMPLETED = int(ItemStatus.COMPLETED)
+FAILED = frozenset(int(s) for s in FAILED_ITEM_STATUSES)
+CHUNK = 1000
+# Advisory lock keys for "this company's current state": a fixed high word,
+# so they never meet the other locks' constants.
+_LOCK_BASE = 0x53_48_00_00_00_00
+
+
+@dataclass(frozen=True)
+class Push:
+    """One push of a transaction: which sync, when, and how it came out."""
+
+    sync_pk: int
+    sync_id: uuid.UUID
+    sync_utc: datetime
+    status: int
+    sync_ended: bool
+
+    @property
+    def order(self) -> tuple[datetime, str, bool]:
+        # A tie inside one sync (two integration types): the failed one wins.
+        return (self.sync_utc, str(self.sync_id), self.status != COMPLETED)
+
+    @property
+    def left_outstanding(self) -> bool:
+        """This push failed, or ended still pending."""
+        return self.status in FAILED or (self.status != COMPLETED and self.sync_ended)
+
+
+def chain_category(category: int, retry_of_id: int | None, resolved: bool) -> int | None:
+    """What a sync and its retries count as at its place in the timeline."""
+    if retry_of_id is not None:
+        return None
+    return int(Category.SUCCESS) if resolved else int(category)
+
+
+def lock_companies(company_pks: Iterable[int]) -> None:
+    """Serialise the current state's upkeep per company (in a fixed order: no deadlock)."""
+    for pk in sorted(set(company_pks)):
+        advisory_lock(_LOCK_BASE + zlib.crc32(str(pk).encode()))
+
+
+def track(
+    touched: dict[int, tuple[set[uuid.UUID], set[uuid.UUID]]],
+) -> None:
+    """Bring the current state up to date after items were written.
+
+    `touched` maps a company's pk to (transaction IDs written in a state other
+    than completed, or removed; transaction IDs written completed). The first
+    are always recomputed; a completed push matters only to a transaction
+    that is outstanding now, so the second are looked up first. Call inside
+    the transaction that wrote the items.
+    """
+    touched = {pk: sets for pk, sets in touched.items() if sets[0] or sets[1]}
+    if not touched:
+        return
+    lock_companies(touched)
+    affected: dict[int, set[uuid.UUID]] = {}
+    for company_pk, (open_ids, completed_ids) in touched.items():
+        ids = set(open_ids)
+        for chunk in chunked(sorted(completed_ids - ids), CHUNK):
+            ids.update(
+                TransactionState.objects.filter(
+                    company_id=company_pk, outstanding=True, transaction_id__in=chunk
+                ).values_list("transaction_id", flat=True)
+            )
+        if ids:
+            affected[company_pk] = ids
+    for company_pk, ids in affected.items():
+        recompute(company_pk, ids)
+
+
+def recompute(company_pk: int, transaction_ids: Iterable[uuid.UUID]) -> set[int]:
+    """Recompute these transactions' state from their pushes; returns the syncs recounted."""
+    syncs: set[int] = set()
+    for chunk in chunked(sorted(set(transaction_ids)), CHUNK):
+        syncs |= _recompute_chunk(company_pk, chunk)
+    recount_syncs(syncs)
+    recount_companies([company_pk])
+    return syncs
+
+
+def pushes(company_pk: int, transaction_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Push]]:
+    """Every push of these transactions by the company's syncs (the push_item_transaction index)."""
+    found: dict[uuid.UUID, list[Push]] = defaultdict(list)
+    for tid, sync_pk, sync_id, sync_utc, status, code in PushItem.objects.filter(
+        transaction_id__in=transaction_ids, sync__company_id=company_pk
+    ).values_list(
+        "transaction_id",
+        "sync_id",
+        "sync__sync_id",
+        "sync__sync_utc",
+        "status",
+        "sync__status_code",
+    ):
+        found[tid].append(Push(sync_pk, sync_id, sync_utc, status, code not in IN_PROGRESS_CODES))
+    return found
+
+
+def _recompute_chunk(company_pk: int, transaction_ids: list[uuid.UUID]) -> set[int]:
+    history_of = pushes(company_pk, transaction_ids)
+    existing = {
+        row.transaction_id: row
+        for row in TransactionState.objects.filter(
+            company_id=company_pk, transaction_id__in=transaction_ids
+        )
+    }
+    now = timezone.now()
+    changed: list[TransactionState] = []
+    syncs: set[int] = set()
+    for tid in transaction_ids:
+        history = history_of.get(tid)
+        old = existing.get(tid)
+        if not history:
+            if old is not None:
+                TransactionState.objects.filter(pk=old.pk).delete()
+                syncs.add(old.last_sync_id)
+            continue
+        latest = max(history, key=lambda push: push.order)
+        outstanding = latest.status != COMPLETED and any(p.left_outstanding for p in history)
+        if old is None and not outstanding and not any(p.left_outstanding for p in history):
+            # Never left unpushed (completed, or pending in a sync still running):
+            # nothing to resolve, no row needed.
+            continue
+        syncs.update(p.sync_pk for p in history)
+        if old is not None and (old.last_sync_id, old.status, old.outstanding) == (
+            latest.sync_pk,
+            latest.status,
+            outstanding,
+        ):
+            continue
+        changed.append(
+            TransactionState(
+                company_id=company_pk,
+                transaction_id=tid,
+                last_sync_id=latest.sync_pk,
+                last_sync_utc=latest.sync_utc,
+                status=latest.status,
+                outstanding=outstanding,
+                updated=now,
+            )
+        )
+    if changed:
+        TransactionState.objects.bulk_create(
+            changed,
+            update_conflicts=True,
+            unique_fields=["company", "transaction_id"],
+            update_fields=["last_sync", "last_sync_utc", "status", "outstanding", "updated"],
+        )
+    return syncs
+
+
+def recount_syncs(sync_pks: Iterable[int]) -> int:
+    """Each sync's outstanding items, resolution and chain category, from the current state.
+
+    Returns how many syncs changed.
+    """
+    changed = 0
+    for chunk in chunked(sorted(set(sync_pks)), CHUNK):
+        changed += _recount_chunk(chunk)
+    return changed
+
+
+def _outstanding_counts(sync_pks: list[int]) -> dict[int, int]:
+    outstanding = TransactionState.objects.filter(
+        company_id=OuterRef("sync__company_id"),
+        transaction_id=OuterRef("transaction_id"),
+        outstanding=True,
+    )
+    return dict(
+        PushItem.objects.filter(sync_id__in=sync_pks)
+        .filter(Exists(outstanding))
+        .values("sync_id")
+        .annotate(n=Count("transaction_id", distinct=True))
+        .values_list("sync_id", "n")
+    )
+
+
+def _resolvers(sync_pks: list[int]) -> dict[int, Sync]:
+    """For each sync, the latest sync that pushed one of its unfinished items."""
+    if not sync_pks:
+        return {}
+    tips: dict[int, tuple[datetime, str, int]] = {}
+    rows = PushItem.objects.filter(sync_id__in=sync_pks).exclude(status=COMPLETED)
+    by_company: dict[int, dict[uuid.UUID, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for sync_pk, company_pk, tid in rows.values_list(
+        "sync_id", "sync__company_id", "transaction_id"
+    ):
+        by_company[company_pk][tid].append(sync_pk)
+    for company_pk, owners in by_company.items():
+        for chunk in chunked(sorted(owners), CHUNK):
+            for tid, last_pk, last_utc, last_id in TransactionState.objects.filter(
+                company_id=company_pk, transaction_id__in=chunk
+            ).values_list("transaction_id", "last_sync_id", "last_sync_utc", "last_sync__sync_id"):
+                key = (last_utc, str(last_id), last_pk)
+                for sync_pk in owners[tid]:
+                    if sync_pk not in tips or key > tips[sync_pk]:
+                        tips[sync_pk] = key
+    resolvers = Sync.objects.in_bulk({key[2] for key in tips.values()})
+    return {sync_pk: resolvers[key[2]] for sync_pk, key in tips.items() if key[2] in resolvers}
+
+
+def _recount_chunk(sync_pks: list[int]) -> int:
+    counts = _outstanding_counts(sync_pks)
+    rows = list(
+        Sync.objects.filter(pk__in=sync_pks).only(
+            "id",
+            "status_code",
+            "category",
+            "retry_of_id",
+            "items_failed",
+            "items_pending",
+            "items_outstanding",
+            "resolved_at",
+            "resolved_by_id",
+            "chain_category",
+        )
+    )
+    settled = [
+        row.pk
+        for row in rows
+        if not counts.get(row.pk)
+        and (row.items_failed or (row.items_pending and row.status_code not in IN_PROGRESS_CODES))
+    ]
+    resolvers = _resolvers(settled)
+    changed: list[Sync] = []
+    for row in rows:
+        outstanding = counts.get(row.pk, 0)
+        resolver = resolvers.get(row.pk)
+        resolved_at = (resolver.completed_at or resolver.sync_utc) if resolver else None
+        values = (
+            outstanding,
+            resolved_at,
+            resolver.pk if resolver else None,
+            chain_category(row.category, row.retry_of_id, resolver is not None),
+        )
+        if values == (
+            row.items_outstanding,
+            row.resolved_at,
+            row.resolved_by_id,
+            row.chain_category,
+        ):
+            continue
+        (row.items_outstanding, row.resolved_at, row.resolved_by_id, row.chain_category) = values
+        changed.append(row)
+    if changed:
+        Sync.objects.bulk_update(
+            changed,
+            ["items_outstanding", "resolved_at", "resolved_by", "chain_category"],
+            batch_size=500,
+        )
+    return len(changed)
+
+
+def recount_companies(company_pks: Iterable[int]) -> None:
+    """Each company's outstanding transactions and outstanding original syncs."""
+    pks = sorted(set(company_pks))
+    if not pks:
+        return
+    items = (
+        TransactionState.objects.filter(company_id=OuterRef("pk"), outstanding=True)
+        .order_by()
+        .values("company_id")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    syncs = (
+        Sync.objects.filter(
+            company_id=OuterRef("pk"), items_outstanding__gt=0, retry_of__isnull=True
+        )
+        .order_by()
+        .values("company_id")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    for chunk in chunked(pks, CHUNK):
+        Company.objects.filter(pk__in=chunk).update(
+            items_outstanding=Coalesce(Subquery(items), 0),
+            syncs_outstanding=Coalesce(Subquery(syncs), 0),
+        )
+
+
+def refresh_chain_category(sync_pks: Iterable[int]) -> None:
+    """After a sync's category or retry link changed without its items changing."""
+    recount_syncs(sync_pks)
+    companies = set(
+        Sync.objects.filter(pk__in=list(set(sync_pks))).values_list("company_id", flat=True)
+    )
+    recount_companies(companies)
+
+
+def build_company(company_pk: int) -> tuple[int, int]:
+    """Build one company's current state from its history, in one transaction.
+
+    Every original sync first counts as its own category; then each
+    transaction that was ever pushed without completing is recomputed, which
+    resolves what later pushes completed. Returns (transactions, syncs changed).
+    Safe to run again: it recomputes the same rows.
+    """
+    with transaction.atomic():
+        lock_companies([company_pk])
+        Sync.objects.filter(company_id=company_pk, retry_of__isnull=False).exclude(
+            chain_category=None
+        ).update(chain_category=None)
+        Sync.objects.filter(company_id=company_pk, retry_of__isnull=True).exclude(
+            chain_category=F("category")
+        ).filter(resolved_at__isnull=True).update(chain_category=F("category"))
+        unfinished = (
+            PushItem.objects.filter(sync__company_id=company_pk)
+            .exclude(status=COMPLETED)
+            .order_by()
+            .values_list("transaction_id", flat=True)
+            .distinct()
+        )
+        ids = set(unfinished) | set(
+            TransactionState.objects.filter(company_id=company_pk).values_list(
+                "transaction_id", flat=True
+            )
+        )
+        syncs = recompute(company_pk, ids) if ids else set()
+        recount_companies([company_pk])
+        Company.objects.filter(pk=company_pk).update(state_built_at=timezone.now())
+    return len(ids), len(syncs)
+
+
+def companies_to_build(*, rebuild: bool = False) -> list[int]:
+    """The companies whose current state was never built (all of them with `rebuild`)."""
+    companies = Company.objects.order_by("pk")
+    if not rebuild:
+        companies = companies.filter(state_built_at__isnull=True)
+    return list(companies.values_list("pk", flat=True))
