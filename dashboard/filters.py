@@ -83,6 +83,8 @@ class SyncFilter:
     failed_items: bool = False
     company: uuid.UUID | None = None
     fingerprint: str = ""
+    # Current state: "outstanding" (something still to push) or "resolved".
+    state: str = ""
     sort: str = "time"
     descending: bool = True
     # The history's keyset cursor: (the sort column's value, the sync's pk).
@@ -103,13 +105,19 @@ class SyncFilter:
             or self.failed_items
             or self.company
             or self.fingerprint
+            or self.state
         )
 
     @property
     def rollup_countable(self) -> bool:
         """Whether the hourly rollup can count this selection (per code and category)."""
         return not (
-            self.q or self.platform or self.failed_items or self.company or self.fingerprint
+            self.q
+            or self.platform
+            or self.failed_items
+            or self.company
+            or self.fingerprint
+            or self.state
         )
 
 

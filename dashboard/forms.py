@@ -109,6 +109,15 @@ class SyncFilterForm(RangeForm):
     )
     platform = forms.ChoiceField(choices=[], required=False, label="Accounting platform")
     failed_items = forms.BooleanField(required=False, label="Has failed items")
+    state = forms.ChoiceField(
+        choices=[
+            ("", "Any"),
+            ("outstanding", "Outstanding (items still to push)"),
+            ("resolved", "Resolved (by a later push)"),
+        ],
+        required=False,
+        label="Now",
+    )
     company = forms.UUIDField(required=False, widget=forms.HiddenInput)
     fingerprint = forms.RegexField(
         regex=r"^[0-9a-f]{16}$", required=False, widget=forms.HiddenInput,
@@ -157,6 +166,7 @@ class SyncFilterForm(RangeForm):
             failed_items=bool(data.get("failed_items")),
             company=data.get("company"),
             fingerprint=data.get("fingerprint") or "",
+            state=data.get("state") or "",
             sort=data.get("sort") or "time",
             descending=(data.get("dir") or "desc") == "desc",
             after=data.get("after"),

@@ -73,16 +73,22 @@ def _current() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
 
 
 def count(
-    failed: QuerySet[Sync],
+    syncs: QuerySet[Sync],
     current: tuple[list[dict[str, Any]], list[dict[str, Any]], int] | None = None,
 ) -> Rankings:
-    """Rank the failed syncs of a queryset (already filtered to failed, unordered).
+    """Rank the failures among a queryset of syncs (a range and its filters, unordered).
 
+    Failing companies count retry chains: an original and its retries are one
+    attempt, at the original's place, whose result is its last retry (so a
+    retry that fails again adds nothing, and a chain that ended resolved is a
+    success). The error groups count every failed sync, retries included.
     `current` is what `_current` returned, when the caller read it already.
     """
     streaks, oldest, running = current or _current()
+    failed = syncs.filter(category=Category.FAILED)
+    chains = syncs.filter(chain_category=Category.FAILED)
     top = list(
-        failed.values("company_id")
+        chains.values("company_id")
         .annotate(n=Count("*"), last=Max("sync_utc"))
         .order_by("-n", "-last")[:TOP]
     )
@@ -132,11 +138,11 @@ def count(
     )
 
 
-def failed_between(start: datetime | None, end: datetime) -> QuerySet[Sync]:
-    failed = Sync.objects.filter(category=Category.FAILED, sync_utc__lt=end)
+def between(start: datetime | None, end: datetime) -> QuerySet[Sync]:
+    syncs = Sync.objects.filter(sync_utc__lt=end)
     if start is not None:
-        failed = failed.filter(sync_utc__gte=start)
-    return failed.order_by()
+        syncs = syncs.filter(sync_utc__gte=start)
+    return syncs.order_by()
 
 
 def refresh(now: datetime | None = None) -> int:
@@ -157,7 +163,7 @@ def _recount(now: datetime) -> int:
     current = _current()  # the same for every range
     for key, (_label, span) in PRESETS.items():
         start = now - span if span else None
-        ranked = count(failed_between(start, now), current)
+        ranked = count(between(start, now), current)
         RankingSnapshot.objects.update_or_create(
             range_key=key,
             defaults={

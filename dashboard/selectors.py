@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -55,6 +55,10 @@ def filtered_syncs(filters: SyncFilter) -> QuerySet[Sync]:
         syncs = syncs.filter(company__company_id=filters.company)
     if filters.fingerprint:
         syncs = syncs.filter(error_fingerprint=filters.fingerprint)
+    if filters.state == "outstanding":
+        syncs = syncs.filter(items_outstanding__gt=0)
+    elif filters.state == "resolved":
+        syncs = syncs.filter(resolved_at__isnull=False)
     q = filters.q
     kind = filters.search_kind
     if kind == "uuid":
@@ -101,6 +105,8 @@ class HistoryRow(NamedTuple):
     sync_utc: datetime
     items_total: int
     items_failed: int
+    items_outstanding: int
+    resolved_at: datetime | None
     duration_s: int | None
     platform_name: str
     company_uuid: uuid.UUID
@@ -114,7 +120,8 @@ class HistoryRow(NamedTuple):
 # The columns of a HistoryRow, in its order.
 HISTORY_ROW_COLUMNS = (
     "id", "sync_id", "status_code", "status_text", "category", "sync_utc", "items_total",
-    "items_failed", "duration_s", "platform_name", "company__company_id", "company__name",
+    "items_failed", "items_outstanding", "resolved_at", "duration_s", "platform_name",
+    "company__company_id", "company__name",
 )  # fmt: skip
 # The row's field that holds each sort column's value (the next page's cursor).
 ROW_FIELD = dict(zip(HISTORY_ROW_COLUMNS, HistoryRow._fields, strict=True))
@@ -210,12 +217,34 @@ def export_rows(filters: SyncFilter) -> QuerySet[Sync]:
     """Every sync the filter selects, with its company, in the history's order (the CSV)."""
     return (
         filtered_syncs(filters)
-        .select_related("company")
+        .select_related("company", "resolved_by")
         .order_by(*_ordering(SORT_COLUMNS[filters.sort], filters.descending))
     )
 
 
 # --- the summary dashboard ---
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    """What is still to push now: transactions, original syncs, companies."""
+
+    items: int
+    syncs: int
+    companies: int
+
+
+def outstanding_now(platform: str = "") -> Outstanding:
+    """Now, across all time: read from the per-company counts ingest keeps."""
+    companies = Company.objects.filter(items_outstanding__gt=0)
+    if platform:
+        companies = companies.filter(platform_name=platform)
+    figures = companies.aggregate(
+        items=Sum("items_outstanding"), syncs=Sum("syncs_outstanding"), companies=Count("id")
+    )
+    return Outstanding(
+        int(figures["items"] or 0), int(figures["syncs"] or 0), int(figures["companies"] or 0)
+    )
 
 
 @dataclass
@@ -235,6 +264,11 @@ class Summary:
     errors: list[dict[str, Any]] = field(default_factory=list)
     # When the rankings were counted, if they come from the rankings task's snapshot.
     ranked_at: datetime | None = None
+    # What is still broken now, whatever the range: see `outstanding_now`.
+    outstanding: Outstanding | None = None
+    # Of the range's original syncs, how many still have outstanding items.
+    outstanding_in_range: int = 0
+    outstanding_in_range_capped: bool = False
 
     @property
     def outcomes(self) -> dict[str, int]:
@@ -304,7 +338,11 @@ def summary(filters: SyncFilter) -> Summary:
         result.success_rate = result.by_category.get(Category.SUCCESS, 0) / finished
     result.buckets = _fill_buckets(series, span.start, span.end, hourly)
 
-    ranked = _preset_snapshot(filters) or rankings.count(syncs.filter(category=Category.FAILED))
+    result.outstanding = outstanding_now(filters.platform)
+    result.outstanding_in_range, result.outstanding_in_range_capped = bounded_count(
+        syncs.filter(items_outstanding__gt=0, retry_of__isnull=True)
+    )
+    ranked = _preset_snapshot(filters) or rankings.count(syncs)
     result.failing_companies = ranked.failing_companies
     result.errors = ranked.errors
     result.ranked_at = ranked.counted_at if ranked.from_snapshot else None

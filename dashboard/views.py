@@ -24,7 +24,7 @@ from django.http import (
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
@@ -88,6 +88,8 @@ def summary(request: HttpRequest) -> HttpResponse:
         request, "code", "category", "failed_items", "after", "sort", "dir"
     )
     context["chart"] = chart.build(result.buckets, result.bucket_unit)
+    platform = filters.platform if filters else ""
+    context["platform_query"] = "&" + urlencode({"platform": platform}) if platform else ""
     return render(request, "dashboard/summary.html", context)
 
 
@@ -144,7 +146,7 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     header = [
         "sync_id", "company_id", "company", "platform", "status_code", "status", "category",
         "sync_utc", "completed_utc", "duration_s", "items", "items_completed", "items_failed",
-        "data_pushed", "error_message",
+        "items_outstanding", "resolved_utc", "resolved_by", "data_pushed", "error_message",
     ]  # fmt: skip
 
     def lines() -> Iterator[str]:
@@ -167,6 +169,9 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
                         sync.items_total,
                         sync.items_completed,
                         sync.items_failed,
+                        sync.items_outstanding,
+                        sync.resolved_at.isoformat() if sync.resolved_at else "",
+                        str(sync.resolved_by.sync_id) if sync.resolved_by else "",
                         "yes" if sync.data_pushed else "no",
                         sync.error_message,
                     )

@@ -98,14 +98,20 @@ STREAK_WINDOW = 1000
 
 
 def update_streak(company: Company) -> None:
-    """Count the failed syncs in a row since the company's last success."""
+    """Count the failed attempts in a row since the company's last success.
+
+    An attempt is a retry chain (an original and its retries), at the
+    original's place, counted as its chain category: a retry that fails again
+    does not lengthen the streak, and a chain that ended resolved ends it.
+    """
     streak, since = 0, None
     recent = (
-        Sync.objects.filter(company=company)
+        Sync.objects.filter(company=company, retry_of__isnull=True)
         .order_by("-sync_utc", "-id")
-        .values_list("category", "sync_utc")[:STREAK_WINDOW]
+        .values_list("chain_category", "category", "sync_utc")[:STREAK_WINDOW]
     )
-    for category, started in recent:
+    for chain, own, started in recent:
+        category = own if chain is None else chain
         if category == Category.IN_PROGRESS:
             continue
         if category != Category.FAILED:

@@ -78,6 +78,18 @@ def sync_rows(syncs: list[Any]) -> SafeString:
             if sync.items_failed
             else ""
         )
+        if sync.items_outstanding:
+            failed = join(
+                [
+                    failed,
+                    html(
+                        ' <span class="outstanding">{} outstanding</span>',
+                        f"{sync.items_outstanding:,}",
+                    ),
+                ]
+            )
+        elif sync.resolved_at is not None:
+            failed = join([failed, html(' <span class="resolved">{}</span>', "resolved")])
         rows.append(
             html(
                 '<tr><td>{}</td><td><a href="{}{}{}">{}</a></td><td>{}</td>'

@@ -31,7 +31,7 @@ MOMENT = datetime(2026, 7, 1, 12, tzinfo=UTC)
 
 def _history_row() -> HistoryRow:
     return HistoryRow(
-        1, uuid.uuid4(), 9999, "text", 2, MOMENT, 3, 1, 90, "Xero", uuid.uuid4(), "Acme"
+        1, uuid.uuid4(), 9999, "text", 2, MOMENT, 3, 1, 1, None, 90, "Xero", uuid.uuid4(), "Acme"
     )
 
 

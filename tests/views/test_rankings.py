@@ -43,7 +43,7 @@ def test_the_task_counts_every_preset_as_a_live_count_would(failures):
     assert set(RankingSnapshot.objects.values_list("range_key", flat=True)) == set(PRESETS)
     for key, (_label, span) in PRESETS.items():
         start = now - span if span else None
-        live = rankings.count(rankings.failed_between(start, now))
+        live = rankings.count(rankings.between(start, now))
         kept = rankings.snapshot(key)
         assert kept is not None and kept.from_snapshot
         assert _names_and_counts(kept) == _names_and_counts(live)
@@ -129,7 +129,7 @@ def test_the_snapshot_carries_what_the_page_shows_of_each_company(viewer_client,
 
 
 def test_a_live_count_names_the_companies_it_ranks(failures):
-    failed = rankings.failed_between(None, timezone.now())
+    failed = rankings.between(None, timezone.now())
     ranked = rankings.count(failed).failing_companies
     assert [(row["company"]["name"], row["failed"]) for row in ranked] == [
         ("Beta Ltd", 6),
@@ -154,7 +154,7 @@ def test_streaks_and_long_running_syncs_come_with_the_count(viewer_client, failu
     a.failing_streak, a.failing_since = 3, tz.now() - timedelta(hours=4)
     a.save()
     long = [make_sync(b, code=1010, ago=timedelta(minutes=30 + n)) for n in range(12)]
-    live = rankings.count(rankings.failed_between(None, tz.now()))
+    live = rankings.count(rankings.between(None, tz.now()))
     assert [(r["name"], r["failing_streak"]) for r in live.streaks] == [("Alpha Ltd", 3)]
     assert live.long_running_count == 12
     assert [r["sync_id"] for r in live.long_running] == [s.sync_id for s in reversed(long)][:10]

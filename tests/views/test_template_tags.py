@@ -17,7 +17,7 @@ from dashboard.templatetags.tables import status_badge, streak_rows, sync_rows
 
 def _row() -> HistoryRow:
     return HistoryRow(
-        1, uuid.uuid4(), 2000, "", 1, datetime(2026, 7, 1, tzinfo=UTC), 3, 0, 90, "Xero",
+        1, uuid.uuid4(), 2000, "", 1, datetime(2026, 7, 1, tzinfo=UTC), 3, 0, 0, None, 90, "Xero",
         uuid.uuid4(), "Acme",
     )  # fmt: skip
 
