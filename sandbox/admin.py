@@ -1,10 +1,20 @@
+"""The sandbox's admin: its settings, its data, and the scripts that fix a retry's outcome."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 
+from . import services
 from .models import (
     Company,
     IdempotencyRecord,
     Item,
     RequestLog,
+    RetryScript,
     SandboxSettings,
     Sync,
     WebhookConsumer,
@@ -22,6 +32,7 @@ class SandboxSettingsAdmin(admin.ModelAdmin):
         "truncated_body_rate",
         "duplicate_webhook_rate",
         "out_of_order_webhooks",
+        "retry_repush",
     ]
 
     def has_add_permission(self, request):
@@ -70,6 +81,65 @@ class ItemAdmin(admin.ModelAdmin):
     search_fields = ["=transaction_id"]
     raw_id_fields = ["sync"]
     show_full_result_count = False
+
+
+class TransactionIdsField(forms.Field):
+    """Transaction IDs typed one a line (or separated by commas or spaces)."""
+
+    widget = forms.Textarea(attrs={"rows": 4})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(str(v) for v in value)
+        return value
+
+    def to_python(self, value: Any) -> list[str] | None:
+        text = str(value or "")
+        return [part for part in re.split(r"[\s,]+", text) if part] or None
+
+
+class RetryScriptForm(forms.ModelForm):
+    fail_transaction_ids = TransactionIdsField(
+        required=False,
+        help_text="These transactions fail again; every other re-pushed item completes. "
+        "Each must be a transaction the company pushed.",
+    )
+
+    class Meta:
+        model = RetryScript
+        fields = ["company", "complete", "fail_transaction_ids"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        # The same rules as `script_next_retry`, so every way in agrees.
+        cleaned["complete"], cleaned["fail_transaction_ids"] = services.validate_script(
+            cleaned.get("company"),
+            complete=cleaned.get("complete"),
+            fail_transaction_ids=cleaned.get("fail_transaction_ids"),
+        )
+        return cleaned
+
+
+@admin.register(RetryScript)
+class RetryScriptAdmin(admin.ModelAdmin):
+    form = RetryScriptForm
+    list_display = ["pk", "company", "describe", "created", "used_by", "used_at"]
+    list_filter = [("used_at", admin.EmptyFieldListFilter)]
+    raw_id_fields = ["company"]
+    readonly_fields = ["created", "used_by", "used_at"]
+    show_full_result_count = False
+
+    @admin.display(description="outcome")
+    def describe(self, obj: RetryScript) -> str:
+        return obj.describe()
+
+    def has_change_permission(self, request, obj=None):
+        # A used script is the record of what a retry did; it no longer changes.
+        if obj is not None and obj.used_at is not None:
+            return False
+        return super().has_change_permission(request, obj)
 
 
 @admin.register(WebhookConsumer)

@@ -19,7 +19,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import catalogue
-from .models import Company, IdempotencyRecord, Item, RequestLog, Sync, SyncKind, WebhookDelivery
+from .models import (
+    Company,
+    IdempotencyRecord,
+    Item,
+    RequestLog,
+    RetryScript,
+    Sync,
+    SyncKind,
+    WebhookDelivery,
+)
 
 # How often each code ends a sync of the history (a healthy company's syncs
 # draw from these; a company with a standing problem ends its history in a
@@ -39,15 +48,24 @@ class EstateStats:
 
 
 def reset() -> None:
-    """Delete the whole sandbox estate (not its settings or webhook consumers)."""
+    """Delete the whole sandbox estate and its retry scripts (not settings or consumers)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "TRUNCATE sandbox_item, sandbox_webhookdelivery, sandbox_sync, sandbox_company, "
-                "sandbox_idempotencyrecord, sandbox_requestlog RESTART IDENTITY"
+                "TRUNCATE sandbox_item, sandbox_webhookdelivery, sandbox_retryscript, "
+                "sandbox_sync, sandbox_company, sandbox_idempotencyrecord, sandbox_requestlog "
+                "RESTART IDENTITY"
             )
         return
-    for model in (Item, WebhookDelivery, Sync, Company, IdempotencyRecord, RequestLog):
+    for model in (
+        Item,
+        WebhookDelivery,
+        RetryScript,
+        Sync,
+        Company,
+        IdempotencyRecord,
+        RequestLog,
+    ):
         model.objects.all().delete()
 
 

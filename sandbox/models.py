@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from typing import ClassVar
 
 from django.db import models
+from django.utils import timezone
 
 
 class Platform(models.TextChoices):
@@ -56,6 +58,14 @@ class SyncKind(models.TextChoices):
     RETRY = "retry", "Initiated (re-push)"
 
 
+class RetryRepush(models.TextChoices):
+    """What a retry (`POST …/syncs {"syncIds": […]}`) re-pushes of the syncs it names."""
+
+    UNPUSHED = "unpushed", "Failed and pending items no later retry completed (lenient)"
+    NAMED = "named", "Every failed or pending item of the named syncs (strict)"
+    EVERYTHING = "everything", "Every item of the named syncs, completed ones too"
+
+
 class SandboxSettings(models.Model):
     """One row: the sandbox's behaviour and the faults it injects.
 
@@ -93,6 +103,14 @@ class SandboxSettings(models.Model):
     )
     retry_success_rate = models.FloatField(
         default=0.7, help_text="Chance (0-1) that a re-pushed failed item succeeds."
+    )
+    retry_repush = models.CharField(
+        max_length=10,
+        choices=RetryRepush.choices,
+        default=RetryRepush.UNPUSHED,
+        help_text="Which items of the named syncs a retry re-pushes. Codat documents "
+        "'the failed and pending items of the syncs named': 'named' is that strict reading, "
+        "'everything' a stricter upstream still.",
     )
     seed = models.BigIntegerField(default=20260101, help_text="Seeds every random outcome.")
     request_log_enabled = models.BooleanField(default=True)
@@ -201,6 +219,79 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return str(self.transaction_id)
+
+
+class RetryScript(models.Model):
+    """The scripted outcome of one coming retry, so a scenario ends the same way every time.
+
+    Either `complete` (the first N re-pushed items, in push order, complete;
+    the rest fail again) or `fail_transaction_ids` (these fail again, all
+    others complete). The next retry sync of the company claims it when it is
+    initiated (a company's own scripts first, then any-company ones, oldest
+    first) and uses it when it finalises; a script is used once.
+    """
+
+    # NULL: the next retry of any company.
+    company = models.ForeignKey(
+        Company, null=True, blank=True, on_delete=models.CASCADE, related_name="retry_scripts"
+    )
+    complete = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="How many of the re-pushed items complete, in push order; the rest fail again.",
+    )
+    # NULL, not []: the form not chosen. Canonical UUID strings.
+    fail_transaction_ids = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="These transactions fail again; every other re-pushed item completes.",
+    )
+    created = models.DateTimeField(default=timezone.now)
+    used_by = models.OneToOneField(
+        Sync,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retry_script",
+        help_text="The retry sync whose outcomes this script decided.",
+    )
+    # Set with `used_by` in the claim; it stays when that sync is deleted, so a
+    # used script never applies again.
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["company", "created"],
+                name="sandbox_script_waiting",
+                condition=models.Q(used_at__isnull=True),
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(complete__isnull=False, fail_transaction_ids__isnull=True)
+                | models.Q(complete__isnull=True, fail_transaction_ids__isnull=False),
+                name="sandbox_script_one_form",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Retry script {self.pk}: {self.describe()}"
+
+    def describe(self) -> str:
+        """What the script does, in the words the command and the admin use."""
+        if self.complete is not None:
+            return f"the first {self.complete} re-pushed item(s) complete, the rest fail again"
+        ids = self.fail_transaction_ids or []
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        return f"{len(ids)} transaction(s) fail again ({shown}), all others complete"
+
+    def completions(self, transaction_ids: Sequence[uuid.UUID]) -> list[bool]:
+        """Whether each re-pushed item completes, given the retry's items in push order."""
+        if self.complete is not None:
+            return [position < self.complete for position in range(len(transaction_ids))]
+        failing = set(self.fail_transaction_ids or [])
+        return [str(tid) not in failing for tid in transaction_ids]
 
 
 class WebhookConsumer(models.Model):
