@@ -83,7 +83,8 @@ class SyncFilter:
     failed_items: bool = False
     company: uuid.UUID | None = None
     fingerprint: str = ""
-    # Current state: "outstanding" (something still to push) or "resolved".
+    # Current state: "outstanding" (something still to push), "resolved", or
+    # "failing" (an original whose retry chain still counts as failed).
     state: str = ""
     sort: str = "time"
     descending: bool = True

@@ -114,6 +114,7 @@ class SyncFilterForm(RangeForm):
             ("", "Any"),
             ("outstanding", "Outstanding (items still to push)"),
             ("resolved", "Resolved (by a later push)"),
+            ("failing", "Failed attempts (a sync and its retries, once)"),
         ],
         required=False,
         label="Now",

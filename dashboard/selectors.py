@@ -59,6 +59,9 @@ def filtered_syncs(filters: SyncFilter) -> QuerySet[Sync]:
         syncs = syncs.filter(items_outstanding__gt=0)
     elif filters.state == "resolved":
         syncs = syncs.filter(resolved_at__isnull=False)
+    elif filters.state == "failing":
+        # What the failing companies count: originals whose chain still counts as failed.
+        syncs = syncs.filter(chain_category=Category.FAILED)
     q = filters.q
     kind = filters.search_kind
     if kind == "uuid":

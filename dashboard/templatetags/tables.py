@@ -204,7 +204,7 @@ def failing_company_rows(rows: list[dict[str, Any]], history_url: str, query: st
     return join(
         html(
             '<tr><td><a href="{}{}{}">{}</a> <span class="muted">{}</span></td>'
-            '<td class="num"><a href="{}?{}&amp;category=failed&amp;company={}">{}</a></td>'
+            '<td class="num"><a href="{}?{}&amp;state=failing&amp;company={}">{}</a></td>'
             "<td>{}</td></tr>\n",
             head,
             _uuid(row["company"]["company_id"]),

@@ -78,7 +78,7 @@ def test_the_dashboard_shows_the_snapshot_of_a_preset_with_its_time(viewer_clien
     assert 'data-testid="ranked-at"' in body
     assert f"Counted at {timezone.localtime(snapshot.computed_at):%Y-%m-%d %H:%M:%S}" in body
     # The links still open the history of the same filter.
-    assert f"?&amp;category=failed&amp;company={a.company_id}" in body
+    assert f"?&amp;state=failing&amp;company={a.company_id}" in body
 
 
 @pytest.mark.parametrize(
