@@ -353,6 +353,7 @@ def main() -> None:
 
     sample = Sync.objects.filter(status_code=5130).order_by("-sync_utc").first()
     company = Company.objects.get(pk=sample.company_id)
+    core_id = PushItem.objects.filter(sync=sample).values_list("transaction_id", flat=True)[0]
     now = datetime.now(UTC)
     day = lambda d: (now - timedelta(days=d)).strftime("%Y-%m-%dT00:00:00Z")  # noqa: E731
     admin = "/admin/dashboard/sync/"
@@ -371,6 +372,9 @@ def main() -> None:
         "search_sync_id": (f"/syncs/?q={sample.sync_id}&range=all", admin + f"?q={sample.sync_id}"),
         "search_company_prefix": (f"/syncs/?q={str(company.company_id)[:8]}", None),
         "search_company_name": ("/syncs/?q=Company+77", None),
+        "search_sync_prefix": (f"/syncs/?q={str(sample.sync_id)[:8].upper()}", None),
+        "search_transaction_id": (f"/syncs/?q={core_id}", None),
+        "transaction": (f"/transactions/{core_id}/", None),
     }  # fmt: skip
     orderings = {
         "time": 5,

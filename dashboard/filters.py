@@ -50,23 +50,88 @@ class Range:
         return (self.end - self.start).total_seconds() / 3600
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+# Fewer characters than this match too many IDs to be worth a look-up: a
+# shorter search is a name search (and the page says why).
+ID_PREFIX_MIN = 6
+# Where a UUID's text has its dashes (8-4-4-4-12).
+_UUID_DASHES = frozenset((8, 13, 18, 23))
+_HEX = re.compile(r"[0-9a-f]*")
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """The UUIDs an ID, or its first characters, stands for: `lower` to `upper`, inclusive.
+
+    A prefix is a range of UUIDs (its digits then 0s, its digits then fs), so
+    a search by prefix reads each ID column's own index, in order, from one
+    end of the range to the other, on PostgreSQL (uuid) as on SQLite (the
+    32-digit hex text Django stores there).
+    """
+
+    digits: str
+
+    @property
+    def exact(self) -> bool:
+        """Whether this is a whole ID rather than its first characters."""
+        return len(self.digits) == 32
+
+    @property
+    def lower(self) -> uuid.UUID:
+        return uuid.UUID(self.digits.ljust(32, "0"))
+
+    @property
+    def upper(self) -> uuid.UUID:
+        return uuid.UUID(self.digits.ljust(32, "f"))
+
+    @property
+    def text(self) -> str:
+        """The digits as a UUID's text begins: dashed where a UUID is."""
+        canonical = str(self.lower)
+        shown, digits = "", 0
+        for char in canonical:
+            if digits == len(self.digits):
+                break
+            shown += char
+            digits += char != "-"
+        return shown
+
+
+def _id_digits(q: str) -> str | None:
+    """The hex digits of a search shaped like (the start of) an ID, else None.
+
+    Case and whitespace anywhere are ignored: pasted text brings both. Dashes
+    may stand only where a UUID's text has them, so "2026-03-31" stays a name.
+    """
+    text = "".join(q.split()).lower()
+    if not text or len(text) > 36:
+        return None
+    if "-" in text and any((char == "-") != (i in _UUID_DASHES) for i, char in enumerate(text)):
+        return None
+    digits = text.replace("-", "")
+    if len(digits) > 32 or not _HEX.fullmatch(digits):
+        return None
+    return digits
+
+
+def id_range(q: str) -> IdRange | None:
+    """The IDs a search names: a whole ID or at least `ID_PREFIX_MIN` of its digits."""
+    digits = _id_digits(q)
+    if digits is None or len(digits) < ID_PREFIX_MIN:
+        return None
+    return IdRange(digits)
 
 
 def search_kind(q: str) -> str:
-    """How a search is looked up: a whole UUID, an ID prefix, a name, or nothing."""
+    """How a search is looked up: "id" (an ID or its start), "name", or "" (no search)."""
     if not q:
         return ""
-    if _is_uuid(q):
-        return "uuid"
-    if re.fullmatch(r"[0-9a-fA-F-]{4,36}", q):
-        return "prefix"
-    return "name"
+    return "id" if id_range(q) is not None else "name"
+
+
+def short_id(q: str) -> bool:
+    """Whether a search looks like the start of an ID but is too short to be looked up as one."""
+    digits = _id_digits(q)
+    return digits is not None and 0 < len(digits) < ID_PREFIX_MIN
 
 
 @dataclass(frozen=True)
@@ -94,6 +159,11 @@ class SyncFilter:
     @property
     def search_kind(self) -> str:
         return search_kind(self.q)
+
+    @property
+    def id_range(self) -> IdRange | None:
+        """The IDs the search names, if it names IDs."""
+        return id_range(self.q)
 
     @property
     def range_only(self) -> bool:

@@ -98,7 +98,11 @@ class SyncFilterForm(RangeForm):
         max_length=MAX_SEARCH,
         label="Search",
         widget=forms.TextInput(
-            attrs={"placeholder": "Sync ID, company ID or name", "type": "search"}
+            attrs={
+                "placeholder": "Sync, company or transaction ID (or its first 6+ characters), "
+                "or company name",
+                "type": "search",
+            }
         ),
     )
     code = forms.TypedMultipleChoiceField(

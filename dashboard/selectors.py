@@ -17,10 +17,10 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import rankings, rollup
+from . import rankings, rollup, search
 from .db import rollup as db_rollup
 from .db.capped import bounded_count
-from .filters import SyncFilter, encode_cursor
+from .filters import Range, SyncFilter, encode_cursor
 from .models import Company, ConfigSnapshot, PushItem, Sync
 from .vocabulary import IN_PROGRESS_CODES, STATUS_CODES, Category, ItemStatus, status_label
 
@@ -39,10 +39,19 @@ SORT_COLUMNS = {
 
 def filtered_syncs(filters: SyncFilter) -> QuerySet[Sync]:
     """The syncs a filter selects (unordered)."""
-    span = filters.span
-    syncs = Sync.objects.filter(sync_utc__lt=span.end)
+    return _in_range(_selected(filters), filters.span)
+
+
+def _in_range(syncs: QuerySet[Sync], span: Range) -> QuerySet[Sync]:
+    syncs = syncs.filter(sync_utc__lt=span.end)
     if span.start is not None:
         syncs = syncs.filter(sync_utc__gte=span.start)
+    return syncs
+
+
+def _selected(filters: SyncFilter) -> QuerySet[Sync]:
+    """The syncs a filter selects over all time: every filter but the date range."""
+    syncs = Sync.objects.all()
     if filters.codes:
         syncs = syncs.filter(status_code__in=filters.codes)
     if filters.category is not None:
@@ -62,26 +71,45 @@ def filtered_syncs(filters: SyncFilter) -> QuerySet[Sync]:
     elif filters.state == "failing":
         # What the failing companies count: originals whose chain still counts as failed.
         syncs = syncs.filter(chain_category=Category.FAILED)
-    q = filters.q
-    kind = filters.search_kind
-    if kind == "uuid":
-        # A UUID names a company or a sync. Resolving which first keeps each
-        # lookup on its own index (an OR across the join would scan).
-        value = uuid.UUID(q)
-        company_pk = Company.objects.filter(company_id=value).values_list("pk", flat=True).first()
-        if company_pk is not None:
-            syncs = syncs.filter(company_id=company_pk)
-        else:
-            syncs = syncs.filter(sync_id=value)
-    elif kind in ("prefix", "name"):
-        companies = Company.objects.filter(name__icontains=q)
-        if kind == "prefix":
-            companies = Company.objects.filter(
-                Q(name__icontains=q) | Q(company_id__startswith=q.lower())
-            )
-        ids = list(companies.values_list("pk", flat=True)[:COMPANY_MATCH_CAP])
-        syncs = syncs.filter(company_id__in=ids)
+    if filters.q:
+        syncs = _searched(syncs, filters)
     return syncs
+
+
+def _searched(syncs: QuerySet[Sync], filters: SyncFilter) -> QuerySet[Sync]:
+    """The syncs a search finds: by ID (or its start), else by company name.
+
+    An ID names companies, syncs or transactions; each is resolved to keys
+    on its own index first (an OR across the joins would scan). A search
+    shaped like an ID that matches none is read as a name ("Facade").
+    """
+    ids = filters.id_range
+    if ids is not None:
+        keys = search.keys(ids)
+        if not keys.empty:
+            return syncs.filter(keys.condition)
+    named = Company.objects.filter(name__icontains=filters.q).values_list("pk", flat=True)
+    return syncs.filter(company_id__in=list(named[:COMPANY_MATCH_CAP]))
+
+
+def outside_range(
+    filters: SyncFilter, selected: QuerySet[Sync] | None = None
+) -> tuple[int, bool] | None:
+    """(count, capped) of the syncs an ID search finds outside the date range, if any.
+
+    An ID names its syncs whatever the range; the history keeps the range the
+    page shows, and says how many more there are beyond it.
+    """
+    span = filters.span
+    if filters.search_kind != "id" or (span.start is None and filters.preset != "custom"):
+        return None
+    outside = Q(sync_utc__gte=span.end)
+    if span.start is not None:
+        outside |= Q(sync_utc__lt=span.start)
+    if selected is None:
+        selected = _selected(filters)
+    count, capped = bounded_count(selected.filter(outside))
+    return (count, capped) if count else None
 
 
 def history_count(filters: SyncFilter, syncs: QuerySet[Sync]) -> tuple[int, bool]:
@@ -138,6 +166,9 @@ class HistoryPage:
     capped: bool
     sort: str
     direction: str
+    # How many syncs an ID search finds that the date range hides (capped: more than that).
+    outside: int = 0
+    outside_capped: bool = False
 
 
 NULLABLE_SORTS = {"duration_s"}
@@ -200,7 +231,8 @@ def history_page(filters: SyncFilter, size: int = PAGE_SIZE) -> HistoryPage:
     direction = "desc" if filters.descending else "asc"
     column = SORT_COLUMNS[sort]
     descending = filters.descending
-    syncs = filtered_syncs(filters)
+    selected = _selected(filters)
+    syncs = _in_range(selected, filters.span)
     count, capped = history_count(filters, syncs)
     after = None
     if filters.after is not None:
@@ -213,7 +245,8 @@ def history_page(filters: SyncFilter, size: int = PAGE_SIZE) -> HistoryPage:
         last = rows[-1]
         key = getattr(last, ROW_FIELD[column])
         next_cursor = encode_cursor(key.isoformat() if isinstance(key, datetime) else key, last.pk)
-    return HistoryPage(rows, next_cursor, count, capped, sort, direction)
+    outside, outside_capped = outside_range(filters, selected) or (0, False)
+    return HistoryPage(rows, next_cursor, count, capped, sort, direction, outside, outside_capped)
 
 
 def export_rows(filters: SyncFilter) -> QuerySet[Sync]:

@@ -9,6 +9,11 @@ urlpatterns = [
     path("syncs/<uuid:sync_id>/", views.sync_detail, name="sync-detail"),
     path("companies/<uuid:company_id>/", views.company_detail, name="company-detail"),
     path(
+        "transactions/<uuid:transaction_id>/",
+        views.transaction_detail,
+        name="transaction-detail",
+    ),
+    path(
         "companies/<uuid:company_id>/config/<int:snapshot_id>.json",
         views.config_download,
         name="config-download",

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import (
     Http404,
@@ -30,9 +31,9 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from . import chart, retry, selectors
+from . import chart, retry, search, selectors
 from . import preferences as user_preferences
-from .filters import PRESETS, SORTS, SyncFilter
+from .filters import PRESETS, SORTS, SyncFilter, short_id
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
 from .middleware import ZONE_SESSION_KEY
 from .models import Sync
@@ -56,6 +57,15 @@ def _query_without(request: HttpRequest, *names: str) -> str:
     params = request.GET.copy()
     for name in names:
         params.pop(name, None)
+    return params.urlencode()
+
+
+def _all_time_query(request: HttpRequest) -> str:
+    """The same filters and search over all time (from the first page)."""
+    params = request.GET.copy()
+    for name in ("start", "end", "after"):
+        params.pop(name, None)
+    params["range"] = "all"
     return params.urlencode()
 
 
@@ -100,9 +110,14 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
     context = _base_context(request, form)
     filters = context["filters"]
     page = selectors.history_page(filters) if filters else None
+    ids = filters.id_range if filters else None
     context.update(
         {
             "page": page,
+            "matches": search.matches(ids) if ids else None,
+            "match_cap": search.MATCH_CAP,
+            "short_id": bool(filters and short_id(filters.q)),
+            "all_time_query": _all_time_query(request),
             "sort_choices": list(SORTS.items()),
             "sort_query": _query_without(request, "sort", "dir", "after"),
             "page_query": _query_without(request, "after"),
@@ -259,6 +274,20 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
             }
         )
     return context
+
+
+@require_GET
+@permission_required("dashboard.view_pushitem", raise_exception=True)
+def transaction_detail(request: HttpRequest, transaction_id: uuid.UUID) -> HttpResponse:
+    """Every sync that pushed a transaction, newest first, and what is true of it now."""
+    found = search.transaction(transaction_id)
+    if not found:
+        raise Http404("No sync pushed that transaction.")
+    return render(
+        request,
+        "dashboard/transaction.html",
+        {"transaction_id": transaction_id, "transactions": found},
+    )
 
 
 @require_GET

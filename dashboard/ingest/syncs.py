@@ -72,6 +72,7 @@ def _retry_roots(new_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
         for new_sync_id, original, root in RetryRequest.objects.filter(
             new_sync_id__in=new_ids
         ).values_list("new_sync_id", "sync_id", "sync__retry_of_id")
+        if new_sync_id is not None
     }
 
 

@@ -19,6 +19,8 @@ def _pages(estate) -> list[str]:
         reverse("sync-detail", args=[sync.sync_id]) + "?tab=items",
         reverse("sync-detail", args=[sync.sync_id]) + "?tab=config",
         reverse("company-detail", args=[estate["xero"].company_id]),
+        reverse("transaction-detail", args=[sync.items.first().transaction_id]),
+        reverse("sync-history") + f"?q={str(sync.sync_id)[:8]}",
         reverse("config-download", args=[estate["xero"].company_id, snapshot.pk]),
         reverse("preferences"),
         reverse("retry-audit"),

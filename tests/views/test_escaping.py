@@ -230,6 +230,10 @@ def test_no_page_shows_upstream_text_raw(viewer_client, hostile_mirror, counted)
         reverse("sync-detail", args=[sync.sync_id]) + "?tab=items&q=%3Cx%3E",
         reverse("sync-detail", args=[sync.sync_id]) + "?tab=config",
         reverse("company-detail", args=[sync.company.company_id]),
+        reverse("transaction-detail", args=[sync.items.get().transaction_id]),
+        reverse("sync-history") + f"?q={sync.items.get().transaction_id}",
+        reverse("sync-history") + f"?q={str(sync.sync_id)[:8]}",
+        reverse("sync-history") + f"?q={str(sync.company.company_id)[:6]}",
     ]
     for url in pages:
         response = viewer_client.get(url)
