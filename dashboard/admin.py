@@ -19,6 +19,7 @@ from .models import (
     RollupDirty,
     Sync,
     SyncRollup,
+    TransactionState,
     UserPreference,
     WebhookEvent,
 )
@@ -72,7 +73,10 @@ class RefreshStateAdmin(admin.ModelAdmin):
 
 @admin.register(Sync)
 class SyncAdmin(ReadOnlyAdmin):
-    list_display = ("sync_id", "company", "status_code", "category", "sync_utc", "items_failed")
+    list_display = (
+        "sync_id", "company", "status_code", "category", "sync_utc", "items_failed",
+        "items_outstanding", "resolved_at",
+    )  # fmt: skip
     list_filter = ("category", "status_code", "company__platform_name")
     search_fields = ("=sync_id", "=company__company_id")
     date_hierarchy = "sync_utc"
@@ -121,6 +125,17 @@ class PushItemAdmin(ReadOnlyAdmin):
     list_filter = ("status", "integration_type")
     search_fields = ("=transaction_id", "=sync__sync_id")
     raw_id_fields = ("sync",)
+
+
+@admin.register(TransactionState)
+class TransactionStateAdmin(ReadOnlyAdmin):
+    """The current state ingest keeps (read-only: `build_current_state` rebuilds it)."""
+
+    list_display = ("transaction_id", "company", "status", "outstanding", "last_sync_utc")
+    list_filter = ("outstanding",)
+    search_fields = ("=transaction_id", "=company__company_id")
+    list_select_related = ("company",)
+    raw_id_fields = ("company", "last_sync")
 
 
 @admin.register(ConfigSnapshot)

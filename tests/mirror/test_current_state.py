@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from dashboard import ingest
 from dashboard import models as mirror
@@ -140,3 +141,14 @@ def test_pending_items_are_outstanding_only_once_their_sync_has_ended(db):
     _push(sync, tids)
     sync.refresh_from_db()
     assert sync.items_outstanding == 3
+
+
+def test_admins_read_the_current_state_and_cannot_change_it(admin_client, chain):
+    _company, original, _first, _second, pushes, _ids = chain
+    for sync, statuses in pushes:
+        _push(sync, statuses)
+    page = admin_client.get(reverse("admin:dashboard_transactionstate_changelist"))
+    assert page.status_code == 200 and "4 transaction states" in page.content.decode()
+    assert admin_client.get(reverse("admin:dashboard_transactionstate_add")).status_code == 403
+    syncs = admin_client.get(reverse("admin:dashboard_sync_changelist")).content.decode()
+    assert "Items outstanding" in syncs
