@@ -149,10 +149,12 @@ def bulk_review(request: HttpRequest, pk: int) -> HttpResponse:
                 description=f"Denied: no permission to retry in bulk (preview {pk}).",
             )  # fmt: skip
         raise PermissionDenied("You may not retry in bulk.")
-    # A draft is its author's alone: nobody else sees it, or confirms it.
-    bulk = get_object_or_404(BulkRetry, pk=pk, user=request.user)
+    bulk = get_object_or_404(BulkRetry, pk=pk)
     if bulk.state != BulkState.DRAFT:
         return HttpResponseRedirect(reverse("bulk-detail", args=[bulk.pk]))
+    if bulk.user_id != request.user.pk:
+        # A draft is its author's alone: nobody else sees it, or confirms it.
+        raise Http404("No such bulk retry.")
     place = ReviewPlace.read(request.POST if request.method == "POST" else request.GET)
     if request.method == "GET":
         return _render_review(request, bulk, place)

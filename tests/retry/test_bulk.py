@@ -251,3 +251,30 @@ def test_the_preview_and_the_report_cost_the_same_queries_for_5_or_150_syncs(cli
             fan_out_bulk_task(bulk.pk)
         counts.append((review, _queries(client, reverse("bulk-detail", args=[bulk.pk]))))
     assert counts[0] == counts[1]
+
+
+def test_the_bulk_pages_show_upstream_text_as_text(client, lead, db):
+    hostile = "<x>"
+    company = make_company(name=hostile, platform_name=hostile)
+    make_sync(company, code=5130, items=[(4, hostile)], items_outstanding=1, error_message=hostile)
+    client.force_login(lead)
+    bulk = open_preview(client, "range=7d&q=%3Cx%3E")
+    assert "matching “<x>”" in bulk.description
+    group = bulk_retry.groups(bulk)[0]
+    review = reverse("bulk-review", args=[bulk.pk])
+    bodies = {
+        url: client.get(url).content.decode() for url in (review, f"{review}?group={group.key}")
+    }
+    with (
+        mock.patch.object(fan_out_bulk_task, "delay"),
+        mock.patch.object(run_retry_task, "delay"),
+    ):
+        review_post(client, bulk, confirm=True)
+        fan_out_bulk_task(bulk.pk)
+    mirror.RetryRequest.objects.filter(bulk=bulk).update(state="failed", reason=hostile)
+    detail = reverse("bulk-detail", args=[bulk.pk])
+    bodies[detail] = client.get(detail).content.decode()
+    for url, body in bodies.items():
+        assert 'data-testid="bulk-member"' in body, url
+        assert hostile not in body, url
+        assert "&lt;x&gt;" in body, url
