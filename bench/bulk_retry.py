@@ -8,8 +8,9 @@ sandbox with `manage.py runserver`, and starts a Celery worker on Redis
 
 - the baseline, in this process: one retry at a time, each POST waiting for
   the one before (what a loop over the syncs would do), on BASELINE syncs;
-- ours: one bulk retry from the history's filter, fanned out by the worker,
-  every request through the shared limiter (<= 10 in flight per company).
+- ours: one bulk retry from the history's filter (its preview opened, then
+  confirmed with the number typed), fanned out by the worker, every request
+  through the shared limiter (<= 10 in flight per company).
 
 It reads the sandbox's request log and checks what the suite checks on a
 small estate (tests/retry/test_bulk.py), at full size: no duplicate POST (per
@@ -99,7 +100,7 @@ def main() -> None:
     from django.conf import settings
     from django.contrib.auth.models import User
 
-    from dashboard import retry
+    from dashboard import bulk_retry
     from dashboard.models import RetryRequest, Sync
     from sandbox.models import RequestLog, SandboxSettings
     from tests.support.bulk_estate import (
@@ -148,25 +149,38 @@ def main() -> None:
         scope = "range=all&code=5130"
         from django.http import QueryDict
 
-        from dashboard import selectors
         from dashboard.forms import SyncFilterForm
 
+        # As a lead does it: open the preview (the filter's candidates frozen),
+        # then confirm it with the number of syncs typed.
         form = SyncFilterForm(QueryDict(scope))
         assert form.is_valid(), form.errors
-        preview = retry.bulk_preview(selectors.filtered_syncs(form.filters()))
+        draft = bulk_retry.open_draft(
+            user=user,
+            filters=form.filters(),
+            scope=scope,
+            time_zone="UTC",
+            description="bench",
+            limit=max(settings.BULK_RETRY_MAX_SYNCS, estate.syncs),
+        )
+        assert draft is not None, "the estate's syncs are candidates"
+        planned = bulk_retry.kept_totals(draft)
         started = time.perf_counter()
-        bulk, _ = retry.start_bulk(
-            user=user, key=uuid.uuid4(), scope=scope, description="bench", preview=preview
+        bulk, _ = bulk_retry.confirm(
+            draft.pk,
+            expected=planned.syncs,
+            typed=planned.syncs,
+            threshold=settings.BULK_RETRY_CONFIRM_THRESHOLD,
         )
         deadline = started + 900
         while time.perf_counter() < deadline:
-            report = retry.bulk_report(bulk)
-            settled = report["total"] - report["queued"] - report["running"]
-            if report["total"] >= preview["syncs"] and settled >= report["total"]:
+            report = bulk_retry.report(bulk)
+            settled = report.requests - report.states["queued"] - report.states["running"]
+            if report.requests >= planned.syncs and settled >= report.requests:
                 break
             time.sleep(0.5)
         wall = time.perf_counter() - started
-        report = retry.bulk_report(bulk)
+        report = bulk_retry.report(bulk)
     finally:
         for proc in (worker, server):
             if proc is not None:
@@ -175,11 +189,11 @@ def main() -> None:
     in_flight = max_in_flight_per_company()
     figures = {
         "bench": "bulk_retry",
-        "syncs": preview["syncs"],
-        "companies": preview["companies"],
-        "submitted": report["submitted"],
-        "skipped": report["skipped"],
-        "failed": report["failed"],
+        "syncs": planned.syncs,
+        "companies": planned.companies,
+        "submitted": report.states["submitted"],
+        "skipped": report.states["skipped"],
+        "failed": report.states["failed"],
         "duplicate_posts": duplicate_posts(),
         "max_in_flight_per_company": max(in_flight.values()) if in_flight else 0,
         "wall_s": round(wall, 1),
@@ -192,11 +206,11 @@ def main() -> None:
     print(
         f"bulk: {figures['syncs']:,} syncs across {figures['companies']} companies in "
         f"{wall:.1f}s ({figures['requests_per_s']} POST/s, {figures['ratio_vs_baseline']}x the "
-        f"baseline); submitted {report['submitted']}, skipped {report['skipped']}, failed "
-        f"{report['failed']}; duplicate POSTs {figures['duplicate_posts']}; most in flight for "
+        f"baseline); submitted {figures['submitted']}, skipped {figures['skipped']}, failed "
+        f"{figures['failed']}; duplicate POSTs {figures['duplicate_posts']}; most in flight for "
         f"one company {figures['max_in_flight_per_company']}"
     )
-    assert RetryRequest.objects.filter(bulk=bulk).count() == preview["syncs"]
+    assert RetryRequest.objects.filter(bulk=bulk).count() == planned.syncs
     assert Sync.objects.exists()
     broken = broken_invariants(figures, posts, settings.CODAT_MAX_IN_FLIGHT_PER_COMPANY)
     harness.report(figures)

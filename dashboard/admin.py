@@ -23,6 +23,7 @@ from .models import (
     UserPreference,
     WebhookEvent,
 )
+from .vocabulary import BulkState
 
 
 class CappedPaginator(Paginator):
@@ -187,6 +188,10 @@ class BulkRetryAdmin(AuditAdmin):
     search_fields = ("=key", "user__username", "description")
     date_hierarchy = "created_at"
     list_select_related = ("user",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BulkRetry]:
+        # Previews never confirmed retried nothing; the follow-up deletes them.
+        return super().get_queryset(request).exclude(state=BulkState.DRAFT)
 
 
 @admin.register(UserPreference)

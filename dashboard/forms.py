@@ -223,3 +223,45 @@ class AuditFilterForm(forms.Form):
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             raise forms.ValidationError("The start date must not be after the end date.")
         return data
+
+
+class MemberIdsField(forms.Field):
+    """The members a preview page listed or ticked: whole numbers, at most a page's worth."""
+
+    widget = forms.MultipleHiddenInput
+    MAX = 1_000
+
+    def to_python(self, value: Any) -> list[int]:
+        values = list(value or [])
+        if len(values) > self.MAX:
+            raise forms.ValidationError("Too many syncs in one form; reload the page.")
+        try:
+            return [int(v) for v in values]
+        except (TypeError, ValueError):
+            message = "The list of syncs was not valid; reload the page."
+            raise forms.ValidationError(message) from None
+
+
+class BulkReviewForm(forms.Form):
+    """One page of a bulk retry's preview: its ticks, and the confirmation."""
+
+    key = forms.UUIDField(widget=forms.HiddenInput)
+    shown = MemberIdsField(required=False)
+    keep = MemberIdsField(required=False)
+    expected = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
+    typed = forms.CharField(
+        required=False,
+        max_length=20,
+        label="Number of syncs",
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+
+    def clean_typed(self) -> int | None:
+        """The number typed, allowing the separators the page shows (1,234 or 1 234)."""
+        raw = str(self.cleaned_data.get("typed") or "")
+        digits = "".join(raw.replace(",", "").replace("\u202f", "").split())
+        if not digits:
+            return None
+        if not digits.isdigit():
+            raise forms.ValidationError(f"“{raw}” is not a number: type the number of syncs.")
+        return int(digits)

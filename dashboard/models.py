@@ -466,18 +466,37 @@ class UserPreference(models.Model):
 
 
 class BulkRetry(models.Model):
-    """Many retry requests made at once from a filter (history or company page)."""
+    """Many retry requests made at once from a filter (history or company page).
+
+    Opening the preview freezes the filter's candidate syncs as members of a
+    *draft*, read in the user's time zone; confirming turns the draft (minus
+    the members left out) into the exact set the worker retries. The filter
+    is kept to describe the selection and link back to it, never read again.
+    """
 
     key = models.UUIDField(unique=True, help_text="The confirmation form's token.")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(
+        default=timezone.now, help_text="When the preview was opened and its syncs frozen."
+    )
     scope = models.TextField(help_text="The filter, as the history's query string.")
+    time_zone = models.CharField(
+        max_length=64, default="UTC", help_text="The zone the filter's dates were read in."
+    )
     description = models.TextField(blank=True, default="")
-    state = models.CharField(max_length=20, choices=BulkState.choices, default=BulkState.QUEUED)
+    state = models.CharField(max_length=20, choices=BulkState.choices, default=BulkState.DRAFT)
     planned_syncs = models.PositiveIntegerField(default=0)
     planned_items = models.PositiveIntegerField(default=0)
     planned_companies = models.PositiveIntegerField(default=0)
-    max_sync_pk = models.BigIntegerField(default=0, help_text="The newest sync the preview saw.")
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -486,6 +505,53 @@ class BulkRetry(models.Model):
 
     def __str__(self) -> str:
         return f"bulk retry {self.pk} by {self.user}"
+
+
+class BulkMember(models.Model):
+    """One sync of a bulk retry, as its preview showed it.
+
+    A row per sync rather than a list on the bulk: the preview and the report
+    page through thousands of members by group, leaving one out is an update
+    of a row, and each member links the request the worker made for it.
+    """
+
+    bulk = models.ForeignKey(BulkRetry, on_delete=models.CASCADE, related_name="members")
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="+")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    status_code = models.PositiveSmallIntegerField(help_text="The sync's code in the preview.")
+    fingerprint = models.CharField(
+        max_length=64, blank=True, default="", help_text="Its error fingerprint in the preview."
+    )
+    items = models.PositiveIntegerField(help_text="Its outstanding items in the preview.")
+    included = models.BooleanField(default=True, help_text="False: left out in the preview.")
+    request = models.OneToOneField(
+        "RetryRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="bulk_member",
+        help_text="The request made for it (or the record of why it was skipped).",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bulk", "sync"], name="bulk_member_once"),
+        ]
+        indexes = [
+            models.Index(fields=["bulk", "status_code", "fingerprint", "id"], name="bulk_group"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sync_id} in bulk retry {self.bulk_id}"
+
+    @property
+    def group_key(self) -> str:
+        return group_key(self.status_code, self.fingerprint)
+
+
+def group_key(status_code: int, fingerprint: str) -> str:
+    """How a preview's group is named in its links and forms: `5130:0123456789abcdef`."""
+    return f"{status_code}:{fingerprint}"
 
 
 class RetryRequest(models.Model):

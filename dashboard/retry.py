@@ -19,22 +19,14 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, Sum
-from django.http import QueryDict
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from . import ingest, selectors
-from .forms import SyncFilterForm
+from . import ingest
 from .ingest import state
 from .models import BulkRetry, PushItem, RetryRequest, Sync, TransactionState
 from .upstream import Upstream, UpstreamError
-from .vocabulary import (
-    ACTIVE_RETRY_STATES,
-    FAILED_ITEM_STATUSES,
-    BulkState,
-    ItemStatus,
-    RetryState,
-)
+from .vocabulary import ACTIVE_RETRY_STATES, FAILED_ITEM_STATUSES, ItemStatus, RetryState
 
 log = logging.getLogger(__name__)
 
@@ -409,118 +401,6 @@ def outcomes(request: RetryRequest) -> list[Outcome]:
         Outcome(tid, before.get(tid), after.get(tid), reasons.get(tid, ""))
         for tid in request.failed_items
     ]
-
-
-# --- bulk ---
-
-
-def bulk_candidates(syncs: Any) -> Any:
-    """Of a filtered sync queryset, those with outstanding items."""
-    return syncs.filter(items_outstanding__gt=0)
-
-
-def bulk_preview(syncs: Any) -> dict[str, int]:
-    candidates = bulk_candidates(syncs).order_by()
-    figures = candidates.aggregate(
-        syncs=Count("id"),
-        items=Sum("items_outstanding"),
-        companies=Count("company_id", distinct=True),
-        max_pk=Max("id"),
-    )
-    return {k: int(v or 0) for k, v in figures.items()}
-
-
-def start_bulk(
-    *, user: User, key: uuid.UUID, scope: str, description: str, preview: dict[str, int]
-) -> tuple[BulkRetry, bool]:
-    existing = BulkRetry.objects.filter(key=key).first()
-    if existing is not None:
-        return existing, False
-    try:
-        with transaction.atomic():
-            bulk = BulkRetry.objects.create(
-                key=key,
-                user=user,
-                scope=scope,
-                description=description,
-                planned_syncs=preview["syncs"],
-                planned_items=preview["items"],
-                planned_companies=preview["companies"],
-                max_sync_pk=preview.get("max_pk", 0),
-            )
-            transaction.on_commit(lambda: _enqueue_bulk(bulk.pk))
-    except IntegrityError:
-        return BulkRetry.objects.get(key=key), False
-    return bulk, True
-
-
-def _enqueue_bulk(pk: int) -> None:
-    from .tasks import fan_out_bulk_task
-
-    fan_out_bulk_task.delay(pk)
-
-
-def fan_out_bulk(bulk_pk: int) -> dict[str, int]:
-    """Make a bulk retry's requests: its filter, read again as of its creation."""
-    bulk = BulkRetry.objects.get(pk=bulk_pk)
-    form = SyncFilterForm(QueryDict(bulk.scope))
-    if not form.is_valid():
-        BulkRetry.objects.filter(pk=bulk_pk).update(
-            state=BulkState.FAILED, finished_at=timezone.now()
-        )
-        return {}
-    return fan_out(bulk_pk, selectors.filtered_syncs(form.filters(now=bulk.created_at)))
-
-
-def fan_out(bulk_pk: int, syncs: Any) -> dict[str, int]:
-    """One retry request per sync with failed items; skip those already in flight.
-
-    `syncs` is the bulk's filter evaluated as of its creation; rows added since
-    (a higher primary key than the preview saw) are left out.
-    """
-    bulk = BulkRetry.objects.get(pk=bulk_pk)
-    if bulk.max_sync_pk:
-        syncs = syncs.filter(pk__lte=bulk.max_sync_pk)
-    claimed = BulkRetry.objects.filter(pk=bulk_pk, state=BulkState.QUEUED).update(
-        state=BulkState.RUNNING
-    )
-    if not claimed and bulk.state != BulkState.RUNNING:
-        return {}
-    made = skipped = 0
-    for sync in bulk_candidates(syncs).select_related("company").iterator(chunk_size=500):
-        # Deterministic key per (bulk, sync): a redelivered fan-out remakes nothing.
-        key = uuid.uuid5(bulk.key, str(sync.sync_id))
-        if RetryRequest.objects.filter(key=key).exists():
-            continue
-        try:
-            request, created = request_retry(sync=sync, user=bulk.user, key=key, bulk=bulk)
-        except RetryRefused as exc:
-            RetryRequest.objects.create(
-                key=key, user=bulk.user, sync=sync, company_id=sync.company_id, bulk=bulk,
-                state=RetryState.SKIPPED, reason=str(exc), finished_at=timezone.now(),
-            )  # fmt: skip
-            skipped += 1
-            continue
-        if created:
-            made += 1
-        else:
-            RetryRequest.objects.create(
-                key=key, user=bulk.user, sync=sync, company_id=sync.company_id, bulk=bulk,
-                state=RetryState.SKIPPED, finished_at=timezone.now(),
-                reason=f"Already being retried (request {request.pk}).",
-            )  # fmt: skip
-            skipped += 1
-    BulkRetry.objects.filter(pk=bulk_pk).update(state=BulkState.FANNED_OUT)
-    return {"requested": made, "skipped": skipped}
-
-
-def bulk_report(bulk: BulkRetry) -> dict[str, int]:
-    counts = {state: 0 for state in RetryState.values}
-    for row in RetryRequest.objects.filter(bulk=bulk).values("state").annotate(n=Count("id")):
-        counts[row["state"]] = row["n"]
-    counts["total"] = sum(counts.values())
-    counts["active"] = sum(counts[s] for s in ACTIVE_RETRY_STATES)
-    return counts
 
 
 def follow_submitted(client: Upstream, *, limit: int) -> int:

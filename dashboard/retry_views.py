@@ -13,21 +13,19 @@ from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from . import retry, selectors
-from .filters import SyncFilter
-from .forms import AuditFilterForm, SyncFilterForm
-from .models import BulkRetry, Company, RetryRequest, Sync
-from .vocabulary import ACTIVE_RETRY_STATES, SETTLED_BULK_STATES, BulkState, RetryState
+from . import retry
+from .forms import AuditFilterForm
+from .models import RetryRequest, Sync
+from .vocabulary import ACTIVE_RETRY_STATES
 
 RETRY_PERMISSION = "dashboard.retry_sync"
-BULK_PERMISSION = "dashboard.bulk_retry"
 
 
 def _key(raw: str | None) -> uuid.UUID | None:
@@ -118,101 +116,6 @@ def audit(request: HttpRequest) -> HttpResponse:
     return render(
         request, "dashboard/audit.html", {"form": form, "page": page, "query": query.urlencode()}
     )
-
-
-def _scope_form(scope: str) -> SyncFilterForm:
-    form = SyncFilterForm(QueryDict(scope))
-    form.is_valid()
-    return form
-
-
-@require_http_methods(["GET", "POST"])
-def bulk_retry(request: HttpRequest) -> HttpResponse:
-    """Preview (GET) and confirm (POST) a retry of every failed sync in a filter."""
-    scope = request.GET.urlencode() if request.method == "GET" else request.POST.get("scope", "")
-    if not request.user.has_perm(BULK_PERMISSION):
-        if request.method == "POST":
-            BulkRetry.objects.create(
-                key=uuid.uuid4(), user=request.user, scope=scope[:5000], state=BulkState.DENIED,  # type: ignore[misc]
-                description="Denied: no permission to retry in bulk.",
-            )  # fmt: skip
-        raise PermissionDenied("You may not retry in bulk.")
-    form = _scope_form(scope)
-    if form.errors:
-        return render(
-            request, "dashboard/bulk_confirm.html", {"form": form, "scope": scope}, status=400
-        )
-    filters = form.filters()
-    syncs = selectors.filtered_syncs(filters)
-    preview = retry.bulk_preview(syncs)
-    description = _describe(filters)
-    if request.method == "GET":
-        return render(
-            request,
-            "dashboard/bulk_confirm.html",
-            {
-                "form": form,
-                "scope": scope,
-                "preview": preview,
-                "key": uuid.uuid4(),
-                "description": description,
-            },
-        )
-    key = _key(request.POST.get("key"))
-    if key is None or not preview["syncs"]:
-        messages.error(
-            request, "Nothing to retry in this selection." if key else "The form was incomplete."
-        )
-        return HttpResponseRedirect(reverse("sync-history") + "?" + scope)
-    user = request.user
-    assert isinstance(user, User)
-    bulk, _ = retry.start_bulk(
-        user=user, key=key, scope=scope, description=description, preview=preview
-    )
-    return HttpResponseRedirect(reverse("bulk-detail", args=[bulk.pk]))
-
-
-def _describe(filters: SyncFilter) -> str:
-    parts = [filters.span.label]
-    if filters.codes:
-        parts.append("status " + ", ".join(str(c) for c in filters.codes))
-    if filters.category is not None:
-        parts.append(filters.category.key.replace("_", " "))
-    if filters.platform:
-        parts.append(filters.platform)
-    if filters.company:
-        company = Company.objects.filter(company_id=filters.company).first()
-        parts.append(f"company {company.name if company else filters.company}")
-    if filters.q:
-        parts.append(f"matching “{filters.q}”")
-    return "; ".join(parts)
-
-
-@require_GET
-@vary_on_headers("HX-Request")
-def bulk_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    bulk = get_object_or_404(BulkRetry.objects.select_related("user"), pk=pk)
-    report = retry.bulk_report(bulk)
-    done = report["total"] - report["active"]
-    planned = max(bulk.planned_syncs, report["total"], 1)
-    finished = bulk.state in SETTLED_BULK_STATES and report["active"] == 0
-    context = {
-        "bulk": bulk,
-        "report": report,
-        "done": done,
-        "percent": int(done * 100 / planned),
-        "finished": finished,
-        "failures": RetryRequest.objects.filter(bulk=bulk, state=RetryState.FAILED).select_related(
-            "sync", "company"
-        )[:50],
-    }
-    htmx = getattr(request, "htmx", None)
-    if htmx and request.GET.get("poll"):
-        response = render(request, "dashboard/bulk_detail.html#bulk-progress", context)
-        if finished:
-            response.status_code = HttpResponseStopPolling.status_code
-        return response
-    return render(request, "dashboard/bulk_detail.html", context)
 
 
 def users_with_requests() -> list[str]:

@@ -105,14 +105,25 @@ def follow_retries_task(limit: int = 200) -> int:
     # Requests whose task was lost before it ran (broker down): queue them again.
     for pk in retry.lost_requests(limit=limit):
         run_retry_task.delay(pk)
+    follow_bulk_retries(limit=limit)
     return settled
+
+
+def follow_bulk_retries(*, limit: int) -> None:
+    """Fan out again the bulk retries whose fan-out was lost; delete stale previews."""
+    from . import bulk_retry
+
+    for pk in bulk_retry.stalled_fan_outs(limit=limit):
+        fan_out_bulk_task.delay(pk)
+    bulk_retry.sweep_drafts()
 
 
 @shared_task(name="dashboard.fan_out_bulk")
 def fan_out_bulk_task(bulk_pk: int) -> dict[str, int]:
-    from . import retry
+    """Make a confirmed bulk retry's requests, for exactly the syncs it froze."""
+    from . import bulk_retry
 
-    return retry.fan_out_bulk(bulk_pk)
+    return bulk_retry.fan_out(bulk_pk)
 
 
 @shared_task(name="dashboard.refresh_rollup")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import retry_views, views, webhooks
+from . import bulk_views, retry_views, views, webhooks
 
 urlpatterns = [
     path("", views.summary, name="summary"),
@@ -21,8 +21,10 @@ urlpatterns = [
     path("syncs/<uuid:sync_id>/retry/", retry_views.sync_retry, name="sync-retry"),
     path("retries/", retry_views.audit, name="retry-audit"),
     path("retries/<int:pk>/", retry_views.retry_detail, name="retry-detail"),
-    path("retries/bulk/", retry_views.bulk_retry, name="bulk-retry"),
-    path("retries/bulk/<int:pk>/", retry_views.bulk_detail, name="bulk-detail"),
+    path("retries/bulk/", bulk_views.bulk_open, name="bulk-retry"),
+    path("retries/bulk/<int:pk>/", bulk_views.bulk_detail, name="bulk-detail"),
+    path("retries/bulk/<int:pk>/review/", bulk_views.bulk_review, name="bulk-review"),
+    path("retries/bulk/<int:pk>/cancel/", bulk_views.bulk_cancel, name="bulk-cancel"),
     path("preferences/", views.preferences, name="preferences"),
     path("webhooks/codat", webhooks.receive, name="webhook-codat"),
 ]

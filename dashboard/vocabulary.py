@@ -142,17 +142,27 @@ ACTIVE_RETRY_STATES = (RetryState.QUEUED, RetryState.RUNNING, RetryState.SUBMITT
 
 
 class BulkState(models.TextChoices):
-    """Where a bulk retry stands: its requests are made once it has fanned out."""
+    """Where a bulk retry stands: a draft until confirmed; its requests made once fanned out."""
 
+    DRAFT = "draft", "Draft (previewed, not confirmed)"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Making its requests"
     FANNED_OUT = "fanned_out", "Requests made"
+    CANCELLED = "cancelled", "Cancelled"
     FAILED = "failed", "Failed"
     DENIED = "denied", "Denied"
 
 
 # A bulk retry in one of these makes no more requests.
-SETTLED_BULK_STATES = (BulkState.FANNED_OUT, BulkState.FAILED, BulkState.DENIED)
+SETTLED_BULK_STATES = (
+    BulkState.FANNED_OUT,
+    BulkState.CANCELLED,
+    BulkState.FAILED,
+    BulkState.DENIED,
+)
+# A confirmed bulk retry in one of these may still be cancelled: it has
+# members to request, or requests that no worker has claimed yet.
+CANCELLABLE_BULK_STATES = (BulkState.QUEUED, BulkState.RUNNING, BulkState.FANNED_OUT)
 
 
 @dataclass(frozen=True)

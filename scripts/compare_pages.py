@@ -151,7 +151,8 @@ def render(out: Path, now: str | None) -> int:
         client.force_login(user)
         pages = _pages()
         for name, url in pages:
-            response = client.get(url)
+            # Opening a bulk retry's preview freezes it and redirects to its review.
+            response = client.get(url, follow=name == "bulk-preview")
             body = b"".join(response.streaming_content) if response.streaming else response.content
             if name == "history-csv":
                 body = b"\n".join(body.splitlines()[:200])

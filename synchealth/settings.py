@@ -271,6 +271,10 @@ CODAT_CONNECT_TIMEOUT = env_float("CODAT_CONNECT_TIMEOUT", 5)
 CODAT_READ_TIMEOUT = env_float("CODAT_READ_TIMEOUT", 30)
 # Threads per company refresh that fetch sync items concurrently.
 CODAT_FETCH_THREADS = env_int("CODAT_FETCH_THREADS", 4, minimum=1)
+# Bulk retry: above this many syncs the person types the number to confirm;
+# a preview holds at most BULK_RETRY_MAX_SYNCS (a wider filter is refused).
+BULK_RETRY_CONFIRM_THRESHOLD = env_int("BULK_RETRY_CONFIRM_THRESHOLD", 100)
+BULK_RETRY_MAX_SYNCS = env_int("BULK_RETRY_MAX_SYNCS", 10_000, minimum=1)
 # Webhook bodies above this size are refused with 413.
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1)
 

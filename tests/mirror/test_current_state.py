@@ -75,7 +75,7 @@ def chain(db):
 
 
 def test_the_state_is_the_latest_push_by_sync_time(chain):
-    company, original, first, second, pushes, (a, b, c, d) = chain
+    company, original, first, second, pushes, (a, b, _c, d) = chain
     for sync, statuses in pushes:
         _push(sync, statuses)
     states = {s.transaction_id: s for s in mirror.TransactionState.objects.all()}
@@ -144,7 +144,7 @@ def test_pending_items_are_outstanding_only_once_their_sync_has_ended(db):
 
 
 def test_admins_read_the_current_state_and_cannot_change_it(admin_client, chain):
-    _company, original, _first, _second, pushes, _ids = chain
+    _company, _original, _first, _second, pushes, _ids = chain
     for sync, statuses in pushes:
         _push(sync, statuses)
     page = admin_client.get(reverse("admin:dashboard_transactionstate_changelist"))

@@ -3,7 +3,8 @@
 Used by the bulk-retry tests and by `bench/bulk_retry.py`. It writes both
 sides directly (the subject is the retry, not ingestion): the sandbox's syncs
 all end in 5130 with every item refused, and the dashboard's tables hold the
-same syncs and items as a refresh would have written them.
+same syncs and items as a refresh would have written them, every item
+outstanding (the candidates of a bulk retry).
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def build_failed_estate(
                 category=sync_category(5130, n),
                 items_total=n,
                 items_failed=n,
+                # Every item failed once and was never pushed again: all outstanding.
+                items_outstanding=n,
                 items_status_code=5130,
             )
         )
