@@ -49,6 +49,8 @@ def main() -> int:
     manage = [python, str(Path(__file__).resolve().parent.parent / "manage.py")]
 
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], check=True)
+    # After an upgrade: the current state of companies mirrored before it (resumable).
+    subprocess.run([*manage, "build_current_state"], check=True)
     subprocess.run([*manage, "sandbox_seed", "--preset", "demo", "--if-empty"], check=True)
     subprocess.run([*manage, "demo_login"], check=True)
     # The sandbox signs its webhooks to this dashboard's receiver.

@@ -63,6 +63,9 @@ def upsert_companies(records: Iterable[CompanyRecord]) -> list[Company]:
             row.updated = now
             if old is not None:
                 row.first_seen = old.first_seen
+            else:
+                # Ingest keeps a new company's current state from its first sync.
+                row.state_built_at = now
             changed.append(row)
     moved: dict[str, list[uuid.UUID]] = {}
     for row in changed:
