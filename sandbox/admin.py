@@ -22,6 +22,7 @@ class SandboxSettingsAdmin(admin.ModelAdmin):
         "truncated_body_rate",
         "duplicate_webhook_rate",
         "out_of_order_webhooks",
+        "idempotency_keys",
     ]
 
     def has_add_permission(self, request):
