@@ -16,6 +16,7 @@ urlpatterns = [
     path("syncs/<uuid:sync_id>/retry/", retry_views.sync_retry, name="sync-retry"),
     path("retries/", retry_views.audit, name="retry-audit"),
     path("retries/<int:pk>/", retry_views.retry_detail, name="retry-detail"),
+    path("retries/<int:pk>/cancel/", retry_views.retry_cancel, name="retry-cancel"),
     path("retries/bulk/", retry_views.bulk_retry, name="bulk-retry"),
     path("retries/bulk/<int:pk>/", retry_views.bulk_detail, name="bulk-detail"),
     path("preferences/", views.preferences, name="preferences"),

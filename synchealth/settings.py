@@ -271,6 +271,10 @@ CODAT_CONNECT_TIMEOUT = env_float("CODAT_CONNECT_TIMEOUT", 5)
 CODAT_READ_TIMEOUT = env_float("CODAT_READ_TIMEOUT", 30)
 # Threads per company refresh that fetch sync items concurrently.
 CODAT_FETCH_THREADS = env_int("CODAT_FETCH_THREADS", 4, minimum=1)
+# A retry request's worker holds it this long; a request whose worker died (or
+# hit an unexpected error) is picked up again once it passes. It must outlast
+# one POST to the upstream (connect and read timeouts, with the client's waits).
+RETRY_CLAIM_LEASE_SECONDS = env_int("RETRY_CLAIM_LEASE_SECONDS", 300, minimum=5)
 # Webhook bodies above this size are refused with 413.
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1)
 
