@@ -4,8 +4,11 @@ visibility timeout, and a cancel until the POST is sent."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from unittest import mock
 
 import pytest
@@ -20,7 +23,7 @@ from django.utils import timezone
 
 from dashboard import models as mirror
 from dashboard import retry
-from dashboard.ratelimit import LocalLimiter
+from dashboard.ratelimit import Limiter
 from dashboard.tasks import (
     _retry_later,
     follow_retries_task,
@@ -31,6 +34,7 @@ from dashboard.upstream import Upstream, UpstreamError
 from sandbox import models as sb
 from sandbox import services
 from synchealth.celery import countdown_ceiling
+from tests.support.factories import make_company, make_sync
 from tests.workers import wait_for
 
 REDIS_DOWN = redis.exceptions.ConnectionError(
@@ -114,7 +118,7 @@ def test_a_redelivery_inside_the_lease_looks_again_when_the_lease_ends(
 
 def test_a_queued_request_whose_retry_was_lost_is_sent_again(runner, failed_sync, short_lease):
     request = _request(runner, failed_sync)
-    with mock.patch.object(LocalLimiter, "wait_for_budget", side_effect=REDIS_DOWN):
+    with mock.patch.object(Limiter, "wait_for_budget", side_effect=REDIS_DOWN):
         countdown = _attempt_that_fails(request)
     request.refresh_from_db()
     assert request.state == "queued"
@@ -216,7 +220,7 @@ def test_infrastructure_errors_are_retried_with_backoff_then_end_failed_with_the
 ):
     request = _request(runner, failed_sync)
     countdowns = []
-    with mock.patch.object(LocalLimiter, "wait_for_budget", side_effect=REDIS_DOWN):
+    with mock.patch.object(Limiter, "wait_for_budget", side_effect=REDIS_DOWN):
         for attempt in range(1, retry.MAX_ATTEMPTS):
             countdowns.append(_attempt_that_fails(request))
             request.refresh_from_db()
@@ -238,7 +242,7 @@ def test_infrastructure_errors_are_retried_with_backoff_then_end_failed_with_the
 
 def test_a_request_goes_through_once_the_infrastructure_is_back(runner, failed_sync):
     request = _request(runner, failed_sync)
-    with mock.patch.object(LocalLimiter, "wait_for_budget", side_effect=REDIS_DOWN):
+    with mock.patch.object(Limiter, "wait_for_budget", side_effect=REDIS_DOWN):
         _attempt_that_fails(request)
     assert run_retry_task(request.pk) == "submitted"
     request.refresh_from_db()
@@ -360,6 +364,52 @@ def test_a_running_request_can_be_cancelled_until_the_worker_marks_its_post(
     assert _accepted_posts(request) == 0
     request.refresh_from_db()
     assert request.state == "cancelled" and request.posted_at is None
+
+
+def _race(*actions: Callable[[], bool]) -> list[bool]:
+    """Run the actions at the same moment, each in its own thread and connection."""
+    from django.db import connection
+
+    barrier = threading.Barrier(len(actions))
+    results: list[bool] = [False] * len(actions)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = actions[index]()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_racing_the_workers_post_mark_lets_exactly_one_win(lead):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL (CI runs on PostgreSQL)")
+    sync = make_sync(make_company(), code=5130)
+    for _ in range(10):
+        request = mirror.RetryRequest.objects.create(
+            key=uuid.uuid4(), user=lead, sync=sync, company=sync.company, state="running",
+            attempts=1, lease_until=timezone.now() + timedelta(minutes=5),
+        )  # fmt: skip
+        posted, cancelled = _race(
+            partial(retry._mark_posting, request), partial(retry.cancel, pk=request.pk, user=lead)
+        )
+        assert posted != cancelled
+        request.refresh_from_db()
+        if cancelled:
+            assert request.state == "cancelled" and request.posted_at is None
+        else:
+            assert request.state == "running" and request.posted_at is not None
+        mirror.RetryRequest.objects.filter(pk=request.pk).update(state="failed")
 
 
 def test_cancel_is_refused_once_the_post_may_have_been_sent(client, lead, failed_sync):
