@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from .vocabulary import (
     ACTIVE_RETRY_STATES,
+    CLAIMABLE_RETRY_STATES,
     FAILED_ITEM_STATUSES,
     FIRST_SYNC_FAILURE_CODE,
     IN_PROGRESS_CODES,
@@ -573,6 +574,25 @@ class RetryRequest(models.Model):
     item_count = models.PositiveIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A running request's worker holds it until then; a queued one waiting to try "
+        "again is due by then. Past it, the follow-up picks the request up again.",
+    )
+    posted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the first POST to the upstream was about to be sent: later attempts "
+        "look upstream for the sync it may have started, and no one can cancel it any more.",
+    )
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     new_sync_id = models.UUIDField(null=True, blank=True)
@@ -600,6 +620,7 @@ class RetryRequest(models.Model):
     )
 
     class Meta:
+        permissions = [("cancel_retry", "Can cancel a retry request before it is sent")]
         constraints = [
             # At most one request in flight per sync: a double click, or two
             # people at once, make one push.
@@ -621,3 +642,8 @@ class RetryRequest(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_RETRY_STATES
+
+    @property
+    def can_cancel(self) -> bool:
+        """Nothing has gone to the upstream yet (the worker marks `posted_at` first)."""
+        return self.state in CLAIMABLE_RETRY_STATES and self.posted_at is None

@@ -2,37 +2,57 @@
 
 A view records a *retry request* (who, when, which sync, the failed items at
 that moment, an idempotency key) and enqueues a task on commit; nothing else.
-The task claims the request with a conditional update, so two deliveries or
-two clicks never push twice, and calls the upstream's initiate-sync with the
-request's key, so a task redelivered after a crash gets the same sync back
-instead of starting a second one. The new sync is then followed (webhooks and
-polling) until it ends, and the request records how its items came out.
+The task claims the request with a conditional update and a lease, so two
+deliveries or two clicks never push twice, and calls the upstream's
+initiate-sync with the request's key. The new sync is then followed (webhooks
+and polling) until it ends, and the request records how its items came out.
+
+No request gets stuck. A worker that dies, or hits any error, leaves the
+request to be claimed again once its lease passes (the follow-up task sends
+it again); errors are retried with backoff a bounded number of times, then the
+request ends failed with the reason. An attempt after a POST that may have
+reached the upstream first looks there for the sync that POST started and
+links it, so the recovery does not rely on the upstream honouring the key.
+A lead may cancel a request until its POST is about to be sent.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+
+from synchealth.celery import capped_countdown
 
 from . import ingest
 from .ingest import state
 from .models import BulkRetry, PushItem, RetryRequest, Sync, TransactionState
 from .upstream import Upstream, UpstreamError
-from .vocabulary import ACTIVE_RETRY_STATES, FAILED_ITEM_STATUSES, ItemStatus, RetryState
+from .vocabulary import (
+    ACTIVE_RETRY_STATES,
+    CLAIMABLE_RETRY_STATES,
+    FAILED_ITEM_STATUSES,
+    ItemStatus,
+    RetryState,
+)
 
 log = logging.getLogger(__name__)
 
-# A request claimed by a worker that then died is claimable again after this.
-CLAIM_LEASE = timedelta(minutes=5)
+# Attempts (claims) at one request before it ends failed with the last reason.
 MAX_ATTEMPTS = 8
+# How far the upstream's clock may be behind ours, when looking for a sync an
+# earlier attempt started: it began after that attempt's POST, by our clock.
+CLOCK_SKEW = timedelta(minutes=1)
 
 
 class RetryRefused(Exception):
@@ -232,65 +252,259 @@ def _enqueue(pk: int) -> None:
     run_retry_task.delay(pk)
 
 
+def claim_lease() -> timedelta:
+    return timedelta(seconds=settings.RETRY_CLAIM_LEASE_SECONDS)
+
+
 def claim(pk: int) -> RetryRequest | None:
-    """Take the request for this worker, or None if another has it (or it is done)."""
+    """Take the request for this worker, or None if another holds it (or it is settled).
+
+    A queued request is free; a running one is free once its lease has
+    passed, since its worker died or hit an error it could not record. Each
+    claim counts an attempt, and that number fences the writes that follow:
+    a worker whose request was taken over can no longer change it.
+    """
     now = timezone.now()
     claimed = (
         RetryRequest.objects.filter(pk=pk)
-        .filter(
-            Q(state=RetryState.QUEUED)
-            | Q(state=RetryState.RUNNING, started_at__lt=now - CLAIM_LEASE)
+        .filter(Q(state=RetryState.QUEUED) | Q(state=RetryState.RUNNING, lease_until__lt=now))
+        .update(
+            state=RetryState.RUNNING,
+            started_at=now,
+            lease_until=now + claim_lease(),
+            attempts=F("attempts") + 1,
         )
-        .update(state=RetryState.RUNNING, started_at=now, attempts=F("attempts") + 1)
     )
     if not claimed:
         return None
     return RetryRequest.objects.select_related("sync", "company").get(pk=pk)
 
 
+def lease_left(pk: int) -> float | None:
+    """Seconds until a running request's lease ends; None when it is not running."""
+    lease_until = (
+        RetryRequest.objects.filter(pk=pk, state=RetryState.RUNNING)
+        .values_list("lease_until", flat=True)
+        .first()
+    )
+    if lease_until is None:
+        return None
+    return max(0.0, (lease_until - timezone.now()).total_seconds())
+
+
+class TryAgain(Exception):
+    """This attempt failed in a way a later one may not; the task runs again after `countdown`."""
+
+    def __init__(self, countdown: float, reason: str) -> None:
+        super().__init__(reason)
+        self.countdown = countdown
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Celery pickles the exception of a retried task.
+        return (type(self), (self.countdown, str(self)))
+
+
 def execute(client: Upstream, pk: int) -> RetryRequest | None:
-    """Submit one claimed request to the upstream. Raises UpstreamError when retryable."""
+    """Submit one request to the upstream, exactly once.
+
+    Returns None when another worker holds it. Raises TryAgain when a later
+    attempt may succeed (an upstream error that says so, or anything else:
+    Redis, the database, a bug), after recording the wait on the request; a
+    bounded number of attempts later the request ends failed with the reason.
+    """
     request = claim(pk)
     if request is None:
         return None
+    if request.attempts > MAX_ATTEMPTS:
+        # Earlier attempts ended without a word (their worker died each time).
+        _fail(request, f"Gave up after {MAX_ATTEMPTS} attempts. {request.reason}".strip())
+        return _reload(pk)
     try:
-        new_sync_id = client.initiate_sync(
-            str(request.company.company_id),
-            request.sync_ids or [str(request.sync.sync_id)],
-            idempotency_key=str(request.key),
-        )
+        new_sync_id = submit(client, request)
     except UpstreamError as exc:
-        if exc.retryable and request.attempts < MAX_ATTEMPTS:
-            wait = (
-                f" until {timezone.now() + timedelta(seconds=exc.retry_after):%H:%M:%S} UTC"
-                if exc.retry_after
-                else ""
-            )
-            RetryRequest.objects.filter(pk=pk, state=RetryState.RUNNING).update(
-                state=RetryState.QUEUED, reason=f"Waiting to try again{wait}: {exc}"[:2000]
-            )
-            raise
-        RetryRequest.objects.filter(pk=pk).update(
-            state=RetryState.FAILED,
-            reason=f"The upstream refused: {exc}"[:2000],
-            finished_at=timezone.now(),
-        )
-        return RetryRequest.objects.get(pk=pk)
-    record_submission(pk, new_sync_id)
+        if exc.retryable:
+            _later_or_fail(request, str(exc), exc.retry_after)
+        else:
+            _fail(request, f"The upstream refused: {exc}")
+        return _reload(pk)
+    except Exception as exc:
+        log.warning("retry %s, attempt %s: %r", pk, request.attempts, exc, exc_info=True)
+        _later_or_fail(request, f"{type(exc).__name__}: {exc}", None)
+        return _reload(pk)
+    if new_sync_id is None or not record_submission(request, new_sync_id):
+        return _reload(pk)  # cancelled before the POST, or taken over
     if request.bulk_id is None:
         # One sync: read the new sync now, so the page shows it at once. A
         # bulk retry leaves that to the webhooks and the follow-up poll, so
         # its requests go to the POSTs and nothing else.
-        follow(client, pk)
-    return RetryRequest.objects.get(pk=pk)
+        try:
+            follow(client, pk)
+        except Exception as exc:
+            # The submission is recorded; the follow-up poll reads it later.
+            log.info("retry %s: new sync not read yet: %r", pk, exc)
+    return _reload(pk)
 
 
-def record_submission(pk: int, new_sync_id: str) -> None:
-    RetryRequest.objects.filter(pk=pk).update(
-        state=RetryState.SUBMITTED,
-        new_sync_id=new_sync_id,
-        submitted_at=timezone.now(),
-        reason="",
+def _reload(pk: int) -> RetryRequest:
+    return RetryRequest.objects.select_related("sync", "company").get(pk=pk)
+
+
+def syncs_to_post(request: RetryRequest) -> list[str]:
+    """The syncs the POST names: the tips of the retry chains, else the request's own sync."""
+    return [str(s) for s in request.sync_ids] or [str(request.sync.sync_id)]
+
+
+def submit(client: Upstream, request: RetryRequest) -> str | None:
+    """The new sync's ID, or None when the request was cancelled (or taken over) first.
+
+    An attempt after the POST may have gone out looks for the sync that POST
+    started before it posts again, with the same key: Codat does not promise
+    that the key makes a second POST harmless.
+    """
+    if request.posted_at is not None:
+        started = started_sync(client, request)
+        if started is not None:
+            log.info("retry %s: linking %s, started by an earlier attempt", request.pk, started)
+            return started
+    if not _mark_posting(request):
+        return None
+    return client.initiate_sync(
+        str(request.company.company_id), syncs_to_post(request), idempotency_key=str(request.key)
+    )
+
+
+def _mark_posting(request: RetryRequest) -> bool:
+    """Record that the POST is about to go out; False if cancelled (or taken over) first.
+
+    The same conditional update as `cancel`'s, the other way round: whichever
+    commits first wins, so a request is either cancelled or sent, never both.
+    The lease starts again, for the POST's full length.
+    """
+    now = timezone.now()
+    marked = RetryRequest.objects.filter(
+        pk=request.pk, state=RetryState.RUNNING, attempts=request.attempts
+    ).update(posted_at=Coalesce("posted_at", Value(now)), lease_until=now + claim_lease())
+    if marked:
+        request.posted_at = request.posted_at or now
+    return marked == 1
+
+
+def started_sync(client: Upstream, request: RetryRequest) -> str | None:
+    """The upstream sync an earlier attempt of this request started, if there is one.
+
+    That attempt died, or lost the answer, after its POST: the upstream may
+    have started a sync we never heard of. It is in the company's sync list,
+    began after the first POST was about to go out (less the clocks'
+    disagreement), and pushes some of the request's items. A sync this
+    request names, or one another request already holds, is not it.
+    """
+    assert request.posted_at is not None
+    company_id = str(request.company.company_id)
+    since = request.posted_at - CLOCK_SKEW
+    named = {_uuid(s) for s in syncs_to_post(request)}
+    candidates = sorted(
+        (began, sync_id)
+        for record in client.list_syncs(company_id)
+        if (began := ingest.parse_time(record.get("syncUtc"))) is not None
+        and began >= since
+        and (sync_id := _uuid(record.get("syncId"))) is not None
+        and sync_id not in named
+    )
+    held = set(
+        RetryRequest.objects.filter(new_sync_id__in=[sync_id for _, sync_id in candidates])
+        .exclude(pk=request.pk)
+        .values_list("new_sync_id", flat=True)
+    )
+    wanted = {_uuid(t) for t in request.failed_items} - {None}
+    for _, sync_id in candidates:
+        if sync_id in held:
+            continue
+        for page in client.transaction_pages(company_id, str(sync_id)):
+            if any(_uuid(t.get("transactionId")) in wanted for t in page):
+                return str(sync_id)
+    return None
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _later_or_fail(request: RetryRequest, reason: str, retry_after: float | None) -> None:
+    """Queue the request for another attempt and raise TryAgain; past the bound, fail it."""
+    if request.attempts >= MAX_ATTEMPTS:
+        _fail(request, f"Gave up after {request.attempts} attempts: {reason}")
+        return
+    countdown = backoff(request.attempts, retry_after)
+    due = timezone.now() + timedelta(seconds=countdown)
+    try:
+        RetryRequest.objects.filter(
+            pk=request.pk, state=RetryState.RUNNING, attempts=request.attempts
+        ).update(
+            state=RetryState.QUEUED,
+            # Past this, the follow-up sends it again (its task may be lost).
+            lease_until=due + claim_lease(),
+            reason=f"Waiting to try again until {due:%H:%M:%S} UTC: {reason}"[:2000],
+        )
+    except DatabaseError:
+        # The database itself may be what failed: the lease brings it back.
+        log.warning("retry %s: could not record the wait", request.pk, exc_info=True)
+    raise TryAgain(countdown, reason)
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before attempt `attempt + 1`: exponential with jitter, at least Retry-After."""
+    wait = min(600, 5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+    return capped_countdown(max(wait, retry_after or 0))
+
+
+def _fail(request: RetryRequest, reason: str) -> None:
+    """End the request failed with `reason`, unless another attempt has taken it over."""
+    RetryRequest.objects.filter(
+        pk=request.pk, state=RetryState.RUNNING, attempts=request.attempts
+    ).update(
+        state=RetryState.FAILED,
+        reason=reason[:2000],
+        lease_until=None,
+        finished_at=timezone.now(),
+    )
+
+
+def record_submission(request: RetryRequest, new_sync_id: str) -> bool:
+    """Link the new sync to the request; False if another attempt took the request over."""
+    return (
+        RetryRequest.objects.filter(
+            pk=request.pk, state=RetryState.RUNNING, attempts=request.attempts
+        ).update(
+            state=RetryState.SUBMITTED,
+            new_sync_id=new_sync_id,
+            submitted_at=timezone.now(),
+            lease_until=None,
+            reason="",
+        )
+        == 1
+    )
+
+
+def cancel(*, pk: int, user: User) -> bool:
+    """Cancel a request whose POST has not been sent; False when it is too late.
+
+    Race-free against the worker: it marks `posted_at` with a conditional
+    update before it POSTs, and this one succeeds only while that is empty.
+    """
+    return (
+        RetryRequest.objects.filter(
+            pk=pk, state__in=CLAIMABLE_RETRY_STATES, posted_at__isnull=True
+        ).update(
+            state=RetryState.CANCELLED,
+            cancelled_by=user,
+            finished_at=timezone.now(),
+            lease_until=None,
+            reason=f"Cancelled by {user.get_username()} before it was sent.",
+        )
+        == 1
     )
 
 
@@ -421,10 +635,18 @@ def follow_submitted(client: Upstream, *, limit: int) -> int:
 
 
 def lost_requests(*, limit: int, older_than: timedelta = timedelta(minutes=10)) -> list[int]:
-    """Queued requests never tried, long after they were made: their task was lost."""
-    stale = timezone.now() - older_than
+    """Requests no task is working on: a lease that passed, or never tried long after made.
+
+    A running request whose lease passed lost its worker; a queued one whose
+    lease passed lost the task that was to try it again; a queued one never
+    tried lost its first task (the broker was down, or the message dropped).
+    """
+    now = timezone.now()
     return list(
         RetryRequest.objects.filter(
-            state=RetryState.QUEUED, created_at__lt=stale, attempts=0
-        ).values_list("pk", flat=True)[:limit]
+            Q(state__in=CLAIMABLE_RETRY_STATES, lease_until__lt=now)
+            | Q(state=RetryState.QUEUED, lease_until__isnull=True, created_at__lt=now - older_than)
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
     )

@@ -16,7 +16,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
@@ -26,6 +26,7 @@ from .models import RetryRequest, Sync
 from .vocabulary import ACTIVE_RETRY_STATES
 
 RETRY_PERMISSION = "dashboard.retry_sync"
+CANCEL_PERMISSION = "dashboard.cancel_retry"
 
 
 def _key(raw: str | None) -> uuid.UUID | None:
@@ -71,14 +72,23 @@ def sync_retry(request: HttpRequest, sync_id: str) -> HttpResponse:
     return HttpResponseRedirect(reverse("retry-detail", args=[made.pk]))
 
 
+def _load(pk: int) -> RetryRequest:
+    return get_object_or_404(
+        RetryRequest.objects.select_related("sync", "company", "user", "bulk", "cancelled_by"),
+        pk=pk,
+    )
+
+
+def _detail_context(made: RetryRequest) -> dict[str, object]:
+    new_sync = Sync.objects.filter(sync_id=made.new_sync_id).first() if made.new_sync_id else None
+    return {"req": made, "outcomes": retry.outcomes(made), "new_sync": new_sync}
+
+
 @require_GET
 @vary_on_headers("HX-Request")
 def retry_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    made = get_object_or_404(
-        RetryRequest.objects.select_related("sync", "company", "user", "bulk"), pk=pk
-    )
-    new_sync = Sync.objects.filter(sync_id=made.new_sync_id).first() if made.new_sync_id else None
-    context = {"req": made, "outcomes": retry.outcomes(made), "new_sync": new_sync}
+    made = _load(pk)
+    context = _detail_context(made)
     htmx = getattr(request, "htmx", None)
     if htmx and request.GET.get("poll"):
         response = render(request, "dashboard/retry_detail.html#retry-progress", context)
@@ -86,6 +96,26 @@ def retry_detail(request: HttpRequest, pk: int) -> HttpResponse:
             response.status_code = HttpResponseStopPolling.status_code
         return response
     return render(request, "dashboard/retry_detail.html", context)
+
+
+@require_POST
+def retry_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancel a request before its POST is sent; once it may have gone, say so (409)."""
+    made = get_object_or_404(RetryRequest, pk=pk)
+    if not request.user.has_perm(CANCEL_PERMISSION):
+        raise PermissionDenied("You may not cancel retries.")
+    user = request.user
+    assert isinstance(user, User)
+    if retry.cancel(pk=made.pk, user=user):
+        messages.success(request, "Retry cancelled: nothing was sent to the upstream.")
+        return HttpResponseRedirect(reverse("retry-detail", args=[made.pk]))
+    current = _load(made.pk)
+    if current.posted_at is not None:
+        refusal = "Too late to cancel: this retry has already been sent to the upstream."
+    else:
+        refusal = f"This retry can no longer be cancelled: it is {current.get_state_display()}."
+    messages.error(request, refusal)
+    return render(request, "dashboard/retry_detail.html", _detail_context(current), status=409)
 
 
 @require_GET

@@ -20,7 +20,7 @@ VIEW = [
 GROUPS = {
     "Support viewer": VIEW,
     "Support runner": [*VIEW, "retry_sync"],
-    "Support lead": [*VIEW, "retry_sync", "bulk_retry"],
+    "Support lead": [*VIEW, "retry_sync", "bulk_retry", "cancel_retry"],
 }
 
 

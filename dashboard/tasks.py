@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 from celery import Task, shared_task
 from django.db import transaction
 
+from synchealth.celery import capped_countdown
+
 from . import ingest, rankings, rollup, webhooks
 from .upstream import Upstream, UpstreamError
 
@@ -24,12 +26,19 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 8
 
 
-def _retry_later(task: Task, exc: UpstreamError) -> NoReturn:
-    """Reschedule a task after a transient upstream failure, or give up."""
-    if not exc.retryable or task.request.retries >= MAX_RETRIES:
+def _retry_later(task: Task, exc: Exception) -> NoReturn:
+    """Reschedule a task after a transient failure, or give up.
+
+    An UpstreamError says whether retrying can help; anything else (Redis,
+    the database) is taken to be passing. The countdown never outlasts the
+    broker's visibility timeout (`capped_countdown`).
+    """
+    retryable = exc.retryable if isinstance(exc, UpstreamError) else True
+    if not retryable or task.request.retries >= MAX_RETRIES:
         raise exc
     backoff = min(600, 5 * 2**task.request.retries) * random.uniform(0.5, 1.5)
-    raise task.retry(exc=exc, countdown=max(exc.retry_after or 0, backoff))
+    retry_after = exc.retry_after if isinstance(exc, UpstreamError) else None
+    raise task.retry(exc=exc, countdown=capped_countdown(max(retry_after or 0, backoff)))
 
 
 @shared_task(name="dashboard.reconcile")
@@ -84,25 +93,45 @@ def process_pending_webhooks_task(older_than_s: int = 60, limit: int = 500) -> i
 
 @shared_task(name="dashboard.run_retry", bind=True, max_retries=MAX_RETRIES)
 def run_retry_task(self: Task, request_pk: int) -> str:
-    """Submit one retry request; a second delivery finds it claimed and does nothing."""
+    """Submit one retry request; a second delivery finds it claimed and does nothing.
+
+    The request counts its attempts and ends failed past its bound: a wait it
+    asks for (TryAgain) has recorded why and until when. Any other error came
+    before the request could record anything (the database down at the
+    claim), and is retried like an upstream error. Should the task give up,
+    the follow-up task sends the request again once its lease has passed.
+    """
     from . import retry
 
-    with Upstream() as client:
-        try:
+    try:
+        with Upstream() as client:
             request = retry.execute(client, request_pk)
-        except UpstreamError as exc:
-            _retry_later(self, exc)
-    return request.state if request else "not claimed"
+    except retry.TryAgain as again:
+        raise self.retry(exc=again, countdown=again.countdown) from again
+    except Exception as exc:
+        _retry_later(self, exc)
+    if request is None:
+        # Held by another worker, or by one that died mid-attempt (a child
+        # killed during the POST, redelivered at once): look again when its
+        # lease ends, without waiting for the follow-up task.
+        left = retry.lease_left(request_pk)
+        if left is not None:
+            run_retry_task.apply_async((request_pk,), countdown=capped_countdown(left + 1))
+        return "not claimed"
+    return request.state
 
 
 @shared_task(name="dashboard.follow_retries")
 def follow_retries_task(limit: int = 200) -> int:
-    """Poll the new syncs of submitted retries (webhooks usually settle them first)."""
+    """Poll the new syncs of submitted retries (webhooks usually settle them first).
+
+    Then send again the requests no task is working on: their worker died, or
+    their task was lost (broker down, a message dropped with its worker).
+    """
     from . import retry
 
     with Upstream() as client:
         settled = retry.follow_submitted(client, limit=limit)
-    # Requests whose task was lost before it ran (broker down): queue them again.
     for pk in retry.lost_requests(limit=limit):
         run_retry_task.delay(pk)
     follow_bulk_retries(limit=limit)

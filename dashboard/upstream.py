@@ -4,7 +4,8 @@
 else changes between the sandbox and the real API. Every request takes a slot
 from the shared rate limiter, is retried with exponential backoff and jitter
 when retrying can help (5xx, timeouts, connection errors, short 429s, cut-off
-bodies), and fails fast otherwise. Callers see one error type,
+bodies), and fails fast otherwise; a write is sent again only when it surely
+did not reach the upstream (no connection, 429). Callers see one error type,
 `UpstreamError`, whose `retryable` and `retry_after` say what to do next.
 """
 
@@ -151,6 +152,27 @@ def _error_text(response: httpx.Response) -> str:
     if isinstance(body, dict) and body.get("error"):
         return str(body["error"])[:300]
     return response.text[:300]
+
+
+# Failures that leave no doubt the upstream did not act on the request: it
+# never left (our budget, no connection) or the upstream refused it unread.
+_UNSENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    QuotaExhausted,
+    BudgetWaitTooLong,
+)
+
+
+def not_received(exc: UpstreamError) -> bool:
+    """Whether a failed request surely did nothing upstream, so sending it again is safe.
+
+    A write that timed out, or answered 5xx or an unreadable body, may have
+    been carried out: the client does not send it again by itself. The caller
+    decides (a retry request first looks for the sync the POST may have started).
+    """
+    return exc.status == 429 or isinstance(exc.__cause__, _UNSENT)
 
 
 class _Wait(tenacity.wait.wait_base):
@@ -356,6 +378,7 @@ class Upstream:
                 isinstance(exc, UpstreamError)
                 and exc.retryable
                 and (exc.retry_after or 0) <= max_wait
+                and (method == "GET" or not_received(exc))
             )
 
         retrying = tenacity.Retrying(

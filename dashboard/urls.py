@@ -21,6 +21,7 @@ urlpatterns = [
     path("syncs/<uuid:sync_id>/retry/", retry_views.sync_retry, name="sync-retry"),
     path("retries/", retry_views.audit, name="retry-audit"),
     path("retries/<int:pk>/", retry_views.retry_detail, name="retry-detail"),
+    path("retries/<int:pk>/cancel/", retry_views.retry_cancel, name="retry-cancel"),
     path("retries/bulk/", bulk_views.bulk_open, name="bulk-retry"),
     path("retries/bulk/<int:pk>/", bulk_views.bulk_detail, name="bulk-detail"),
     path("retries/bulk/<int:pk>/review/", bulk_views.bulk_review, name="bulk-review"),

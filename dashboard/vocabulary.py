@@ -136,9 +136,13 @@ class RetryState(models.TextChoices):
     FAILED = "failed", "Failed"
     DENIED = "denied", "Denied"
     SKIPPED = "skipped", "Skipped"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 ACTIVE_RETRY_STATES = (RetryState.QUEUED, RetryState.RUNNING, RetryState.SUBMITTED)
+# A worker may take a request in one of these; a lead may cancel it there too,
+# as long as its POST has not been sent.
+CLAIMABLE_RETRY_STATES = (RetryState.QUEUED, RetryState.RUNNING)
 
 
 class BulkState(models.TextChoices):

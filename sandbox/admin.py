@@ -33,6 +33,7 @@ class SandboxSettingsAdmin(admin.ModelAdmin):
         "duplicate_webhook_rate",
         "out_of_order_webhooks",
         "retry_repush",
+        "idempotency_keys",
     ]
 
     def has_add_permission(self, request):

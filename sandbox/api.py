@@ -8,6 +8,7 @@ are built in `sandbox/bodies.py`, paging in `sandbox/paging.py`, and the
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -27,7 +28,7 @@ from .bodies import (
     transaction_body,
 )
 from .http import ApiError, api_endpoint, idempotent, json_response
-from .models import Company, Item, Sync
+from .models import Company, Item, SandboxSettings, Sync
 from .paging import paged, paging
 
 _EXPENSE_TYPES = {"Payment", "Refund", "Reward", "Chargeback"}
@@ -312,7 +313,13 @@ def initiate_sync(request: HttpRequest, company_id: str) -> HttpResponse:
         sync = services.initiate_sync(company=company, source_syncs=sources)
         return 202, {"syncId": str(sync.sync_id)}
 
-    return idempotent(request, handle)
+    response = idempotent(request, handle)
+    delay = SandboxSettings.current().initiate_delay_ms
+    if delay and response.status_code < 300:
+        # The sync exists (committed) while the answer is held back: a client
+        # that dies or times out now never learns the ID of the sync it started.
+        time.sleep(delay / 1000)
+    return response
 
 
 def _validate_expense(index: int, tx: Any) -> uuid.UUID:

@@ -114,6 +114,16 @@ class SandboxSettings(models.Model):
     )
     seed = models.BigIntegerField(default=20260101, help_text="Seeds every random outcome.")
     request_log_enabled = models.BooleanField(default=True)
+    idempotency_keys = models.BooleanField(
+        default=True,
+        help_text="Honour Idempotency-Key. Off: every POST makes a new sync, as an upstream "
+        "that does not promise idempotency may (the key is still logged).",
+    )
+    initiate_delay_ms = models.PositiveIntegerField(
+        default=0,
+        help_text="Added to the initiate-sync answer after the sync was created, so a client "
+        "can lose the answer to a POST the upstream accepted.",
+    )
 
     class Meta:
         verbose_name = "sandbox settings"

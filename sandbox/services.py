@@ -21,6 +21,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from synchealth.celery import countdown_ceiling
+
 from . import catalogue
 from .models import (
     Company,
@@ -76,6 +78,10 @@ def _enqueue_finalize(sync: Sync) -> None:
     from .tasks import finalize_sync_task
 
     countdown = max(0.0, (sync.completes_at - timezone.now()).total_seconds())
+    if countdown > countdown_ceiling():
+        # Longer than a task may wait without the broker handing it out again:
+        # `finalize_due` (beat, every few seconds) finishes it when it is due.
+        return
     transaction.on_commit(
         lambda: finalize_sync_task.apply_async(args=(sync.pk,), countdown=countdown)
     )

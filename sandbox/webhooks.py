@@ -20,6 +20,8 @@ from django.db.models import F
 from django.utils import timezone
 from svix.webhooks import Webhook
 
+from synchealth.celery import capped_countdown
+
 from . import catalogue
 from .bodies import iso
 from .models import Item, ItemStatus, SandboxSettings, Sync, WebhookConsumer, WebhookDelivery
@@ -137,7 +139,7 @@ def queue_deliveries(sync: Sync) -> list[WebhookDelivery]:
 def _send_later(delivery_pk: int, delay: float) -> None:
     from .tasks import deliver_webhook_task
 
-    deliver_webhook_task.apply_async(args=(delivery_pk,), countdown=delay)
+    deliver_webhook_task.apply_async(args=(delivery_pk,), countdown=capped_countdown(delay))
 
 
 def signed_headers(consumer: WebhookConsumer, msg_id: str, body: str, now: datetime) -> dict:

@@ -202,14 +202,21 @@ else:
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=5)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
-if CELERY_BROKER_URL.startswith("filesystem"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(BROKER_DIR / "out"),
-        "data_folder_out": str(BROKER_DIR / "out"),
-        "processed_folder": str(BROKER_DIR / "processed"),
-        "control_folder": str(BROKER_DIR / "control"),
+
+
+def filesystem_broker_options(broker_dir: Path) -> dict[str, object]:
+    """The file broker's folders under `broker_dir` (also for tests that send to a worker)."""
+    return {
+        "data_folder_in": str(broker_dir / "out"),
+        "data_folder_out": str(broker_dir / "out"),
+        "processed_folder": str(broker_dir / "processed"),
+        "control_folder": str(broker_dir / "control"),
         "store_processed": False,
     }
+
+
+if CELERY_BROKER_URL.startswith("filesystem"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(BROKER_DIR)
 else:
     # Tasks are acknowledged late, so a task must finish (or hit its hard
     # time limit) well inside the time after which Redis hands an unacked
@@ -275,6 +282,10 @@ CODAT_FETCH_THREADS = env_int("CODAT_FETCH_THREADS", 4, minimum=1)
 # a preview holds at most BULK_RETRY_MAX_SYNCS (a wider filter is refused).
 BULK_RETRY_CONFIRM_THRESHOLD = env_int("BULK_RETRY_CONFIRM_THRESHOLD", 100)
 BULK_RETRY_MAX_SYNCS = env_int("BULK_RETRY_MAX_SYNCS", 10_000, minimum=1)
+# A retry request's worker holds it this long; a request whose worker died (or
+# hit an unexpected error) is picked up again once it passes. It must outlast
+# one POST to the upstream (connect and read timeouts, with the client's waits).
+RETRY_CLAIM_LEASE_SECONDS = env_int("RETRY_CLAIM_LEASE_SECONDS", 300, minimum=5)
 # Webhook bodies above this size are refused with 413.
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1)
 

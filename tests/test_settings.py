@@ -41,6 +41,7 @@ def test_importing_the_settings_creates_no_folder(tmp_path):
         ("CODAT_READ_TIMEOUT", "30s", "CODAT_READ_TIMEOUT='30s' is not a number"),
         ("CODAT_MAX_WAIT_SECONDS", "-1", "must be a number of at least 0"),
         ("CODAT_CONNECT_TIMEOUT", "nan", "must be a number of at least 0"),
+        ("RETRY_CLAIM_LEASE_SECONDS", "1", "RETRY_CLAIM_LEASE_SECONDS='1' must be at least 5"),
     ],
 )
 def test_a_mistyped_value_is_a_clear_error_at_start(tmp_path, name, value, message):

@@ -49,8 +49,11 @@ def start_worker(
     api_key: str,
     log: Path,
     broker: str = REDIS_URL,
+    pool: str = "solo",
     **extra_env: str,
 ) -> subprocess.Popen:
+    """A worker on `queue`. `pool="prefork"` runs tasks in one child process,
+    as production does, so a test can kill the child and keep the worker."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -67,12 +70,18 @@ def start_worker(
     }
     command = [
         sys.executable, "-m", "celery", "-A", "synchealth", "worker",
-        "--pool", "solo", "-Q", queue, "--without-gossip", "--without-mingle",
-        "--without-heartbeat", "-l", "INFO",
+        "--pool", pool, "--concurrency", "1", "-Q", queue, "--without-gossip",
+        "--without-mingle", "--without-heartbeat", "-l", "INFO",
     ]  # fmt: skip
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
     )
+
+
+def pool_children(worker: subprocess.Popen) -> list[int]:
+    """The process IDs of a prefork worker's children (Linux)."""
+    path = Path(f"/proc/{worker.pid}/task/{worker.pid}/children")
+    return [int(pid) for pid in path.read_text().split()]
 
 
 def stop(worker: subprocess.Popen) -> None:
@@ -94,17 +103,31 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 @contextmanager
-def tasks_sent_to(broker: str) -> Iterator[None]:
-    """Send every task this process enqueues to `broker` (where a real worker listens)."""
+def tasks_sent_to(broker: str, *, var_dir: Path | None = None) -> Iterator[None]:
+    """Send every task this process enqueues to `broker` (where a real worker listens).
+
+    A Redis database is emptied first; the file broker (`filesystem://`)
+    writes its messages under `var_dir`, where a worker started with
+    `SYNCHEALTH_VAR_DIR=var_dir` reads them.
+    """
     import redis
 
     from synchealth.celery import app
+    from synchealth.settings import filesystem_broker_options
 
-    redis.Redis.from_url(broker).flushdb()
+    options: dict[str, object]
+    if broker.startswith("redis"):
+        redis.Redis.from_url(broker).flushdb()
+        options = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    else:
+        assert var_dir is not None, "the file broker needs its folder"
+        options = filesystem_broker_options(var_dir / "broker")
+        for key in ("data_folder_out", "processed_folder", "control_folder"):
+            Path(str(options[key])).mkdir(parents=True, exist_ok=True)
     conf = app.conf
     saved = (conf.broker_url, conf.broker_write_url, conf.broker_transport_options)
     conf.broker_url = conf.broker_write_url = broker
-    conf.broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    conf.broker_transport_options = options
     app._pool = None
     app.amqp._producer_pool = None
     try:

@@ -18,7 +18,12 @@ from django.utils import timezone
 
 from .. import retry
 from ..models import BulkMember, BulkRetry, RetryRequest
-from ..vocabulary import CANCELLABLE_BULK_STATES, BulkState, RetryState
+from ..vocabulary import (
+    CANCELLABLE_BULK_STATES,
+    CLAIMABLE_RETRY_STATES,
+    BulkState,
+    RetryState,
+)
 from .draft import BulkRefused
 
 # Members requested per transaction: a cancel waits for at most one batch.
@@ -111,14 +116,20 @@ def stalled_fan_outs(*, limit: int) -> list[int]:
 
 
 def _unclaimed(bulk_pk: int) -> QuerySet[RetryRequest]:
-    """Requests of the bulk that no worker has taken yet: nothing of them was sent."""
+    """Requests of the bulk whose POST has not gone out (queued, or claimed but not posted).
+
+    A worker marks `posted_at` with a conditional update just before it posts
+    (`retry._mark_posting`, which needs the request still running): whichever
+    of that and this update commits first wins, so a request is skipped or
+    sent, never both.
+    """
     return RetryRequest.objects.filter(
-        bulk_id=bulk_pk, state=RetryState.QUEUED, started_at__isnull=True
+        bulk_id=bulk_pk, state__in=CLAIMABLE_RETRY_STATES, posted_at__isnull=True
     )
 
 
 def skip_unclaimed(bulk_pk: int) -> int:
-    """Skip the bulk's requests still queued and never claimed (a worker's claim races this)."""
+    """Skip the bulk's requests not yet sent (a worker about to post races this)."""
     return _unclaimed(bulk_pk).update(
         state=RetryState.SKIPPED, reason=CANCELLED_REASON, finished_at=timezone.now()
     )

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0016_current_state"),
+        ("dashboard", "0017_retry_recovery"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -188,6 +188,35 @@ def test_every_write_carries_an_idempotency_key():
         client.request("POST", "/companies", body={})
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("server disconnected"),
+        httpx.Response(503, json={"error": "busy"}),
+        httpx.Response(202, content=b'{"syncId": "6fb4'),
+    ],
+    ids=["read-timeout", "disconnected", "5xx", "cut-off-answer"],
+)
+def test_a_write_that_may_have_reached_the_upstream_is_not_sent_again(failure):
+    script = Script(failure, httpx.Response(202, json={"syncId": SYNC}))
+    with pytest.raises(UpstreamError) as caught:
+        make_client(script).initiate_sync(COMPANY, [SYNC], idempotency_key="retry-43")
+    assert caught.value.retryable  # the caller may try again, knowing what it risks
+    assert len(script.requests) == 1
+
+
+def test_a_write_that_surely_did_not_arrive_is_sent_again_with_its_key(naps):
+    script = Script(
+        httpx.ConnectError("refused"),
+        httpx.ConnectTimeout("no answer to the handshake"),
+        httpx.Response(429, headers={"Retry-After": "1"}, json={"error": "slow down"}),
+        httpx.Response(202, json={"syncId": SYNC}),
+    )
+    assert make_client(script).initiate_sync(COMPANY, [SYNC], idempotency_key="retry-44") == SYNC
+    assert [r.headers["Idempotency-Key"] for r in script.requests] == ["retry-44"] * 4
+
+
 def test_a_low_daily_quota_is_spread_out_and_the_reserve_kept():
     limiter = LocalLimiter(
         Limits(per_window=10_000, window=60, per_company=10, lease=60, max_wait=5)

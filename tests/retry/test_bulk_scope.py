@@ -390,7 +390,7 @@ def test_cancel_before_the_fan_out_requests_nothing_and_counts_every_member_skip
     assert 'data-testid="cancel-bulk"' not in page
 
 
-def test_cancel_skips_requests_no_worker_has_claimed_and_lets_claimed_ones_go_on(
+def test_cancel_skips_requests_not_yet_posted_and_lets_posted_ones_go_on(
     client, lead, edge_syncs
 ):
     edge_syncs(ZONES[0])
@@ -399,8 +399,12 @@ def test_cancel_skips_requests_no_worker_has_claimed_and_lets_claimed_ones_go_on
         fan_out_bulk_task(bulk.pk)
     requests = list(RetryRequest.objects.filter(bulk=bulk).order_by("pk"))
     assert len(requests) == 4
-    # One is being sent by a worker, one has been sent; two wait in the queue.
+    # One is being sent by a worker (its POST is out), one has been sent; one was
+    # claimed but not posted yet and one waits in the queue: those two are skipped.
     RetryRequest.objects.filter(pk=requests[0].pk).update(
+        state="running", started_at=timezone.now(), attempts=1, posted_at=timezone.now()
+    )
+    RetryRequest.objects.filter(pk=requests[2].pk).update(
         state="running", started_at=timezone.now(), attempts=1
     )
     RetryRequest.objects.filter(pk=requests[1].pk).update(

@@ -3,9 +3,12 @@
 import uuid
 from datetime import timedelta
 
+import httpx
+import pytest
 from django.utils import timezone
 
-from sandbox.models import IdempotencyRecord, Sync
+from sandbox.models import IdempotencyRecord, RequestLog, Sync
+from tests.workers import wait_for
 
 
 def _failed_sync(small_estate) -> Sync:
@@ -86,3 +89,45 @@ def test_expense_transactions_honour_the_key(api, small_estate):
     again = api.post(path, json=body, headers={"Idempotency-Key": "key-6"})
     assert first.json() == again.json()
     assert Sync.objects.filter(sync_id=first.json()["syncId"]).count() == 1
+
+
+def test_with_keys_switched_off_every_post_makes_a_sync_and_the_key_is_still_logged(
+    api, small_estate, sandbox_config
+):
+    sandbox_config.idempotency_keys = False
+    sandbox_config.save()
+    source = _failed_sync(small_estate)
+    first = _initiate(api, source, "key-7")
+    again = _initiate(api, source, "key-7")
+    assert first.status_code == again.status_code == 202
+    assert "Idempotent-Replayed" not in again.headers
+    assert first.json()["syncId"] != again.json()["syncId"]
+    assert not IdempotencyRecord.objects.filter(key="key-7").exists()
+    logged = RequestLog.objects.filter(method="POST", idempotency_key="key-7")
+    assert list(logged.values_list("status", flat=True)) == [202, 202]
+
+
+def test_the_initiate_delay_holds_back_the_answer_of_a_sync_already_started(
+    api, small_estate, sandbox_config
+):
+    sandbox_config.initiate_delay_ms = 1500
+    sandbox_config.save()
+    source = _failed_sync(small_estate)
+    before = set(Sync.objects.values_list("sync_id", flat=True))
+    with pytest.raises(httpx.ReadTimeout):
+        api.post(
+            f"/companies/{source.company.company_id}/sync/expenses/syncs",
+            json={"syncIds": [str(source.sync_id)]},
+            headers={"Idempotency-Key": "key-8"},
+            timeout=httpx.Timeout(5, read=0.5),
+        )
+    # The client gave up, but the upstream had already started the sync.
+    started = Sync.objects.exclude(sync_id__in=before).get()
+    assert started.kind == "retry" and started.source_sync_ids == [str(source.sync_id)]
+    wait_for(
+        lambda: RequestLog.objects.filter(idempotency_key="key-8", status=202).exists(),
+        10,
+        "the held-back answer to be logged",
+    )
+    log = RequestLog.objects.get(idempotency_key="key-8")
+    assert (log.finished_at - log.started_at).total_seconds() >= 1.5
