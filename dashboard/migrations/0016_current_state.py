@@ -6,15 +6,11 @@ import importlib
 
 from django.db import migrations, models
 
-# SQLite adds columns by rebuilding the table, which drops its triggers:
-# put the rollup's triggers (migration 0009) back once the sync table is done.
-_rollup = importlib.import_module("dashboard.migrations.0009_rollup")
-
-
-def restore_sqlite_triggers(apps, schema_editor):
-    if schema_editor.connection.vendor == "sqlite":
-        _rollup._run(schema_editor, _rollup.SQLITE_REVERSE)
-        _rollup._run(schema_editor, _rollup.SQLITE)
+# SQLite adds columns by rebuilding the table, which drops its triggers: put
+# the rollup's triggers back once the sync table is done, as 0014 does.
+restore_sqlite_triggers = importlib.import_module(
+    "dashboard.migrations.0014_sync_platform"
+).restore_sqlite_triggers
 
 
 class Migration(migrations.Migration):

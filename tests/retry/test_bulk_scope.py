@@ -390,9 +390,7 @@ def test_cancel_before_the_fan_out_requests_nothing_and_counts_every_member_skip
     assert 'data-testid="cancel-bulk"' not in page
 
 
-def test_cancel_skips_requests_not_yet_posted_and_lets_posted_ones_go_on(
-    client, lead, edge_syncs
-):
+def test_cancel_skips_requests_not_yet_posted_and_lets_posted_ones_go_on(client, lead, edge_syncs):
     edge_syncs(ZONES[0])
     bulk = _confirmed(client, lead)
     with mock.patch.object(run_retry_task, "delay"):
@@ -489,12 +487,7 @@ def test_the_report_sums_item_outcomes_and_names_the_sync_still_running(client, 
     ]
     client.force_login(lead)
     bulk = open_preview(client, "range=7d")
-    with (
-        mock.patch.object(fan_out_bulk_task, "delay"),
-        mock.patch.object(run_retry_task, "delay"),
-    ):
-        review_post(client, bulk, confirm=True)
-        fan_out_bulk_task(bulk.pk)
+    _confirm_and_fan_out(client, bulk)
     requests = list(RetryRequest.objects.filter(bulk=bulk).order_by("pk"))
     assert len(requests) == 11
     # Ten new syncs ended (what settle records): 26 items, 22 complete, 4 failed again.
@@ -552,12 +545,7 @@ def test_a_new_sync_in_progress_over_ten_minutes_or_never_seen_is_named(client, 
         make_sync(company, code=Code.DATA_PUSH_ERROR, items=FAILED, items_outstanding=1)
     client.force_login(lead)
     bulk = open_preview(client, "range=7d")
-    with (
-        mock.patch.object(fan_out_bulk_task, "delay"),
-        mock.patch.object(run_retry_task, "delay"),
-    ):
-        review_post(client, bulk, confirm=True)
-        fan_out_bulk_task(bulk.pk)
+    _confirm_and_fan_out(client, bulk)
     slow, unseen, fresh = RetryRequest.objects.filter(bulk=bulk).order_by("pk")
     long_ago = timezone.now() - timedelta(minutes=11)
     slow_sync = make_sync(company, code=Code.IN_PROGRESS, ago=timedelta(minutes=11))
