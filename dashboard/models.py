@@ -404,6 +404,12 @@ class TransactionState(models.Model):
                 name="transaction_state_tip",
                 condition=models.Q(outstanding=True),
             ),
+            # A company's outstanding count, recounted at every upkeep.
+            models.Index(
+                fields=["company"],
+                name="transaction_state_open",
+                condition=models.Q(outstanding=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -362,8 +362,11 @@ def build_company(company_pk: int) -> tuple[int, int]:
                 "transaction_id", flat=True
             )
         )
-        syncs = recompute(company_pk, ids) if ids else set()
-        recount_companies([company_pk])
+        if ids:
+            syncs = recompute(company_pk, ids)  # recounts the company too
+        else:
+            syncs = set()
+            recount_companies([company_pk])
         Company.objects.filter(pk=company_pk).update(state_built_at=timezone.now())
     return len(ids), len(syncs)
 

@@ -14,7 +14,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from dashboard.db.maintenance import analyze
 from dashboard.ingest import state
+from dashboard.models import Sync, TransactionState
+
+# The statistics of the tables a build grows or rewrites are refreshed this often.
+ANALYZE_EVERY = 500
 
 
 class Command(BaseCommand):
@@ -38,6 +43,9 @@ class Command(BaseCommand):
             found, changed = state.build_company(company_pk)
             transactions += found
             syncs += changed
+            if done % ANALYZE_EVERY == 0:
+                analyze(TransactionState)
+                analyze(Sync)
             if done % 100 == 0 or done == len(todo):
                 elapsed = time.monotonic() - started
                 self.stdout.write(
