@@ -8,7 +8,9 @@ for: a company refresh costs one request (its sync list) when nothing changed.
 
 `refresh` runs the refreshes; `companies`, `syncs`, `items`, `push_operations`
 (data types) and `configs` each write their own rows; `fetch` reads items from
-the upstream and writes them in batches; `records` holds what they share.
+the upstream and writes them in batches; `state` keeps the current state (each
+transaction's latest push, what is outstanding, what resolved a sync) in the
+transaction that wrote the items; `records` holds what they share.
 """
 
 from .companies import ensure_company, refresh_companies, upsert_companies
