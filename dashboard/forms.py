@@ -116,7 +116,7 @@ class SyncFilterForm(RangeForm):
     state = forms.ChoiceField(
         choices=[
             ("", "Any"),
-            ("outstanding", "Outstanding (items still to push)"),
+            ("outstanding", "Outstanding (items still to push; retries count in their original)"),
             ("resolved", "Resolved (by a later push)"),
             ("failing", "Failed attempts (a sync and its retries, once)"),
         ],

@@ -28,13 +28,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from synchealth.celery import capped_countdown
 
 from . import ingest
+from .db import chunked
 from .ingest import state
 from .models import BulkRetry, PushItem, RetryRequest, Sync, TransactionState
 from .upstream import Upstream, UpstreamError
@@ -95,13 +96,12 @@ class Plan:
 
 
 def outstanding_item_ids(sync: Sync) -> list[str]:
-    """This sync's items whose transaction is still outstanding, in the sync's order."""
-    outstanding = TransactionState.objects.filter(
-        company_id=sync.company_id, transaction_id=OuterRef("transaction_id"), outstanding=True
-    )
+    """This sync's outstanding items (left unpushed, no later push completed them), in order."""
+    outstanding = state.standings([sync.pk]).get(sync.pk, state.Standing()).outstanding
+    if not outstanding:
+        return []
     ids = (
-        PushItem.objects.filter(sync=sync)
-        .filter(Exists(outstanding))
+        PushItem.objects.filter(sync=sync, transaction_id__in=list(outstanding))
         .order_by("id")
         .values_list("transaction_id", flat=True)
     )
@@ -113,23 +113,16 @@ def plan(sync: Sync) -> Plan:
     items = outstanding_item_ids(sync)
     if not items:
         return Plan([], [], 0)
-    tips: dict[str, tuple[Any, str]] = {}
-    for tid, pushes in state.pushes(sync.company_id, [uuid.UUID(t) for t in items]).items():
+    tips: dict[int, str] = {}
+    for pushes in state.pushes(sync.company_id, [uuid.UUID(t) for t in items]).values():
         failed = [push for push in pushes if push.left_outstanding] or pushes
         tip = max(failed, key=lambda push: push.order)
-        tips[str(tid)] = (tip.order, str(tip.sync_id))
-    names = sorted({sync_id for _, sync_id in tips.values()} or {str(sync.sync_id)})
-    mine = set(items)
-    outstanding = TransactionState.objects.filter(
-        company_id=sync.company_id, transaction_id=OuterRef("transaction_id"), outstanding=True
-    )
-    along = {
-        str(tid)
-        for tid in PushItem.objects.filter(sync__sync_id__in=names)
-        .exclude(status=ItemStatus.COMPLETED)
-        .filter(Exists(outstanding))
-        .values_list("transaction_id", flat=True)
-    } - mine
+        tips[tip.sync_pk] = str(tip.sync_id)
+    names = sorted(set(tips.values()) or {str(sync.sync_id)})
+    mine = {uuid.UUID(t) for t in items}
+    along: set[uuid.UUID] = set()
+    for standing in state.standings(list(tips)).values():
+        along |= standing.outstanding - mine
     return Plan(items, names, len(along))
 
 
@@ -216,11 +209,17 @@ def request_retry(
     active = RetryRequest.objects.filter(sync=sync, state__in=ACTIVE_RETRY_STATES).first()
     if active is not None:
         return active, False
-    planned = plan(sync)
-    if not planned.items:
-        raise RetryRefused(resolution(sync))
     try:
         with transaction.atomic():
+            # One company's requests are made one at a time, so that two of them
+            # never name the same sync: Codat would push its items twice.
+            state.lock_companies([sync.company_id])
+            planned = plan(sync)
+            if not planned.items:
+                raise RetryRefused(resolution(sync))
+            overlapping = _naming_any(sync.company_id, planned.sync_ids)
+            if overlapping is not None:
+                return overlapping, False
             created = RetryRequest.objects.create(
                 key=key,
                 user=user,
@@ -244,6 +243,17 @@ def request_retry(
             raise
         return winner, False
     return created, True
+
+
+def _naming_any(company_pk: int, sync_ids: list[str]) -> RetryRequest | None:
+    """An active request of the company whose POST names one of these syncs."""
+    wanted = set(sync_ids)
+    for request in RetryRequest.objects.filter(
+        company_id=company_pk, state__in=ACTIVE_RETRY_STATES
+    ).order_by("pk"):
+        if wanted & set(syncs_to_post(request)):
+            return request
+    return None
 
 
 def _enqueue(pk: int) -> None:
@@ -545,11 +555,18 @@ def settle(request: RetryRequest) -> RetryRequest:
 def item_outcomes(request: RetryRequest, new_sync: Sync) -> dict[str, Any]:
     """How the requested items came out in the new sync: pushed, completed, failed again,
     and not re-pushed (with why)."""
-    statuses = dict(
-        PushItem.objects.filter(sync=new_sync, transaction_id__in=request.failed_items)
-        .order_by("transaction_id", "-status")
-        .values_list("transaction_id", "status")
-    )
+    seen: dict[uuid.UUID, set[int]] = {}
+    for chunk in chunked(request.failed_items, 1000):
+        for tid, status in PushItem.objects.filter(
+            sync=new_sync, transaction_id__in=chunk
+        ).values_list("transaction_id", "status"):
+            seen.setdefault(tid, set()).add(status)
+    # One outcome per transaction (it may be pushed as two integration types):
+    # a failure in either is a failure, as in the current state.
+    statuses = {
+        tid: next((s for s in found if s in FAILED_ITEM_STATUSES), max(found))
+        for tid, found in seen.items()
+    }
     missing = [tid for tid in request.failed_items if uuid.UUID(tid) not in statuses]
     reasons: dict[str, int] = {}
     for reason in _not_repushed_reasons(request, new_sync, missing).values():
@@ -569,15 +586,16 @@ def _not_repushed_reasons(
     """Why each item the new sync left out was left out, as far as the mirror can tell."""
     if not missing:
         return {}
-    later = dict(
-        TransactionState.objects.filter(
-            company_id=request.company_id, transaction_id__in=missing
-        ).values_list("transaction_id", "status")
-    )
+    settled: set[uuid.UUID] = set()
+    for chunk in chunked(missing, 1000):
+        settled.update(
+            TransactionState.objects.filter(
+                company_id=request.company_id, transaction_id__in=chunk, outstanding=False
+            ).values_list("transaction_id", flat=True)
+        )
     reasons = {}
     for tid in missing:
-        status = later.get(uuid.UUID(tid))
-        if status == ItemStatus.COMPLETED:
+        if uuid.UUID(tid) in settled:
             reasons[tid] = "already completed by another push"
         else:
             reasons[tid] = "the upstream did not re-push it"

@@ -65,7 +65,8 @@ def _selected(filters: SyncFilter) -> QuerySet[Sync]:
     if filters.fingerprint:
         syncs = syncs.filter(error_fingerprint=filters.fingerprint)
     if filters.state == "outstanding":
-        syncs = syncs.filter(items_outstanding__gt=0)
+        # Originals: a retry's outstanding items are its original's, counted there.
+        syncs = syncs.filter(items_outstanding__gt=0, retry_of__isnull=True)
     elif filters.state == "resolved":
         syncs = syncs.filter(resolved_at__isnull=False)
     elif filters.state == "failing":
@@ -142,6 +143,7 @@ class HistoryRow(NamedTuple):
     platform_name: str
     company_uuid: uuid.UUID
     company_name: str
+    retry_of_id: int | None = None
 
     @property
     def status_label(self) -> str:
@@ -152,7 +154,7 @@ class HistoryRow(NamedTuple):
 HISTORY_ROW_COLUMNS = (
     "id", "sync_id", "status_code", "status_text", "category", "sync_utc", "items_total",
     "items_failed", "items_outstanding", "resolved_at", "duration_s", "platform_name",
-    "company__company_id", "company__name",
+    "company__company_id", "company__name", "retry_of_id",
 )  # fmt: skip
 # The row's field that holds each sort column's value (the next page's cursor).
 ROW_FIELD = dict(zip(HISTORY_ROW_COLUMNS, HistoryRow._fields, strict=True))
@@ -253,7 +255,7 @@ def export_rows(filters: SyncFilter) -> QuerySet[Sync]:
     """Every sync the filter selects, with its company, in the history's order (the CSV)."""
     return (
         filtered_syncs(filters)
-        .select_related("company", "resolved_by")
+        .select_related("company", "resolved_by", "retry_of")
         .order_by(*_ordering(SORT_COLUMNS[filters.sort], filters.descending))
     )
 

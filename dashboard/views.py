@@ -161,7 +161,8 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     header = [
         "sync_id", "company_id", "company", "platform", "status_code", "status", "category",
         "sync_utc", "completed_utc", "duration_s", "items", "items_completed", "items_failed",
-        "items_outstanding", "resolved_utc", "resolved_by", "data_pushed", "error_message",
+        "items_outstanding", "resolved_utc", "resolved_by", "retry_of", "data_pushed",
+        "error_message",
     ]  # fmt: skip
 
     def lines() -> Iterator[str]:
@@ -184,9 +185,11 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
                         sync.items_total,
                         sync.items_completed,
                         sync.items_failed,
-                        sync.items_outstanding,
+                        # A retry's outstanding items are its original's (one chain, one count).
+                        "" if sync.retry_of_id else sync.items_outstanding,
                         sync.resolved_at.isoformat() if sync.resolved_at else "",
                         str(sync.resolved_by.sync_id) if sync.resolved_by else "",
+                        str(sync.retry_of.sync_id) if sync.retry_of else "",
                         "yes" if sync.data_pushed else "no",
                         sync.error_message,
                     )

@@ -71,6 +71,7 @@ def write_items_many(
     now = timezone.now()
     counters: list[Sync] = []
     touched: dict[int, tuple[set[uuid.UUID], set[uuid.UUID]]] = {}
+    emptied: set[int] = set()  # syncs that lost an item: recounted whatever else changed
     for sync, _ in batch:
         rows, old_rows = incoming[sync.pk], existing[sync.pk]
         count = 0
@@ -104,6 +105,7 @@ def write_items_many(
             if key not in rows:
                 gone.append(pk)
                 unfinished.add(key[0])
+                emptied.add(sync.pk)
         sync.items_total = len(rows)
         sync.items_completed = completed
         sync.items_failed = failed
@@ -116,11 +118,14 @@ def write_items_many(
         sync.items_fetched_at = now
         counters.append(sync)
     with transaction.atomic():
+        # The current state's lock first, before any row is written: a writer
+        # never holds a row that the lock's holder is waiting for.
+        state.lock_companies(touched)
         if changed:
             db_items.upsert(changed)
         for pks in chunked(gone, BATCH):
             PushItem.objects.filter(pk__in=pks).delete()
         if counters:
             db_items.set_counters(counters, now)
-        state.track(touched)
+        state.track(touched, recount=emptied)
     return written, len(gone)

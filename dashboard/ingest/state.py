@@ -6,14 +6,14 @@ by every retry after it. Its *current state* is its latest push, "latest"
 meaning the pushing sync's syncUtc, then its sync ID: never the order in
 which webhooks and polls happened to bring them in.
 
-- A transaction is **outstanding** when its latest push did not complete and
-  it ever failed, or ever sat pending in a sync that has ended. (A first push
-  still running is not outstanding yet: it may complete.)
-- A sync's `items_outstanding` counts its items whose transaction is
-  outstanding, wherever that transaction was pushed last.
-- A sync that had something outstanding (a failed item, or items still
-  pending when it ended) and has none left is **resolved**, by the sync
-  whose push completed the last of them.
+- An item a sync left unpushed (failed, or still pending when the sync
+  ended) is **outstanding** until a later push of the same transaction
+  completes. (An item pending in a sync still running is not: it may
+  complete.) A transaction is outstanding while any of its items is.
+- A sync's `items_outstanding` counts its own outstanding items.
+- A sync that had an item left unpushed and has none outstanding is
+  **resolved**: by the push that completed the last of them (for each item,
+  the first completing push after it), at that sync's start.
 - `chain_category` is what a sync and its retries count as at the sync's own
   place in the timeline: a retry has none (it belongs to its original's), a
   resolved sync counts as a success, any other its category.
@@ -30,11 +30,11 @@ import uuid
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Subquery
+from django.db.models import Count, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -62,6 +62,11 @@ class Push:
     sync_ended: bool
 
     @property
+    def when(self) -> tuple[datetime, str]:
+        """The push's place in time: its sync's syncUtc, then its sync ID."""
+        return (self.sync_utc, str(self.sync_id))
+
+    @property
     def order(self) -> tuple[datetime, str, bool]:
         # A tie inside one sync (two integration types): the failed one wins.
         return (self.sync_utc, str(self.sync_id), self.status != COMPLETED)
@@ -72,6 +77,17 @@ class Push:
         return self.status in FAILED or (self.status != COMPLETED and self.sync_ended)
 
 
+def _last_completed(history: list[Push]) -> tuple[datetime, str] | None:
+    done = [push.when for push in history if push.status == COMPLETED]
+    return max(done) if done else None
+
+
+def _completed_after(history: list[Push], when: tuple[datetime, str]) -> Push | None:
+    """The first push after `when` that completed the transaction, if any."""
+    later = [p for p in history if p.status == COMPLETED and p.when > when]
+    return min(later, key=lambda push: push.when) if later else None
+
+
 def chain_category(category: int, retry_of_id: int | None, resolved: bool) -> int | None:
     """What a sync and its retries count as at its place in the timeline."""
     if retry_of_id is not None:
@@ -80,24 +96,32 @@ def chain_category(category: int, retry_of_id: int | None, resolved: bool) -> in
 
 
 def lock_companies(company_pks: Iterable[int]) -> None:
-    """Serialise the current state's upkeep per company (in a fixed order: no deadlock)."""
+    """Serialise the current state's upkeep per company (in a fixed order: no deadlock).
+
+    Writers take it before their first write, so that no one holds a row
+    another is waiting for while waiting for this lock.
+    """
     for pk in sorted(set(company_pks)):
         advisory_lock(_LOCK_BASE + zlib.crc32(str(pk).encode()))
 
 
 def track(
     touched: dict[int, tuple[set[uuid.UUID], set[uuid.UUID]]],
+    recount: Iterable[int] = (),
 ) -> None:
     """Bring the current state up to date after items were written.
 
     `touched` maps a company's pk to (transaction IDs written in a state other
     than completed, or removed; transaction IDs written completed). The first
     are always recomputed; a completed push matters only to a transaction
-    that is outstanding now, so the second are looked up first. Call inside
-    the transaction that wrote the items.
+    that ever failed (it may resolve it, or be what resolved it), so the
+    second are looked up first. `recount` names syncs to recount whatever
+    changed (those whose items were removed). Call inside the transaction
+    that wrote the items.
     """
     touched = {pk: sets for pk, sets in touched.items() if sets[0] or sets[1]}
-    if not touched:
+    extra = set(recount)
+    if not touched and not extra:
         return
     lock_companies(touched)
     affected: dict[int, set[uuid.UUID]] = {}
@@ -106,21 +130,35 @@ def track(
         for chunk in chunked(sorted(completed_ids - ids), CHUNK):
             ids.update(
                 TransactionState.objects.filter(
-                    company_id=company_pk, outstanding=True, transaction_id__in=chunk
+                    company_id=company_pk, transaction_id__in=chunk
                 ).values_list("transaction_id", flat=True)
             )
         if ids:
             affected[company_pk] = ids
     for company_pk, ids in affected.items():
-        recompute(company_pk, ids)
+        recompute(company_pk, ids, also=extra)
+        extra = set()
+    if extra:
+        recount_syncs(extra)
+        recount_companies(
+            Sync.objects.filter(pk__in=list(extra)).values_list("company_id", flat=True)
+        )
 
 
-def recompute(company_pk: int, transaction_ids: Iterable[uuid.UUID]) -> set[int]:
-    """Recompute these transactions' state from their pushes; returns the syncs recounted."""
-    syncs: set[int] = set()
+def recompute(
+    company_pk: int, transaction_ids: Iterable[uuid.UUID], also: Iterable[int] = ()
+) -> set[int]:
+    """Recompute these transactions' state from their pushes; returns the syncs recounted.
+
+    Every sync that pushed one of them is recounted, with the syncs in `also`.
+    """
+    syncs: set[int] = set(also)
+    known: dict[int, dict[uuid.UUID, list[Push]]] = {company_pk: {}}
     for chunk in chunked(sorted(set(transaction_ids)), CHUNK):
-        syncs |= _recompute_chunk(company_pk, chunk)
-    recount_syncs(syncs)
+        history_of = pushes(company_pk, chunk)
+        known[company_pk].update(history_of)
+        syncs |= _store_states(company_pk, chunk, history_of)
+    recount_syncs(syncs, known)
     recount_companies([company_pk])
     return syncs
 
@@ -128,22 +166,32 @@ def recompute(company_pk: int, transaction_ids: Iterable[uuid.UUID]) -> set[int]
 def pushes(company_pk: int, transaction_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Push]]:
     """Every push of these transactions by the company's syncs (the push_item_transaction index)."""
     found: dict[uuid.UUID, list[Push]] = defaultdict(list)
-    for tid, sync_pk, sync_id, sync_utc, status, code in PushItem.objects.filter(
-        transaction_id__in=transaction_ids, sync__company_id=company_pk
-    ).values_list(
-        "transaction_id",
-        "sync_id",
-        "sync__sync_id",
-        "sync__sync_utc",
-        "status",
-        "sync__status_code",
-    ):
-        found[tid].append(Push(sync_pk, sync_id, sync_utc, status, code not in IN_PROGRESS_CODES))
+    for chunk in chunked(list(transaction_ids), CHUNK):
+        for tid, sync_pk, sync_id, sync_utc, status, code in PushItem.objects.filter(
+            transaction_id__in=chunk, sync__company_id=company_pk
+        ).values_list(
+            "transaction_id",
+            "sync_id",
+            "sync__sync_id",
+            "sync__sync_utc",
+            "status",
+            "sync__status_code",
+        ):
+            found[tid].append(
+                Push(sync_pk, sync_id, sync_utc, status, code not in IN_PROGRESS_CODES)
+            )
     return found
 
 
-def _recompute_chunk(company_pk: int, transaction_ids: list[uuid.UUID]) -> set[int]:
-    history_of = pushes(company_pk, transaction_ids)
+def is_outstanding(history: list[Push]) -> bool:
+    """Some push left it unpushed after the last push that completed it."""
+    done = _last_completed(history)
+    return any(p.left_outstanding and (done is None or p.when > done) for p in history)
+
+
+def _store_states(
+    company_pk: int, transaction_ids: list[uuid.UUID], history_of: dict[uuid.UUID, list[Push]]
+) -> set[int]:
     existing = {
         row.transaction_id: row
         for row in TransactionState.objects.filter(
@@ -161,13 +209,13 @@ def _recompute_chunk(company_pk: int, transaction_ids: list[uuid.UUID]) -> set[i
                 TransactionState.objects.filter(pk=old.pk).delete()
                 syncs.add(old.last_sync_id)
             continue
-        latest = max(history, key=lambda push: push.order)
-        outstanding = latest.status != COMPLETED and any(p.left_outstanding for p in history)
-        if old is None and not outstanding and not any(p.left_outstanding for p in history):
+        if old is None and not any(p.left_outstanding for p in history):
             # Never left unpushed (completed, or pending in a sync still running):
             # nothing to resolve, no row needed.
             continue
         syncs.update(p.sync_pk for p in history)
+        latest = max(history, key=lambda push: push.order)
+        outstanding = is_outstanding(history)
         if old is not None and (old.last_sync_id, old.status, old.outstanding) == (
             latest.sync_pk,
             latest.status,
@@ -195,88 +243,99 @@ def _recompute_chunk(company_pk: int, transaction_ids: list[uuid.UUID]) -> set[i
     return syncs
 
 
-def recount_syncs(sync_pks: Iterable[int]) -> int:
-    """Each sync's outstanding items, resolution and chain category, from the current state.
+@dataclass
+class Standing:
+    """A sync's items now: which are outstanding, and the pushes that resolved the others."""
+
+    had_outstanding: bool = False
+    outstanding: set[uuid.UUID] = field(default_factory=set)
+    resolvers: list[Push] = field(default_factory=list)
+
+    @property
+    def resolver(self) -> Push | None:
+        """The push that completed the last of its items left unpushed, once none is left."""
+        if not self.had_outstanding or self.outstanding or not self.resolvers:
+            return None
+        return max(self.resolvers, key=lambda push: push.when)
+
+
+def standings(
+    sync_pks: list[int], known: dict[int, dict[uuid.UUID, list[Push]]] | None = None
+) -> dict[int, Standing]:
+    """Each sync's items, item by item: one it left unpushed (failed, or pending when the
+    sync ended) is outstanding until a later push of its transaction completes."""
+    known = known if known is not None else {}
+    rows = {
+        row["pk"]: row
+        for row in Sync.objects.filter(pk__in=sync_pks).values(
+            "pk", "company_id", "sync_id", "sync_utc", "status_code"
+        )
+    }
+    unfinished: list[tuple[int, uuid.UUID, int]] = list(
+        PushItem.objects.filter(sync_id__in=sync_pks)
+        .exclude(status=COMPLETED)
+        .values_list("sync_id", "transaction_id", "status")
+    )
+    wanted: dict[int, set[uuid.UUID]] = defaultdict(set)
+    for sync_pk, tid, _ in unfinished:
+        company_pk = rows[sync_pk]["company_id"]
+        if tid not in known.get(company_pk, {}):
+            wanted[company_pk].add(tid)
+    for company_pk, tids in wanted.items():
+        known.setdefault(company_pk, {}).update(pushes(company_pk, sorted(tids)))
+    result = {pk: Standing() for pk in rows}
+    for sync_pk, tid, status in unfinished:
+        row = rows[sync_pk]
+        ended = row["status_code"] not in IN_PROGRESS_CODES
+        if not (status in FAILED or ended):
+            continue  # pending in a sync still running: it may yet complete
+        standing = result[sync_pk]
+        standing.had_outstanding = True
+        history = known.get(row["company_id"], {}).get(tid, [])
+        resolver = _completed_after(history, (row["sync_utc"], str(row["sync_id"])))
+        if resolver is None:
+            standing.outstanding.add(tid)
+        else:
+            standing.resolvers.append(resolver)
+    return result
+
+
+def recount_syncs(
+    sync_pks: Iterable[int], known: dict[int, dict[uuid.UUID, list[Push]]] | None = None
+) -> int:
+    """Each sync's outstanding items, resolution and chain category, from the pushes.
 
     Returns how many syncs changed.
     """
     changed = 0
     for chunk in chunked(sorted(set(sync_pks)), CHUNK):
-        changed += _recount_chunk(chunk)
+        changed += _recount_chunk(chunk, known)
     return changed
 
 
-def _outstanding_counts(sync_pks: list[int]) -> dict[int, int]:
-    outstanding = TransactionState.objects.filter(
-        company_id=OuterRef("sync__company_id"),
-        transaction_id=OuterRef("transaction_id"),
-        outstanding=True,
-    )
-    return dict(
-        PushItem.objects.filter(sync_id__in=sync_pks)
-        .filter(Exists(outstanding))
-        .values("sync_id")
-        .annotate(n=Count("transaction_id", distinct=True))
-        .values_list("sync_id", "n")
-    )
-
-
-def _resolvers(sync_pks: list[int]) -> dict[int, Sync]:
-    """For each sync, the latest sync that pushed one of its unfinished items."""
-    if not sync_pks:
-        return {}
-    tips: dict[int, tuple[datetime, str, int]] = {}
-    rows = PushItem.objects.filter(sync_id__in=sync_pks).exclude(status=COMPLETED)
-    by_company: dict[int, dict[uuid.UUID, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for sync_pk, company_pk, tid in rows.values_list(
-        "sync_id", "sync__company_id", "transaction_id"
-    ):
-        by_company[company_pk][tid].append(sync_pk)
-    for company_pk, owners in by_company.items():
-        for chunk in chunked(sorted(owners), CHUNK):
-            for tid, last_pk, last_utc, last_id in TransactionState.objects.filter(
-                company_id=company_pk, transaction_id__in=chunk
-            ).values_list("transaction_id", "last_sync_id", "last_sync_utc", "last_sync__sync_id"):
-                key = (last_utc, str(last_id), last_pk)
-                for sync_pk in owners[tid]:
-                    if sync_pk not in tips or key > tips[sync_pk]:
-                        tips[sync_pk] = key
-    resolvers = Sync.objects.in_bulk({key[2] for key in tips.values()})
-    return {sync_pk: resolvers[key[2]] for sync_pk, key in tips.items() if key[2] in resolvers}
-
-
-def _recount_chunk(sync_pks: list[int]) -> int:
-    counts = _outstanding_counts(sync_pks)
+def _recount_chunk(
+    sync_pks: list[int], known: dict[int, dict[uuid.UUID, list[Push]]] | None
+) -> int:
+    found = standings(sync_pks, known)
     rows = list(
         Sync.objects.filter(pk__in=sync_pks).only(
             "id",
-            "status_code",
             "category",
             "retry_of_id",
-            "items_failed",
-            "items_pending",
             "items_outstanding",
             "resolved_at",
             "resolved_by_id",
             "chain_category",
         )
     )
-    settled = [
-        row.pk
-        for row in rows
-        if not counts.get(row.pk)
-        and (row.items_failed or (row.items_pending and row.status_code not in IN_PROGRESS_CODES))
-    ]
-    resolvers = _resolvers(settled)
     changed: list[Sync] = []
     for row in rows:
-        outstanding = counts.get(row.pk, 0)
-        resolver = resolvers.get(row.pk)
-        resolved_at = (resolver.completed_at or resolver.sync_utc) if resolver else None
+        standing = found.get(row.pk, Standing())
+        resolver = standing.resolver
         values = (
-            outstanding,
-            resolved_at,
-            resolver.pk if resolver else None,
+            len(standing.outstanding),
+            resolver.sync_utc if resolver else None,
+            resolver.sync_pk if resolver else None,
             chain_category(row.category, row.retry_of_id, resolver is not None),
         )
         if values == (

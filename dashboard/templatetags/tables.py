@@ -78,7 +78,10 @@ def sync_rows(syncs: list[Any]) -> SafeString:
             if sync.items_failed
             else ""
         )
-        if sync.items_outstanding:
+        if sync.retry_of_id is not None:
+            # Its outstanding items are its original's, counted on that row.
+            failed = join([failed, html(' <span class="muted">{}</span>', "retry")])
+        elif sync.items_outstanding:
             failed = join(
                 [
                     failed,

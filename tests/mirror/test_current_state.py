@@ -152,3 +152,49 @@ def test_admins_read_the_current_state_and_cannot_change_it(admin_client, chain)
     assert admin_client.get(reverse("admin:dashboard_transactionstate_add")).status_code == 403
     syncs = admin_client.get(reverse("admin:dashboard_sync_changelist")).content.decode()
     assert "Items outstanding" in syncs
+
+
+def test_an_item_is_outstanding_only_until_a_later_push_completes_it(db):
+    """Item by item: a completed item never becomes outstanding, a resolved sync stays so."""
+    company = mirror.Company.objects.create(company_id=uuid.uuid4(), name="Acme")
+    x = uuid.uuid4()
+    earlier = _sync(company, 2000, 0)  # completed X
+    failed = _sync(company, 5130, 30)  # X failed
+    retry = _sync(company, 2000, 60, retry_of=failed)  # completed X: resolves `failed`
+    later = _sync(company, 5130, 90)  # X failed again, in a new sync
+    for sync, status in ((earlier, "Completed"), (failed, "PushError"), (retry, "Completed")):
+        _push(sync, {x: status})
+    _push(later, {x: "PushError"})
+    rows = {s.pk: s for s in mirror.Sync.objects.all()}
+    assert rows[earlier.pk].items_outstanding == 0 and rows[earlier.pk].resolved_at is None
+    assert rows[failed.pk].items_outstanding == 0
+    assert rows[failed.pk].resolved_by_id == retry.pk  # not undone by the later failure
+    assert rows[failed.pk].chain_category == Category.SUCCESS
+    assert rows[later.pk].items_outstanding == 1
+    assert mirror.TransactionState.objects.get(transaction_id=x).outstanding
+
+
+@pytest.mark.parametrize("order", ["retry first", "later sync first"])
+def test_the_resolver_is_the_first_push_that_completed_it_in_any_arrival_order(db, order):
+    company = mirror.Company.objects.create(company_id=uuid.uuid4(), name="Acme")
+    x, y = uuid.uuid4(), uuid.uuid4()
+    failed = _sync(company, 5130, 0)
+    retry = _sync(company, 2000, 30, retry_of=failed)
+    later = _sync(company, 2000, 300)
+    _push(failed, {x: "PushError", y: "PushError"})
+    pushes = [(retry, {x: "Completed", y: "Completed"}), (later, {x: "Completed"})]
+    for sync, statuses in pushes if order == "retry first" else pushes[::-1]:
+        _push(sync, statuses)
+    failed.refresh_from_db()
+    assert (failed.resolved_by_id, failed.resolved_at) == (retry.pk, retry.sync_utc)
+
+
+def test_a_sync_that_loses_an_item_is_recounted(db):
+    company = mirror.Company.objects.create(company_id=uuid.uuid4(), name="Acme")
+    x, y = uuid.uuid4(), uuid.uuid4()
+    sync = _sync(company, 5130, 0)
+    _push(sync, {x: "PushError", y: "PushError"})
+    _push(sync, {y: "PushError"})
+    sync.refresh_from_db()
+    assert sync.items_outstanding == 1
+    assert not mirror.TransactionState.objects.filter(transaction_id=x).exists()

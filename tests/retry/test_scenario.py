@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -119,3 +120,35 @@ def test_retry_until_resolved_reads_as_state_not_history(
     assert _failing(company) == 0 and company.failing_streak == 0
     history = client.get(reverse("sync-history") + "?range=all&state=resolved").content.decode()
     assert str(original.sync_id) in history
+
+
+def test_two_requests_never_name_the_same_sync(client, runner, db):
+    """A retry of the original and one of its failed retry would both name the retry."""
+    from dashboard import retry
+    from tests.support.factories import make_company, make_sync
+
+    company = make_company()
+    failed = [(4, "The period is closed.")] * 2
+    original = make_sync(company, code=5130, items=failed, ago=timedelta(hours=2))
+    tids = list(original.items.values_list("transaction_id", flat=True))
+    tip = make_sync(company, code=5130, items=failed, transaction_ids=tids, retry_of=original)
+    first, created = retry.request_retry(sync=original, user=runner, key=uuid.uuid4())
+    assert created and first.sync_ids == [str(tip.sync_id)]
+    second, created = retry.request_retry(sync=tip, user=runner, key=uuid.uuid4())
+    assert not created and second.pk == first.pk
+    assert mirror.RetryRequest.objects.count() == 1
+
+
+def test_an_item_pushed_as_two_types_counts_once_and_a_failure_wins(runner, db):
+    from dashboard import retry
+    from tests.support.factories import make_company, make_sync
+
+    company = make_company()
+    original = make_sync(company, code=5130, items=[(4, "closed")], ago=timedelta(hours=2))
+    tid = original.items.get().transaction_id
+    request, _ = retry.request_retry(sync=original, user=runner, key=uuid.uuid4())
+    new = make_sync(company, code=5130, items=[(3, None), (4, "closed")], retry_of=original)
+    mirror.PushItem.objects.filter(sync=new, status=4).update(integration_type="bankfeeds")
+    mirror.PushItem.objects.filter(sync=new).update(transaction_id=tid)
+    outcome = retry.item_outcomes(request, new)
+    assert (outcome["pushed"], outcome["completed"], outcome["failed_again"]) == (1, 0, 1)

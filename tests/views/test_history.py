@@ -266,3 +266,27 @@ def test_the_pages_work_when_the_cache_is_down(viewer_client, db, monkeypatch):
         monkeypatch.setattr(cache, name, down)
     assert _platform_options(_get(viewer_client, "platform=Xero")) == ["", "Xero"]
     assert viewer_client.get(reverse("summary")).status_code == 200
+
+
+def test_outstanding_lists_each_chain_once_at_its_original(viewer_client, db):
+    """A retry that failed again holds the same outstanding items as its original:
+    the filter, the rows and the CSV count them once, on the original."""
+    company = make_company(name="Acme")
+    failed = [(4, "The period is closed.")] * 3
+    original = make_sync(company, code=5130, items=failed, ago=timedelta(hours=2))
+    tids = list(original.items.values_list("transaction_id", flat=True))
+    retry = make_sync(company, code=5130, items=failed, transaction_ids=tids, retry_of=original)
+    assert (original.items_outstanding, retry.items_outstanding) == (3, 3)
+    body = _get(viewer_client, "state=outstanding").content.decode()
+    assert str(original.sync_id) in body and str(retry.sync_id) not in body
+    rows = _get(viewer_client, "").content.decode()
+    assert '<span class="outstanding">3 outstanding</span>' in rows
+    assert rows.count("3 outstanding") == 1 and '<span class="muted">retry</span>' in rows
+    csv_response = viewer_client.get(reverse("sync-history-csv"))
+    csv_text = b"".join(csv_response.streaming_content).decode()
+    lines = {line.split(",")[0]: line.split(",") for line in csv_text.splitlines()[1:]}
+    header = csv_text.splitlines()[0].split(",")
+    column = header.index("items_outstanding")
+    assert lines[str(original.sync_id)][column] == "3"
+    assert lines[str(retry.sync_id)][column] == ""
+    assert lines[str(retry.sync_id)][header.index("retry_of")] == str(original.sync_id)

@@ -14,9 +14,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from dashboard import ingest
 from dashboard.db.maintenance import analyze
 from dashboard.ingest import state
-from dashboard.models import Sync, TransactionState
+from dashboard.models import Company, Sync, TransactionState
 
 # The statistics of the tables a build grows or rewrites are refreshed this often.
 ANALYZE_EVERY = 500
@@ -41,6 +42,8 @@ class Command(BaseCommand):
         transactions = syncs = 0
         for done, company_pk in enumerate(todo, start=1):
             found, changed = state.build_company(company_pk)
+            # The streak counts retry chains once, as the chain categories now say.
+            ingest.update_streak(Company.objects.get(pk=company_pk))
             transactions += found
             syncs += changed
             if done % ANALYZE_EVERY == 0:
