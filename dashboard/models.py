@@ -63,6 +63,13 @@ class Company(models.Model):
             models.Index(fields=["name"]),
             models.Index(fields=["platform_name"]),
             models.Index(fields=["-failing_streak"], name="company_streak"),
+            # The dashboard's "outstanding now": index-only on PostgreSQL.
+            models.Index(
+                fields=["platform_name"],
+                include=["items_outstanding", "syncs_outstanding"],
+                name="company_outstanding",
+                condition=models.Q(items_outstanding__gt=0),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -191,13 +198,15 @@ class Sync(models.Model):
             # count), and sorted by platform.
             models.Index(fields=["platform_name", "-sync_utc", "-id"], name="sync_platform_time"),
             models.Index(fields=["platform_name", "id"], name="sync_platform_order"),
-            # Current state: the history filtered to outstanding or resolved syncs,
-            # a company's outstanding originals, and failing chains for the rankings.
-            # Partial, so that the many syncs with nothing outstanding cost no entry.
+            # Current state: the history filtered to outstanding (originals: a
+            # retry's items count in its original) or resolved syncs, a company's
+            # outstanding originals, and failing chains for the rankings. Partial,
+            # so that the many syncs with nothing outstanding cost no entry, and
+            # counted from the index alone.
             models.Index(
                 fields=["-sync_utc", "-id"],
-                name="sync_outstanding_time",
-                condition=models.Q(items_outstanding__gt=0),
+                name="sync_outstanding_orig",
+                condition=models.Q(items_outstanding__gt=0, retry_of__isnull=True),
             ),
             models.Index(
                 fields=["-sync_utc", "-id"],
@@ -206,8 +215,8 @@ class Sync(models.Model):
             ),
             models.Index(
                 fields=["company", "-sync_utc"],
-                name="sync_company_outstanding",
-                condition=models.Q(items_outstanding__gt=0),
+                name="sync_company_outstanding_orig",
+                condition=models.Q(items_outstanding__gt=0, retry_of__isnull=True),
             ),
             models.Index(
                 fields=["sync_utc"],

@@ -278,7 +278,7 @@ def outstanding_now(platform: str = "") -> Outstanding:
     if platform:
         companies = companies.filter(platform_name=platform)
     figures = companies.aggregate(
-        items=Sum("items_outstanding"), syncs=Sum("syncs_outstanding"), companies=Count("id")
+        items=Sum("items_outstanding"), syncs=Sum("syncs_outstanding"), companies=Count("*")
     )
     return Outstanding(
         int(figures["items"] or 0), int(figures["syncs"] or 0), int(figures["companies"] or 0)
