@@ -39,6 +39,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ..db import chunked
+from ..db import state as db_state
 from ..db.locks import advisory_lock
 from ..models import Company, PushItem, Sync, TransactionState
 from ..vocabulary import FAILED_ITEM_STATUSES, IN_PROGRESS_CODES, Category, ItemStatus
@@ -126,13 +127,7 @@ def track(
     lock_companies(touched)
     affected: dict[int, set[uuid.UUID]] = {}
     for company_pk, (open_ids, completed_ids) in touched.items():
-        ids = set(open_ids)
-        for chunk in chunked(sorted(completed_ids - ids), CHUNK):
-            ids.update(
-                TransactionState.objects.filter(
-                    company_id=company_pk, transaction_id__in=chunk
-                ).values_list("transaction_id", flat=True)
-            )
+        ids = set(open_ids) | _with_state(company_pk, completed_ids - open_ids)
         if ids:
             affected[company_pk] = ids
     for company_pk, ids in affected.items():
@@ -143,6 +138,29 @@ def track(
         recount_companies(
             Sync.objects.filter(pk__in=list(extra)).values_list("company_id", flat=True)
         )
+
+
+# A company with at most this many transactions in the current state has them
+# all read at once; past it, the ones asked about are looked up by ID.
+READ_ALL_UP_TO = 5000
+
+
+def _with_state(company_pk: int, transaction_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these transactions, those the current state has a row for (they ever failed).
+
+    Most companies have a few hundred such rows, or none yet: reading them all
+    costs less than looking up every completed item of a batch by ID.
+    """
+    if not transaction_ids:
+        return set()
+    rows = TransactionState.objects.filter(company_id=company_pk)
+    known = list(rows.values_list("transaction_id", flat=True)[: READ_ALL_UP_TO + 1])
+    if len(known) <= READ_ALL_UP_TO:
+        return transaction_ids.intersection(known)
+    found: set[uuid.UUID] = set()
+    for chunk in chunked(sorted(transaction_ids), CHUNK):
+        found.update(rows.filter(transaction_id__in=chunk).values_list("transaction_id", flat=True))
+    return found
 
 
 def recompute(
@@ -164,19 +182,10 @@ def recompute(
 
 
 def pushes(company_pk: int, transaction_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Push]]:
-    """Every push of these transactions by the company's syncs (the push_item_transaction index)."""
+    """Every push of these transactions by the company's syncs (see `db.state.pushes`)."""
     found: dict[uuid.UUID, list[Push]] = defaultdict(list)
     for chunk in chunked(list(transaction_ids), CHUNK):
-        for tid, sync_pk, sync_id, sync_utc, status, code in PushItem.objects.filter(
-            transaction_id__in=chunk, sync__company_id=company_pk
-        ).values_list(
-            "transaction_id",
-            "sync_id",
-            "sync__sync_id",
-            "sync__sync_utc",
-            "status",
-            "sync__status_code",
-        ):
+        for tid, sync_pk, sync_id, sync_utc, status, code in db_state.pushes(company_pk, chunk):
             found[tid].append(
                 Push(sync_pk, sync_id, sync_utc, status, code not in IN_PROGRESS_CODES)
             )

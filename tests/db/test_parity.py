@@ -281,3 +281,17 @@ def test_the_capped_count_stops_at_the_cap(company, monkeypatch):
         3,
         False,
     )
+
+
+@postgresql_only
+def test_pushes_agree(syncs):
+    from dashboard.db import state as db_state
+
+    rows = item_rows(syncs, [2, 3])
+    db_items.upsert_portable(rows)
+    company = syncs[0].company_id
+    wanted = [row[1] for row in rows[:3]] + [uuid.uuid4()]
+    fast = sorted(db_state.pushes_postgresql(company, wanted), key=str)
+    portable = sorted(db_state.pushes_portable(company, wanted), key=str)
+    assert fast == portable and len(fast) == 3
+    assert db_state.pushes_postgresql(company + 999, wanted) == []
