@@ -120,7 +120,7 @@ def write_items_many(
     with transaction.atomic():
         # The current state's lock first, before any row is written: a writer
         # never holds a row that the lock's holder is waiting for.
-        state.lock_companies(touched)
+        state.lock_companies(pk for pk, (open_ids, done) in touched.items() if open_ids or done)
         if changed:
             db_items.upsert(changed)
         for pks in chunked(gone, BATCH):
