@@ -540,7 +540,7 @@ def settle(request: RetryRequest) -> RetryRequest:
         with transaction.atomic():
             state.lock_companies([new_sync.company_id])
             Sync.objects.filter(pk=new_sync.pk).update(retry_of=root)
-            state.refresh_chain_category([new_sync.pk])
+            state.recount([new_sync.pk])
         ingest.update_streak(request.company)
     if not new_sync.is_terminal or new_sync.items_status_code != new_sync.status_code:
         return request

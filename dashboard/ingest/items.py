@@ -127,5 +127,5 @@ def write_items_many(
             PushItem.objects.filter(pk__in=pks).delete()
         if counters:
             db_items.set_counters(counters, now)
-        state.track(touched, recount=emptied)
+        state.track(touched, emptied=emptied)
     return written, len(gone)

@@ -108,7 +108,7 @@ def lock_companies(company_pks: Iterable[int]) -> None:
 
 def track(
     touched: dict[int, tuple[set[uuid.UUID], set[uuid.UUID]]],
-    recount: Iterable[int] = (),
+    emptied: Iterable[int] = (),
 ) -> None:
     """Bring the current state up to date after items were written.
 
@@ -116,12 +116,12 @@ def track(
     than completed, or removed; transaction IDs written completed). The first
     are always recomputed; a completed push matters only to a transaction
     that ever failed (it may resolve it, or be what resolved it), so the
-    second are looked up first. `recount` names syncs to recount whatever
-    changed (those whose items were removed). Call inside the transaction
+    second are looked up first. `emptied` names syncs that lost items: they
+    are recounted whatever else changed. Call inside the transaction
     that wrote the items.
     """
     touched = {pk: sets for pk, sets in touched.items() if sets[0] or sets[1]}
-    extra = set(recount)
+    extra = set(emptied)
     if not touched and not extra:
         return
     lock_companies(touched)
@@ -130,14 +130,10 @@ def track(
         ids = set(open_ids) | _with_state(company_pk, completed_ids - open_ids)
         if ids:
             affected[company_pk] = ids
+    recounted: set[int] = set()
     for company_pk, ids in affected.items():
-        recompute(company_pk, ids, also=extra)
-        extra = set()
-    if extra:
-        recount_syncs(extra)
-        recount_companies(
-            Sync.objects.filter(pk__in=list(extra)).values_list("company_id", flat=True)
-        )
+        recounted |= recompute(company_pk, ids)
+    recount(extra - recounted)
 
 
 # A company with at most this many transactions in the current state has them
@@ -163,14 +159,12 @@ def _with_state(company_pk: int, transaction_ids: set[uuid.UUID]) -> set[uuid.UU
     return found
 
 
-def recompute(
-    company_pk: int, transaction_ids: Iterable[uuid.UUID], also: Iterable[int] = ()
-) -> set[int]:
+def recompute(company_pk: int, transaction_ids: Iterable[uuid.UUID]) -> set[int]:
     """Recompute these transactions' state from their pushes; returns the syncs recounted.
 
-    Every sync that pushed one of them is recounted, with the syncs in `also`.
+    Every sync that pushed one of them is recounted, and the company.
     """
-    syncs: set[int] = set(also)
+    syncs: set[int] = set()
     known: dict[int, dict[uuid.UUID, list[Push]]] = {company_pk: {}}
     for chunk in chunked(sorted(set(transaction_ids)), CHUNK):
         history_of = pushes(company_pk, chunk)
@@ -393,13 +387,14 @@ def recount_companies(company_pks: Iterable[int]) -> None:
         )
 
 
-def refresh_chain_category(sync_pks: Iterable[int]) -> None:
-    """After a sync's category or retry link changed without its items changing."""
-    recount_syncs(sync_pks)
-    companies = set(
-        Sync.objects.filter(pk__in=list(set(sync_pks))).values_list("company_id", flat=True)
-    )
-    recount_companies(companies)
+def recount(sync_pks: Iterable[int]) -> None:
+    """Recount these syncs and their companies: after a sync's retry link changed, or
+    it lost an item, without any of its transactions' pushes changing."""
+    pks = set(sync_pks)
+    if not pks:
+        return
+    recount_syncs(pks)
+    recount_companies(Sync.objects.filter(pk__in=list(pks)).values_list("company_id", flat=True))
 
 
 def build_company(company_pk: int) -> tuple[int, int]:
