@@ -43,18 +43,8 @@ def sync_retry(request: HttpRequest, sync_id: str) -> HttpResponse:
         if request.method == "POST":
             retry.record_denied(sync=sync, user=request.user, reason="No permission to retry.")
         raise PermissionDenied("You may not retry syncs.")
-    planned = retry.plan(sync)
-    active = RetryRequest.objects.filter(sync=sync, state__in=ACTIVE_RETRY_STATES).first()
-    context = {
-        "sync": sync,
-        "plan": planned,
-        "named_elsewhere": [s for s in planned.sync_ids if s != str(sync.sync_id)],
-        "resolution": retry.resolution(sync),
-        "active": active,
-        "key": uuid.uuid4(),
-    }
     if request.method == "GET":
-        return render(request, "dashboard/retry_confirm.html", context)
+        return render(request, "dashboard/retry_confirm.html", _confirm_context(sync))
     key = _key(request.POST.get("key"))
     if key is None:
         messages.error(request, "The retry form was incomplete; please try again.")
@@ -63,13 +53,28 @@ def sync_retry(request: HttpRequest, sync_id: str) -> HttpResponse:
         made, created = retry.request_retry(sync=sync, user=request.user, key=key)  # type: ignore[arg-type]
     except retry.RetryRefused as exc:
         messages.error(request, str(exc))
-        context.update({"active": None, "refused": str(exc)})
+        context = _confirm_context(sync, active=None, refused=str(exc))
         return render(request, "dashboard/retry_confirm.html", context, status=409)
     if created:
         messages.success(request, f"Retry of {made.item_count} outstanding item(s) queued.")
     else:
         messages.info(request, "This sync is already being retried; here is that request.")
     return HttpResponseRedirect(reverse("retry-detail", args=[made.pk]))
+
+
+def _confirm_context(sync: Sync, **extra: object) -> dict[str, object]:
+    """The confirmation page: the plan as it stands (a POST plans again, under its lock)."""
+    planned = retry.plan(sync)
+    context: dict[str, object] = {
+        "sync": sync,
+        "plan": planned,
+        "named_elsewhere": [s for s in planned.sync_ids if s != str(sync.sync_id)],
+        "resolution": retry.resolution(sync),
+        "active": RetryRequest.objects.filter(sync=sync, state__in=ACTIVE_RETRY_STATES).first(),
+        "key": uuid.uuid4(),
+    }
+    context.update(extra)
+    return context
 
 
 def _load(pk: int) -> RetryRequest:
