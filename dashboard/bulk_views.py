@@ -31,6 +31,7 @@ from .bulk_retry import BulkRefused, CountMismatch
 from .filters import SyncFilter
 from .forms import BulkReviewForm, SyncFilterForm
 from .models import BulkMember, BulkRetry, Company, group_key
+from .roles import LEAD, RoleRequired
 from .vocabulary import BulkState
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def _page_number(raw: str | None) -> int:
 def bulk_open(request: HttpRequest) -> HttpResponse:
     """Freeze the filter's candidates, read in the user's zone, and show them for review."""
     if not request.user.has_perm(BULK_PERMISSION):
-        raise PermissionDenied("You may not retry in bulk.")
+        raise RoleRequired(LEAD, "retry in bulk")
     query = request.GET.copy()
     query.pop("after", None)  # the history's page cursor selects nothing
     scope = query.urlencode()
@@ -148,7 +149,7 @@ def bulk_review(request: HttpRequest, pk: int) -> HttpResponse:
                 key=uuid.uuid4(), user=_user(request), state=BulkState.DENIED, scope="",
                 description=f"Denied: no permission to retry in bulk (preview {pk}).",
             )  # fmt: skip
-        raise PermissionDenied("You may not retry in bulk.")
+        raise RoleRequired(LEAD, "retry in bulk")
     bulk = get_object_or_404(BulkRetry, pk=pk)
     if bulk.state != BulkState.DRAFT:
         return HttpResponseRedirect(reverse("bulk-detail", args=[bulk.pk]))
@@ -284,7 +285,7 @@ def bulk_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     """Stop a running bulk retry: what was not yet sent is skipped, and counted."""
     if not request.user.has_perm(BULK_PERMISSION):
         log.warning("bulk retry %s: cancel refused to %s (no permission)", pk, request.user)
-        raise PermissionDenied("You may not cancel bulk retries.")
+        raise RoleRequired(LEAD, "cancel a bulk retry")
     bulk = get_object_or_404(BulkRetry, pk=pk)
     if bulk.state == BulkState.DRAFT and bulk.user_id != request.user.pk:
         raise Http404("No such bulk retry.")

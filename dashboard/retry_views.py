@@ -11,7 +11,6 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -23,6 +22,7 @@ from django_htmx.http import HttpResponseStopPolling
 from . import retry
 from .forms import AuditFilterForm
 from .models import RetryRequest, Sync
+from .roles import LEAD, RUNNER, VIEWER, RoleRequired
 from .vocabulary import ACTIVE_RETRY_STATES
 
 RETRY_PERMISSION = "dashboard.retry_sync"
@@ -42,7 +42,7 @@ def sync_retry(request: HttpRequest, sync_id: str) -> HttpResponse:
     if not request.user.has_perm(RETRY_PERMISSION):
         if request.method == "POST":
             retry.record_denied(sync=sync, user=request.user, reason="No permission to retry.")
-        raise PermissionDenied("You may not retry syncs.")
+        raise RoleRequired(RUNNER, "retry a sync")
     if request.method == "GET":
         return render(request, "dashboard/retry_confirm.html", _confirm_context(sync))
     key = _key(request.POST.get("key"))
@@ -108,7 +108,7 @@ def retry_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     """Cancel a request before its POST is sent; once it may have gone, say so (409)."""
     made = get_object_or_404(RetryRequest, pk=pk)
     if not request.user.has_perm(CANCEL_PERMISSION):
-        raise PermissionDenied("You may not cancel retries.")
+        raise RoleRequired(LEAD, "cancel a retry")
     user = request.user
     assert isinstance(user, User)
     if retry.cancel(pk=made.pk, user=user):
@@ -126,7 +126,7 @@ def retry_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def audit(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm("dashboard.view_retryrequest"):
-        raise PermissionDenied
+        raise RoleRequired(VIEWER, "see the retries")
     form = AuditFilterForm(request.GET or None)
     rows = RetryRequest.objects.select_related("user", "sync", "company", "bulk").order_by(
         "-created_at", "-pk"

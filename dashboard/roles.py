@@ -1,11 +1,22 @@
-"""The support roles. Migrations create them; `ensure_groups()` restores them.
+"""The support roles, what each allows, and the refusal that names the role missing.
 
-Used by `manage.py demo_login` and by tests whose database was flushed.
+Migrations create the groups; `ensure_groups()` restores them (for tests whose
+database was flushed). Superusers hold every permission, so they count as
+admins without a group.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import PermissionDenied
+
+VIEWER = "Support viewer"
+RUNNER = "Support runner"
+LEAD = "Support lead"
+
+# What every page, export and download of the dashboard needs: each role has
+# it, so a user in no support group reads nothing (`dashboard.access`).
+READ_PERMISSION = "dashboard.view_sync"
 
 VIEW = [
     "view_company",
@@ -18,10 +29,23 @@ VIEW = [
     "view_bulkretry",
 ]
 GROUPS = {
-    "Support viewer": VIEW,
-    "Support runner": [*VIEW, "retry_sync"],
-    "Support lead": [*VIEW, "retry_sync", "bulk_retry", "cancel_retry"],
+    VIEWER: VIEW,
+    RUNNER: [*VIEW, "retry_sync"],
+    LEAD: [*VIEW, "retry_sync", "bulk_retry", "cancel_retry"],
 }
+
+
+class RoleRequired(PermissionDenied):
+    """A refusal that names the role that would allow it, so the 403 page can say why.
+
+    Its message is written for the person refused and names a role and an
+    action, never a record: the 403 page shows it as it is.
+    """
+
+    def __init__(self, role: str, action: str) -> None:
+        self.role = role
+        self.action = action
+        super().__init__(f"You need the {role} role to {action}.")
 
 
 def ensure_groups() -> dict[str, Group]:

@@ -1,4 +1,7 @@
-"""Pages of the Sync Health dashboard. Every one needs a login; they only read.
+"""Pages of the Sync Health dashboard. They only read.
+
+Every one needs a login and a support role (`dashboard.access`, one
+middleware for all of them) and answers with `Cache-Control: no-store`.
 
 Filters live in the URL (shareable; the back button works). htmx requests
 get the page's swappable region as a partial of the same template.
@@ -13,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import (
     Http404,
@@ -37,6 +39,7 @@ from .filters import PRESETS, SORTS, SyncFilter, short_id
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
 from .middleware import ZONE_SESSION_KEY
 from .models import Sync
+from .roles import VIEWER, RoleRequired
 from .vocabulary import FAILED_ITEM_STATUSES, STATUS_CODES, Category, ItemStatus, note_for
 
 ITEMS_PER_PAGE = 50
@@ -280,9 +283,10 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
 
 
 @require_GET
-@permission_required("dashboard.view_pushitem", raise_exception=True)
 def transaction_detail(request: HttpRequest, transaction_id: uuid.UUID) -> HttpResponse:
     """Every sync that pushed a transaction, newest first, and what is true of it now."""
+    if not request.user.has_perm("dashboard.view_pushitem"):
+        raise RoleRequired(VIEWER, "see transactions")
     found = search.transaction(transaction_id)
     if not found:
         raise Http404("No sync pushed that transaction.")
@@ -325,11 +329,12 @@ def company_detail(request: HttpRequest, company_id: str) -> HttpResponse:
     return render(request, "dashboard/company.html", context)
 
 
-@login_required
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
+    """How times are shown. Like every page it needs a support role: it sets how the
+    others read, and someone without a role has nothing to read."""
     user_id = request.user.pk
-    assert user_id is not None  # login_required
+    assert user_id is not None  # LoginRequiredMiddleware
     preference = user_preferences.for_user(user_id)
     if request.method == "POST":
         form = PreferenceForm(request.POST)

@@ -103,6 +103,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # After the login check: every view also needs a support role unless it
+    # says otherwise (dashboard/access.py).
+    "dashboard.access.RoleRequiredMiddleware",
     "dashboard.middleware.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -160,6 +163,10 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+# Whom the "no access" page tells people to ask for a support role.
+SUPPORT_ACCESS_CONTACT = (
+    os.environ.get("SUPPORT_ACCESS_CONTACT", "").strip() or "your Sync Health administrator"
+)
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
