@@ -38,6 +38,7 @@ from . import ingest
 from .db import chunked
 from .ingest import state
 from .models import BulkRetry, PushItem, RetryRequest, Sync, TransactionState
+from .roles import LEAD, RUNNER
 from .upstream import Upstream, UpstreamError
 from .vocabulary import (
     ACTIVE_RETRY_STATES,
@@ -157,7 +158,7 @@ def advice(sync: Sync, *, may_retry: bool) -> Advice:
         return Advice(
             outstanding,
             f"Once the cause is fixed, the {items} can be retried by someone allowed to retry "
-            "syncs (a support lead); you cannot retry syncs.",
+            f"syncs (the {RUNNER} or {LEAD} role); you cannot retry syncs.",
             False,
         )
     return Advice(

@@ -66,7 +66,7 @@ def test_a_reader_who_may_not_retry_is_told_who_can(viewer_client, db):
     sync = make_sync(make_company(), code=5130, items=[FAILED])
     text, button = _advice(viewer_client, sync)
     assert not button
-    assert "someone allowed to retry syncs" in text and "you cannot retry" in text
+    assert "(the Support runner or Support lead role); you cannot retry syncs." in text
 
 
 def test_a_resolved_sync_names_what_resolved_it(runner_client, db):
