@@ -198,3 +198,16 @@ class TestBehindTrustedProxies:
             )
 
         assert attempt(client, PASSWORD, **self.via_proxy("198.51.100.20")).status_code == 302
+
+
+def test_a_lockout_on_the_sso_callback_links_back_to_the_login_page(rf, db):
+    from django.contrib.auth.models import AnonymousUser
+
+    from accounts.lockout import locked_out
+
+    request = rf.get("/accounts/sso/callback/?code=abc&state=def")
+    request.user = AnonymousUser()
+
+    page = locked_out(request).content.decode()
+
+    assert '<a href="/accounts/login/">Back to the login page</a>' in page
