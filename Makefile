@@ -29,7 +29,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	SYNCHEALTH_ALLOW_INSECURE_SECRET=1 $(BIN)/mypy synchealth dashboard sandbox
+	SYNCHEALTH_ALLOW_INSECURE_SECRET=1 $(BIN)/mypy synchealth dashboard sandbox accounts
 	$(BIN)/lint-imports --no-cache
 	SYNCHEALTH_ALLOW_INSECURE_SECRET=1 $(BIN)/python manage.py makemigrations --check --dry-run
 

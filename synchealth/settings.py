@@ -5,7 +5,9 @@ Every variable is listed with its default and meaning in `.env.example`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -155,11 +157,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -315,3 +312,127 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
     },
 }
+
+# --- Signing in: lockout, trusted proxies, passwords, sessions, single sign-on ---
+# Everything `accounts/` drives lives in this block. README "Signing in" says
+# what each part does and why its defaults are what they are.
+
+
+def env_networks(name: str) -> list[str]:
+    """A comma-separated list of IP addresses or CIDR ranges; anything else is refused."""
+    networks = env_list(name, "")
+    for value in networks:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {value!r} is not an IP address or a CIDR range (e.g. 10.0.0.0/8)."
+            ) from None
+    return networks
+
+
+def env_mapping(name: str) -> dict[str, str]:
+    """`key=value` pairs separated by commas, e.g. `a=Support viewer,b=Support runner`."""
+    mapping: dict[str, str] = {}
+    for pair in env_list(name, ""):
+        key, sep, value = (part.strip() for part in pair.partition("="))
+        if not sep or not key or not value:
+            raise ImproperlyConfigured(f"{name}: {pair!r} is not of the form name=value.")
+        if key in mapping:
+            raise ImproperlyConfigured(f"{name}: {key!r} is given more than once.")
+        mapping[key] = value
+    return mapping
+
+
+INSTALLED_APPS += ["axes", "accounts"]
+# The session timeout reads `request.htmx`, so it follows the htmx middleware.
+# Axes turns a refused sign-in into the lockout page: its middleware stays last.
+MIDDLEWARE += ["accounts.sessions.SessionTimeoutMiddleware", "axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    # Refuses a locked-out sign-in before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "accounts.backends.LocalPasswordBackend",
+    # Answers only the single sign-on callback, and only when OIDC is configured.
+    "accounts.oidc.SingleSignOnBackend",
+]
+
+PASSWORD_MIN_LENGTH = env_int("PASSWORD_MIN_LENGTH", 12, minimum=8)
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": PASSWORD_MIN_LENGTH},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# The addresses of the reverse proxies in front of the app. Only a request
+# from one of them has its X-Forwarded-For read (`accounts.clientip`); by
+# default none is trusted and the client is the connection's own address.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
+
+# Failed sign-ins (both login pages) are counted per username and client
+# address together, so nobody can lock a colleague out from elsewhere.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "accounts.clientip.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"
+AXES_RESET_ON_SUCCESS = True
+# The log names who failed and from where (passwords are always masked).
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+
+# Password reset by e-mail exists only when there is a mail server to send it.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Sync Health <noreply@localhost>")
+PASSWORD_RESET_ENABLED = bool(EMAIL_HOST)
+PASSWORD_RESET_TIMEOUT = 60 * 60
+
+# A session ends after this long without a page view (background polling does
+# not count), and this long after sign-in whatever happens.
+SESSION_IDLE_TIMEOUT_MINUTES = env_int("SESSION_IDLE_TIMEOUT_MINUTES", 60, minimum=1)
+SESSION_MAX_AGE_HOURS = env_int("SESSION_MAX_AGE_HOURS", 12, minimum=1)
+SESSION_COOKIE_AGE = SESSION_MAX_AGE_HOURS * 60 * 60
+
+# Single sign-on with OpenID Connect: on when a client ID is set.
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_OP_ISSUER = os.environ.get("OIDC_OP_ISSUER", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", "groups")
+OIDC_GROUP_ROLES = env_mapping("OIDC_GROUP_ROLES")
+OIDC_TIMEOUT = env_float("OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+OIDC_USE_PKCE = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
+if OIDC_ENABLED:
+    _oidc_required = [
+        "OIDC_RP_CLIENT_SECRET",
+        "OIDC_OP_ISSUER",
+        "OIDC_OP_AUTHORIZATION_ENDPOINT",
+        "OIDC_OP_TOKEN_ENDPOINT",
+        "OIDC_OP_USER_ENDPOINT",
+    ]
+    if not OIDC_RP_SIGN_ALGO.startswith("HS"):
+        _oidc_required.append("OIDC_OP_JWKS_ENDPOINT")
+    _oidc_missing = [name for name in _oidc_required if not globals()[name]]
+    if _oidc_missing:
+        raise ImproperlyConfigured(
+            f"OIDC_RP_CLIENT_ID is set, so single sign-on needs {', '.join(_oidc_missing)} too."
+        )
+    if "openid" not in OIDC_RP_SCOPES.split():
+        raise ImproperlyConfigured("OIDC_RP_SCOPES must include 'openid'.")
+# --- end of signing in ---

@@ -1,4 +1,9 @@
-"""The cast of test users: one builder and one password for every test."""
+"""The cast of test users: one builder and one password for every test.
+
+Sign them in with `client.force_login(user)`, or through the login page. The
+lockout backend counts every password check against a client address, so
+`client.login(...)` needs one: `client.login(request=HttpRequest(), ...)`.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Signing in: login protection, sessions that end, password reset, single sign-on."""
