@@ -254,11 +254,15 @@ class MemberIdsField(forms.Field):
         values = list(value or [])
         if len(values) > self.MAX:
             raise forms.ValidationError("Too many syncs in one form; reload the page.")
+        message = "The list of syncs was not valid; reload the page."
         try:
-            return [int(v) for v in values]
+            ids = [int(v) for v in values]
         except (TypeError, ValueError):
-            message = "The list of syncs was not valid; reload the page."
             raise forms.ValidationError(message) from None
+        # IDs are positive bigints; a number past them fails the query, not a lookup.
+        if any(not 0 < pk < 2**63 for pk in ids):
+            raise forms.ValidationError(message)
+        return ids
 
 
 class BulkReviewForm(forms.Form):
