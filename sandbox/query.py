@@ -36,6 +36,9 @@ def clauses(raw: str, accepts: Callable[[Clause], bool], usage: str) -> Iterator
     """
     if not raw:
         return
+    if "\x00" in raw:
+        # PostgreSQL's text holds no NUL: the query would fail, not find nothing.
+        raise ApiError(400, "Invalid query: it contains a NUL character.")
     for text in raw.split("&&"):
         match = _CLAUSE.match(text)
         clause = Clause(*match.groups()) if match else None

@@ -55,12 +55,22 @@ def assert_codat_400(response, *words: str) -> dict:
         ("id=zzz", "'zzz' is not a valid id"),
         ("id!=zzz", "'zzz' is not a valid id"),
         ("name=Toft Stores&&id=not-a-uuid", "'not-a-uuid' is not a valid id"),
+        ("name=Toft\x00", "NUL character"),
+        ("name~\x00", "NUL character"),
+        ("id~\x00", "NUL character"),
     ],
 )
 def test_a_query_value_its_field_cannot_hold_is_a_400(sandbox, company, query, said):
     response = sandbox.get("/sandbox/companies", {"query": query})
 
     assert_codat_400(response, said)
+
+
+@pytest.mark.parametrize("query", ["status=\x00", "dataType~\x00"])
+def test_a_push_operations_query_with_a_nul_is_a_400(sandbox, company, query):
+    response = sandbox.get(f"/sandbox/companies/{company.company_id}/push", {"query": query})
+
+    assert_codat_400(response, "NUL character")
 
 
 def test_a_query_by_a_whole_id_still_finds_its_company_and_a_part_is_text(sandbox, company):
