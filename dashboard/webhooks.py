@@ -69,6 +69,12 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
+def _name(value: Any) -> str:
+    """An event's type as stored: text, at most 100 characters, without the NUL that
+    JSON's \\u0000 lets in and PostgreSQL's text cannot hold."""
+    return str(value).replace("\x00", "")[:100]
+
+
 def parse_event(body: dict[str, Any]) -> Parsed:
     """Both formats: the current `expenses.sync.*` and the legacy rule events."""
     if "eventType" in body:
@@ -76,14 +82,14 @@ def parse_event(body: dict[str, Any]) -> Parsed:
         company = payload.get("referenceCompany") or {}
         company_id = _uuid(company.get("id") if isinstance(company, dict) else None)
         return Parsed(
-            str(body.get("eventType"))[:100],
+            _name(body.get("eventType")),
             company_id,
             _uuid(payload.get("syncId")),
             parse_time(body.get("generatedDate"))
             if isinstance(body.get("generatedDate"), str)
             else None,
         )
-    rule = str(body.get("RuleType") or body.get("Type") or "")
+    rule = _name(body.get("RuleType") or body.get("Type") or "")
     data: dict[str, Any] = body["Data"] if isinstance(body.get("Data"), dict) else {}
     return Parsed(
         _LEGACY_RULES.get(rule, rule or "unknown")[:100],

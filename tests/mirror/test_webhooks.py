@@ -448,6 +448,25 @@ def test_an_event_whose_generated_date_is_not_a_time_is_kept_and_timed_by_its_ar
     )
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({**current_event(), "eventType": "expenses.sync\u0000"}, id="current"),
+        pytest.param({**legacy_event(), "RuleType": "Sync\u0000Failed"}, id="legacy"),
+    ],
+)
+def test_an_event_type_with_a_nul_is_stored_without_it(post, secret, delay, body):
+    """PostgreSQL's text holds no NUL; JSON's \\u0000 brings one in past the parser."""
+    raw = dumps(body)
+
+    response = post(raw, sign(raw, secret))
+
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert "\x00" not in event.event_type
+    assert event.body == raw
+
+
 # --- 4b. refused on its headers: the body is never read ---
 
 
