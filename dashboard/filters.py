@@ -14,7 +14,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .vocabulary import Category
@@ -197,12 +197,58 @@ def encode_cursor(key: Any, pk: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(raw: str) -> tuple[Any, int] | None:
-    """The (value, pk) a cursor holds; None if it is not one of ours."""
+# The whole numbers a cursor may hold: what a 64-bit column (PostgreSQL's
+# bigint, SQLite's INTEGER) can compare against without an overflow.
+_INT_LIMIT = 2**63
+# What each sort's cursor holds: the type of its column's values.
+_CURSOR_TYPES: dict[str, type] = {
+    "time": datetime,
+    "company": str,
+    "platform": str,
+    "status": int,
+    "items": int,
+    "duration": int,
+}
+# The sorts whose column may be null (a running sync has no duration).
+_NULLABLE_CURSORS = {"duration"}
+
+
+def _whole(value: Any) -> bool:
+    # bool is an int to Python, not to a cursor.
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and -_INT_LIMIT < value < _INT_LIMIT
+    )
+
+
+def _cursor_key(sort: str, value: Any) -> Any:
+    """The sort column's value a cursor holds, typed; ValueError if it cannot be one."""
+    wanted = _CURSOR_TYPES[sort]
+    if value is None and sort in _NULLABLE_CURSORS:
+        return None
+    if wanted is int and _whole(value):
+        return value
+    if wanted is str and isinstance(value, str):
+        return value
+    if wanted is datetime and isinstance(value, str):
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("a cursor's time has its offset")
+        # In UTC now, so a moment at the edge of the calendar fails here, not in the query.
+        return moment.astimezone(UTC)
+    raise ValueError(f"not a value of the {sort} sort")
+
+
+def decode_cursor(raw: str, sort: str) -> tuple[Any, int] | None:
+    """The (value, pk) a cursor holds for this sort, typed; None if it is not one of ours.
+
+    A cursor comes back from the URL, so it is checked like any other input:
+    a forged or stale one (another sort's value, an impossible date, a
+    number no column holds) is refused here rather than failing in the query.
+    """
     try:
         value = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))
-    except (ValueError, binascii.Error):
+        if not isinstance(value, list) or len(value) != 2 or not _whole(value[1]):
+            return None
+        return _cursor_key(sort, value[0]), value[1]
+    except (ValueError, OverflowError, binascii.Error):
         return None
-    if not isinstance(value, list) or len(value) != 2 or not isinstance(value[1], int):
-        return None
-    return value[0], value[1]

@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
 from .filters import DEFAULT_PRESET, PRESETS, SORTS, Range, SyncFilter, decode_cursor
@@ -19,6 +20,11 @@ from .platforms import platform_names
 from .vocabulary import CATEGORY_BY_KEY, STATUS_CODES, ItemStatus, RetryState
 
 MAX_SEARCH = 200
+# The days a filter may name. Nothing older than 2000 exists; and a range ends
+# at the midnight after its last day, which must still be a date (there is
+# none after 9999-12-31): 2999 is past any real range and far from that edge.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2999, 12, 31)
 
 
 def code_choices() -> list[tuple[str, list[tuple[int, str]]]]:
@@ -33,6 +39,20 @@ def time_zones() -> list[str]:
     return sorted(zoneinfo.available_timezones())
 
 
+class DayField(forms.DateField):
+    """A day of a date filter, between `FIRST_DAY` and `LAST_DAY`."""
+
+    default_validators = [
+        MinValueValidator(FIRST_DAY, message=f"Enter a date in {FIRST_DAY.year} or later."),
+        MaxValueValidator(LAST_DAY, message=f"Enter a date in {LAST_DAY.year} or earlier."),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", forms.DateInput(attrs={"type": "date"}))
+        super().__init__(**kwargs)
+
+
 class RangeForm(forms.Form):
     """A date range: a preset, or custom dates (inclusive, in the user's time zone)."""
 
@@ -41,8 +61,8 @@ class RangeForm(forms.Form):
     range = forms.ChoiceField(
         choices=[(k, v[0]) for k, v in PRESETS.items()] + [("custom", "Custom")], required=False
     )
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = DayField()
+    end = DayField()
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -54,8 +74,6 @@ class RangeForm(forms.Form):
             raise forms.ValidationError("The start date must not be after the end date.")
         if start or end:
             data["range"] = "custom"
-        if start and start < date(2000, 1, 1):
-            raise forms.ValidationError("The start date must be in 2000 or later.")
         return data
 
     def date_range(self, now: datetime | None = None) -> Range:
@@ -147,9 +165,10 @@ class SyncFilterForm(RangeForm):
 
     def clean_after(self) -> tuple | None:
         raw = self.cleaned_data.get("after") or ""
-        if not raw:
+        if not raw or "sort" in self.errors:
+            # No cursor, or no valid sort to read it by (that error is shown).
             return None
-        cursor = decode_cursor(raw)
+        cursor = decode_cursor(raw, self.cleaned_data.get("sort") or "time")
         if cursor is None:
             raise forms.ValidationError("That page link is not valid; start from the first page.")
         return cursor
@@ -209,8 +228,8 @@ class AuditFilterForm(forms.Form):
     user = forms.CharField(required=False, max_length=150)
     company = forms.UUIDField(required=False, label="Company ID")
     state = forms.ChoiceField(required=False, choices=[])
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = DayField()
+    end = DayField()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -235,11 +254,15 @@ class MemberIdsField(forms.Field):
         values = list(value or [])
         if len(values) > self.MAX:
             raise forms.ValidationError("Too many syncs in one form; reload the page.")
+        message = "The list of syncs was not valid; reload the page."
         try:
-            return [int(v) for v in values]
+            ids = [int(v) for v in values]
         except (TypeError, ValueError):
-            message = "The list of syncs was not valid; reload the page."
             raise forms.ValidationError(message) from None
+        # IDs are positive bigints; a number past them fails the query, not a lookup.
+        if any(not 0 < pk < 2**63 for pk in ids):
+            raise forms.ValidationError(message)
+        return ids
 
 
 class BulkReviewForm(forms.Form):

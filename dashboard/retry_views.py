@@ -149,7 +149,10 @@ def audit(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     return render(
-        request, "dashboard/audit.html", {"form": form, "page": page, "query": query.urlencode()}
+        request,
+        "dashboard/audit.html",
+        {"form": form, "page": page, "query": query.urlencode()},
+        status=400 if form.is_bound and form.errors else 200,
     )
 
 

@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from . import rankings, rollup, search
 from .db import rollup as db_rollup
@@ -222,12 +221,6 @@ def _rows(syncs: QuerySet[Sync]) -> list[HistoryRow]:
     return [HistoryRow._make(values) for values in syncs.values_list(*HISTORY_ROW_COLUMNS)]
 
 
-def _cursor_value(sort: str, raw: Any) -> Any:
-    if sort == "time" and isinstance(raw, str):
-        return parse_datetime(raw)
-    return raw
-
-
 def history_page(filters: SyncFilter, size: int = PAGE_SIZE) -> HistoryPage:
     sort = filters.sort
     direction = "desc" if filters.descending else "asc"
@@ -236,11 +229,7 @@ def history_page(filters: SyncFilter, size: int = PAGE_SIZE) -> HistoryPage:
     selected = _selected(filters)
     syncs = _in_range(selected, filters.span)
     count, capped = history_count(filters, syncs)
-    after = None
-    if filters.after is not None:
-        raw, pk = filters.after
-        after = (_cursor_value(sort, raw), pk)
-    rows = _page_rows(syncs, column, descending, after, size + 1)
+    rows = _page_rows(syncs, column, descending, filters.after, size + 1)
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]

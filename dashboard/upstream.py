@@ -147,7 +147,7 @@ def parse_retry_after(value: str | None) -> float | None:
 def _error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return response.text[:300]
     if isinstance(body, dict) and body.get("error"):
         return str(body["error"])[:300]
@@ -266,10 +266,9 @@ class Upstream:
     def _send_once(
         self,
         method: str,
-        url: str,
+        url: httpx.URL,
         *,
         company: str | None,
-        params: dict[str, Any] | None,
         body: Any,
         headers: dict[str, str],
     ) -> Any:
@@ -287,9 +286,7 @@ class Upstream:
             with self.limiter.company_slot(company):
                 with self._lock:
                     self.requests_made += 1
-                response = self.http.request(
-                    method, self._url(url, params), json=body, headers=headers
-                )
+                response = self.http.request(method, url, json=body, headers=headers)
                 content = response.content
         except QuotaExhausted as exc:
             raise UpstreamError(
@@ -330,7 +327,7 @@ class Upstream:
         if status >= 400:
             try:
                 error_body = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):
                 error_body = None
             raise UpstreamError(
                 f"{status}: {_error_text(response)}",
@@ -340,23 +337,48 @@ class Upstream:
             )
         try:
             return json.loads(content)
+        except RecursionError as exc:
+            # Nested deeper than the parser goes: no body of ours is, and asking again won't help.
+            raise UpstreamError(
+                f"Response body from {method} {url.path} is nested too deeply to read",
+                retryable=False,
+                status=status,
+            ) from exc
         except ValueError as exc:
             # A body cut short or garbled in transit: the same request may work.
             raise UpstreamError(
-                f"Unreadable response body ({len(content)} bytes) from {method} {url}",
+                f"Unreadable response body ({len(content)} bytes) from {method} {url.path}",
                 retryable=True,
                 status=status,
             ) from exc
 
     def _url(self, path: str, params: dict[str, Any] | None) -> httpx.URL:
-        """The absolute URL, parsed once (httpx would parse a relative one three times)."""
+        """The absolute URL, parsed once (httpx would parse a relative one three times).
+
+        An absolute URL (a page's `next` link, as the upstream's body names
+        it) must be on the base URL's origin: every request carries the API
+        key, and a link in a response is no reason to send it anywhere else.
+        """
         if params:
             query = urlencode([(k, _query_value(v)) for k, v in params.items()], quote_via=quote)
             separator = "&" if "?" in path else "?"
             path = f"{path}{separator}{query}"
-        if path.startswith(("http://", "https://")):
-            return httpx.URL(path)
-        return httpx.URL(f"{self.base_url}/{path.lstrip('/')}")
+        try:
+            if not path.startswith(("http://", "https://")):
+                return httpx.URL(f"{self.base_url}/{path.lstrip('/')}")
+            url = httpx.URL(path)
+        except httpx.InvalidURL as exc:
+            raise UpstreamError(f"Not a URL: {path[:200]!r} ({exc})", retryable=False) from exc
+        base = httpx.URL(self.base_url)
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+            origin = f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+            log.warning("refused a link to %s: the upstream is %s", origin[:200], self.base_url)
+            raise UpstreamError(
+                f"The upstream linked to another origin ({origin[:200]}); "
+                f"only {base.scheme}://{base.netloc.decode('ascii', 'replace')} is followed.",
+                retryable=False,
+            )
+        return url
 
     def request(
         self,
@@ -381,6 +403,7 @@ class Upstream:
                 and (method == "GET" or not_received(exc))
             )
 
+        url = self._url(path, params)
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts)
             | tenacity.stop_after_delay(self.max_retry_seconds),
@@ -391,15 +414,7 @@ class Upstream:
                 "retrying %s %s after %s", method, path, state.outcome and state.outcome.exception()
             ),
         )
-        return retrying(
-            self._send_once,
-            method,
-            path,
-            company=company,
-            params=params,
-            body=body,
-            headers=headers,
-        )
+        return retrying(self._send_once, method, url, company=company, body=body, headers=headers)
 
     def _pages(
         self, path: str, company: str | None, params: dict[str, Any] | None = None
@@ -412,10 +427,16 @@ class Upstream:
             if not isinstance(page, dict) or not isinstance(page.get("results"), list):
                 raise UpstreamError(f"Unexpected page shape from {path}", retryable=False)
             yield page["results"]
-            link = (page.get("_links") or {}).get("next")
+            links = page.get("_links") or {}
+            link = links.get("next") if isinstance(links, dict) else None
             if not link or not page["results"]:
                 return
-            url, query = str(link["href"]), None
+            href = link.get("href") if isinstance(link, dict) else None
+            if not isinstance(href, str) or not href:
+                raise UpstreamError(
+                    f"Unexpected next link from {path}: {link!r:.200}", retryable=False
+                )
+            url, query = href, None
 
     # --- typed operations ---
 

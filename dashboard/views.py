@@ -77,6 +77,17 @@ def _filters(form: SyncFilterForm) -> SyncFilter | None:
     return None if form.errors else form.filters()
 
 
+def _status(request: HttpRequest, form: SyncFilterForm) -> int:
+    """400 for a page whose filters are not valid, the page showing why.
+
+    Except an htmx request's answer: htmx drops an error's body instead of
+    swapping it in, and the message is the answer's whole point.
+    """
+    if not form.errors or getattr(request, "htmx", False):
+        return 200
+    return 400
+
+
 def _base_context(request: HttpRequest, form: SyncFilterForm) -> dict[str, Any]:
     return {
         "form": form,
@@ -103,7 +114,7 @@ def summary(request: HttpRequest) -> HttpResponse:
     context["chart"] = chart.build(result.buckets, result.bucket_unit)
     platform = filters.platform if filters else ""
     context["platform_query"] = "&" + urlencode({"platform": platform}) if platform else ""
-    return render(request, "dashboard/summary.html", context)
+    return render(request, "dashboard/summary.html", context, status=_status(request, form))
 
 
 @require_GET
@@ -131,7 +142,7 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
     template = "dashboard/history.html"
     if request.htmx and not request.htmx.boosted:
         template += "#history-results"
-    return render(request, template, context)
+    return render(request, template, context, status=_status(request, form))
 
 
 class _Echo:

@@ -265,7 +265,9 @@ def list_push_operations(request: HttpRequest, company_id: str) -> HttpResponse:
 def _json_body(request: HttpRequest) -> Any:
     try:
         return json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError includes bytes that are not UTF-8; RecursionError, nesting
+        # deeper than the parser goes (50,000 `[` fit in a small body).
         raise ApiError(400, "The request body is not valid JSON.") from None
 
 

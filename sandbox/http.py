@@ -24,6 +24,7 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
@@ -213,6 +214,11 @@ def api_endpoint(
             response = view(request, *args, **kwargs)
         except ApiError as exc:
             response = error_response(exc)
+        except RequestDataTooBig:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            response = error_response(
+                ApiError(413, f"The request body is larger than {limit} bytes.")
+            )
         for name, value in quota.items():
             response.setdefault(name, value)
         shaped = shape_body(config, response)

@@ -11,12 +11,15 @@ from .http import ApiError
 
 MAX_PAGE_SIZE = 5000
 DEFAULT_PAGE_SIZE = 100
+# Codat sets no last page; the sandbox does, so a page's offset always fits
+# the database's integers (a 20-digit page overflowed SQLite's and PostgreSQL's).
+MAX_PAGE = 10_000_000
 
 
 def paging(request: HttpRequest) -> tuple[int, int]:
     """The page number and page size asked for; 400 for anything but whole numbers in range."""
 
-    def number(name: str, default: int, maximum: int | None) -> int:
+    def number(name: str, default: int, maximum: int) -> int:
         raw = request.GET.get(name, "")
         if raw == "":
             return default
@@ -28,8 +31,8 @@ def paging(request: HttpRequest) -> tuple[int, int]:
                 f"{name} must be a whole number.",
                 validation=[{"itemId": name, "message": "Not an integer.", "validatorName": name}],
             ) from None
-        if value < 1 or (maximum is not None and value > maximum):
-            limit = f"between 1 and {maximum}" if maximum else "at least 1"
+        if not 1 <= value <= maximum:
+            limit = f"between 1 and {maximum}"
             raise ApiError(
                 400,
                 f"{name} must be {limit}.",
@@ -39,7 +42,7 @@ def paging(request: HttpRequest) -> tuple[int, int]:
             )
         return value
 
-    return number("page", 1, None), number("pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    return number("page", 1, MAX_PAGE), number("pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 def paged(

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from .http import ApiError
@@ -35,6 +36,9 @@ def clauses(raw: str, accepts: Callable[[Clause], bool], usage: str) -> Iterator
     """
     if not raw:
         return
+    if "\x00" in raw:
+        # PostgreSQL's text holds no NUL: the query would fail, not find nothing.
+        raise ApiError(400, "Invalid query: it contains a NUL character.")
     for text in raw.split("&&"):
         match = _CLAUSE.match(text)
         clause = Clause(*match.groups()) if match else None
@@ -43,8 +47,16 @@ def clauses(raw: str, accepts: Callable[[Clause], bool], usage: str) -> Iterator
         yield clause
 
 
+def _typed(queryset: QuerySet, column: str, name: str, value: str) -> object:
+    """The value as its column holds it; 400 for one it cannot hold (`id=zzz` on a UUID)."""
+    try:
+        return queryset.model._meta.get_field(column).to_python(value)
+    except ValidationError:
+        raise ApiError(400, f"Invalid query: '{value[:100]}' is not a valid {name}.") from None
+
+
 def filter_by_query(queryset: QuerySet, raw: str, columns: dict[str, str]) -> QuerySet:
-    """Filter by any operator on the fields named in `columns` (field -> column)."""
+    """Filter by any operator on the fields named in `columns` (field -> model field)."""
     usage = "use field=value, field!=value or field~value with one of: " + ", ".join(
         sorted(columns)
     )
@@ -53,9 +65,9 @@ def filter_by_query(queryset: QuerySet, raw: str, columns: dict[str, str]) -> Qu
         if op == "~":
             queryset = queryset.filter(**{f"{column}__icontains": value})
         elif op == "=":
-            queryset = queryset.filter(**{column: value})
+            queryset = queryset.filter(**{column: _typed(queryset, column, name, value)})
         else:
-            queryset = queryset.exclude(**{column: value})
+            queryset = queryset.exclude(**{column: _typed(queryset, column, name, value)})
     return queryset
 
 

@@ -35,14 +35,24 @@ class Stats:
 
 
 def parse_time(value: str | None) -> datetime | None:
+    """An upstream time in UTC; None when it is missing or is not a time.
+
+    Not a time includes the well-formed but impossible ("2026-13-45T00:00Z",
+    an offset of 99 hours) and the moments that have no UTC date (the last
+    hours of 9999 west of Greenwich): the upstream's text is data, so it is
+    refused here rather than raising wherever it is used.
+    """
     if not value:
         return None
-    parsed = parse_datetime(value)
-    if parsed is None:
+    try:
+        parsed = parse_datetime(value)
+        if parsed is None:
+            return None
+        if timezone.is_naive(parsed):
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
 
 
 def parse_uuid(value: Any) -> uuid.UUID | None:

@@ -177,6 +177,110 @@ def test_paging_follows_next_links_with_the_largest_page_size():
     assert [r.url.params["page"] for r in script.requests] == ["1", "2", "3"]
 
 
+def _first_page_linking_to(next_link: object) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "results": [{"transactionId": COMPANY, "status": "Completed"}],
+            "pageNumber": 1,
+            "pageSize": 5000,
+            "totalResults": 2,
+            "_links": {"next": next_link},
+        },
+    )
+
+
+TRANSACTIONS = f"/companies/{COMPANY}/sync/expenses/syncs/{SYNC}/transactions?page=2"
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        pytest.param(f"https://elsewhere.test{TRANSACTIONS}", id="another-host"),
+        pytest.param(f"https://upstream.test.elsewhere.test{TRANSACTIONS}", id="host-as-prefix"),
+        pytest.param(f"http://upstream.test{TRANSACTIONS}", id="another-scheme"),
+        pytest.param(f"https://upstream.test:8443{TRANSACTIONS}", id="another-port"),
+        pytest.param(f"https://upstream.test@elsewhere.test{TRANSACTIONS}", id="userinfo-trick"),
+    ],
+)
+def test_a_next_link_to_another_origin_is_an_upstream_error_and_the_key_stays_home(href, caplog):
+    script = Script(_first_page_linking_to({"href": href}), httpx.Response(200, json={}))
+    pages = make_client(script).transaction_pages(COMPANY, SYNC)
+
+    assert len(next(pages)) == 1
+    with pytest.raises(UpstreamError) as caught:
+        next(pages)
+
+    assert not caught.value.retryable
+    assert "another origin" in str(caught.value)
+    assert "only https://upstream.test is followed" in str(caught.value)
+    assert [r.url.host for r in script.requests] == ["upstream.test"]
+    assert "refused a link" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        pytest.param(f"https://upstream.test{TRANSACTIONS}", id="absolute"),
+        pytest.param(f"https://UPSTREAM.test:443{TRANSACTIONS}", id="absolute-default-port"),
+        pytest.param(TRANSACTIONS, id="relative-to-the-api-root"),
+        pytest.param(f"//elsewhere.test{TRANSACTIONS}", id="scheme-relative-stays-a-path"),
+    ],
+)
+def test_a_next_link_on_the_upstreams_origin_is_followed_with_the_key(href):
+    last = httpx.Response(200, json={"results": [], "_links": {}})
+    script = Script(_first_page_linking_to({"href": href}), last)
+
+    pages = list(make_client(script).transaction_pages(COMPANY, SYNC))
+
+    assert [len(p) for p in pages] == [1, 0]
+    assert [r.url.host for r in script.requests] == ["upstream.test", "upstream.test"]
+    assert script.requests[1].headers["Authorization"] == "Basic a2V5"
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        pytest.param("/companies?page=2", id="a-string"),
+        pytest.param({"href": 2}, id="href-not-text"),
+        pytest.param({"rel": "next"}, id="no-href"),
+        pytest.param({"href": "https://upstream.test/x\x00"}, id="not-a-url"),
+    ],
+)
+def test_a_next_link_that_is_not_a_link_is_an_upstream_error(link):
+    script = Script(_first_page_linking_to(link), httpx.Response(200, json={}))
+    pages = make_client(script).transaction_pages(COMPANY, SYNC)
+
+    next(pages)
+    with pytest.raises(UpstreamError) as caught:
+        next(pages)
+
+    assert not caught.value.retryable
+    assert len(script.requests) == 1
+
+
+def test_a_body_nested_too_deeply_to_read_fails_without_retrying():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    script = Script(httpx.Response(200, content=deep))
+
+    with pytest.raises(UpstreamError) as caught:
+        make_client(script).get_sync(COMPANY, SYNC)
+
+    assert not caught.value.retryable
+    assert "nested too deeply" in str(caught.value)
+    assert len(script.requests) == 1
+
+
+def test_an_error_body_nested_too_deeply_is_still_an_error_with_its_status():
+    script = Script(httpx.Response(404, content=b"[" * 100_000))
+
+    with pytest.raises(UpstreamError) as caught:
+        make_client(script).get_sync(COMPANY, SYNC)
+
+    assert caught.value.status == 404
+    assert caught.value.body is None
+
+
 def test_every_write_carries_an_idempotency_key():
     script = Script(httpx.Response(202, json={"syncId": SYNC}))
     client = make_client(script)

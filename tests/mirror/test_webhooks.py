@@ -21,12 +21,14 @@ from unittest import mock
 
 import httpx
 import pytest
+from django.core.handlers.wsgi import WSGIRequest
 from django.db import connection
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.utils import timezone
 from svix.webhooks import Webhook
 
 from dashboard import models as mirror
+from dashboard import webhooks
 from dashboard.models import WebhookEvent
 from dashboard.tasks import process_webhook_event_task
 from sandbox import catalogue, services
@@ -290,6 +292,13 @@ def _signed(raw: str) -> Callable[[str, str], tuple[str, dict[str, str]]]:
     return build
 
 
+def _timestamp(value: str) -> Callable[[str, str], tuple[str, dict[str, str]]]:
+    def build(body: str, secret: str) -> tuple[str, dict[str, str]]:
+        return body, {**sign(body, secret), "webhook-timestamp": value}
+
+    return build
+
+
 SIGNATURE = "Signature verification failed"
 
 
@@ -310,6 +319,17 @@ SIGNATURE = "Signature verification failed"
             "not valid JSON",
             id="malformed-json",
         ),
+        pytest.param(
+            _signed("[" * 100_000 + "]" * 100_000), "not valid JSON", id="json-nested-100k-deep"
+        ),
+        pytest.param(
+            _signed('{"a":' * 50_000 + "1" + "}" * 50_000),
+            "not valid JSON",
+            id="json-objects-nested-50k-deep",
+        ),
+        pytest.param(_timestamp("soon"), SIGNATURE, id="timestamp-not-a-number"),
+        pytest.param(_timestamp("nan"), SIGNATURE, id="timestamp-nan"),
+        pytest.param(_timestamp("1e400"), SIGNATURE, id="timestamp-past-any-calendar"),
         pytest.param(_signed("[1, 2]"), "not a JSON object", id="json-array"),
         pytest.param(_signed('"expenses.sync.successful"'), "not a JSON object", id="json-string"),
         pytest.param(_signed("null"), "not a JSON object", id="json-null"),
@@ -393,6 +413,125 @@ def test_it_refuses_a_body_that_is_not_utf8_with_400(post, secret, delay):
     response = post(body, headers)
 
     assert response.status_code == 400
+    assert_nothing_stored_or_queued(delay)
+
+
+@pytest.mark.parametrize(
+    "generated",
+    ["2026-13-45T00:00:00Z", "2026-02-31T10:00:00Z", "2026-01-01T00:00:00+99:00",
+     "9999-12-31T23:59:59-01:00", "not a date", 20260101, {"at": "noon"}],
+)  # fmt: skip
+def test_an_event_whose_generated_date_is_not_a_time_is_kept_and_timed_by_its_arrival(
+    post, secret, delay, generated
+):
+    """The event is signed and names its sync: refusing it would lose it (Svix gives up after
+    its retries). Only its hint of when the sync ended is unreadable; the refresh reads the
+    upstream's status anyway, so the time it arrived stands in."""
+    company_id, sync_id = uuid.uuid4(), uuid.uuid4()
+    raw = dumps(
+        {**current_event(company_id=company_id, sync_id=sync_id), "generatedDate": generated}
+    )
+
+    response = post(raw, sign(raw, secret))
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "accepted"
+    event = WebhookEvent.objects.get()
+    delay.assert_called_once_with(event.pk)
+    with (
+        mock.patch("dashboard.ingest.refresh_sync") as refresh,
+        mock.patch("dashboard.retry.settle_for_sync"),
+    ):
+        assert webhooks.process_event(mock.Mock(), event) is True
+    refresh.assert_called_once_with(
+        mock.ANY, str(company_id), str(sync_id), completed_at=event.received_at
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({**current_event(), "eventType": "expenses.sync\u0000"}, id="current"),
+        pytest.param({**legacy_event(), "RuleType": "Sync\u0000Failed"}, id="legacy"),
+    ],
+)
+def test_an_event_type_with_a_nul_is_stored_without_it(post, secret, delay, body):
+    """PostgreSQL's text holds no NUL; JSON's \\u0000 brings one in past the parser."""
+    raw = dumps(body)
+
+    response = post(raw, sign(raw, secret))
+
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert "\x00" not in event.event_type
+    assert event.body == raw
+
+
+# --- 4b. refused on its headers: the body is never read ---
+
+
+class Tripwire:
+    """A request body stream that records every read (and gives nothing)."""
+
+    def __init__(self) -> None:
+        self.reads: list[object] = []
+
+    def read(self, *args: object) -> bytes:
+        self.reads.append(args)
+        return b""
+
+    def readline(self, *args: object) -> bytes:
+        return self.read(*args)
+
+
+def _unread(headers: dict[str, str], length: str) -> tuple[WSGIRequest, Tripwire]:
+    """A delivery declaring `length` bytes whose body stream records any read."""
+    stream = Tripwire()
+    environ = RequestFactory().post(URL, content_type="application/json", headers=headers).environ
+    return WSGIRequest({**environ, "CONTENT_LENGTH": length, "wsgi.input": stream}), stream
+
+
+def _headers(
+    *, without: str = "", at: timedelta = timedelta(0), **replaced: str
+) -> Callable[[], dict[str, str]]:
+    """Signature headers built when the test runs (one signed at collection may be stale)."""
+
+    def build() -> dict[str, str]:
+        headers = sign("{}", new_secret(), at=timezone.now() + at)
+        headers.pop(f"webhook-{without}", None)
+        return {**headers, **{f"webhook-{name}": value for name, value in replaced.items()}}
+
+    return build
+
+
+@pytest.mark.parametrize(
+    ("headers", "length", "status"),
+    [
+        pytest.param(dict, "1000000", 400, id="no-signature-headers"),
+        pytest.param(_headers(without="id"), "1000000", 400, id="no-id"),
+        pytest.param(_headers(without="timestamp"), "1000000", 400, id="no-timestamp"),
+        pytest.param(_headers(without="signature"), "1000000", 400, id="no-signature"),
+        pytest.param(
+            _headers(signature="not a signature"), "1000000", 400, id="malformed-signature"
+        ),
+        pytest.param(_headers(at=-timedelta(minutes=6)), "1000000", 400, id="stale-timestamp"),
+        pytest.param(_headers(at=timedelta(minutes=6)), "1000000", 400, id="future-timestamp"),
+        pytest.param(_headers(timestamp="yesterday"), "1000000", 400, id="timestamp-not-a-number"),
+        pytest.param(_headers(), "20000001", 413, id="longer-than-the-limit"),
+        pytest.param(_headers(), "-1", 400, id="negative-length"),
+        pytest.param(_headers(), "lots", 400, id="length-not-a-number"),
+    ],
+)
+def test_a_delivery_refused_on_its_headers_is_never_read(
+    db, secret, delay, settings, headers, length, status
+):
+    settings.WEBHOOK_MAX_BODY_BYTES = 20_000_000
+    request, stream = _unread(headers(), length)
+
+    response = webhooks.receive(request)
+
+    assert response.status_code == status
+    assert stream.reads == []
     assert_nothing_stored_or_queued(delay)
 
 

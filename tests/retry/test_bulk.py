@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 from unittest import mock
 
+import pytest
 from django.db import connection
 from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
@@ -284,3 +285,20 @@ def test_the_bulk_pages_show_upstream_text_as_text(client, lead, db):
         assert 'data-testid="bulk-member"' in body, url
         assert hostile not in body, url
         assert "&lt;x&gt;" in body, url
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [pytest.param(["9" * 20], id="an-id-no-column-holds"), pytest.param(["-1"], id="negative")],
+)
+def test_a_forged_member_id_is_refused_with_a_400_that_says_why(client, lead, db, shown):
+    company = make_company()
+    make_sync(company, code=5130, items=[(4, "Error")], items_outstanding=1, error_message="Error")
+    client.force_login(lead)
+    bulk = open_preview(client, f"range=7d&q={company.company_id}")
+
+    response = review_post(client, bulk, extra={"shown": shown, "keep": shown})
+
+    assert response.status_code == 400
+    assert "The form was incomplete or not valid; reload the page." in response.content.decode()
+    assert mirror.BulkMember.objects.filter(bulk=bulk, included=True).count() == 1

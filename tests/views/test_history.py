@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from dashboard.forms import SyncFilterForm
+from dashboard.selectors import history_page
 from tests.support.factories import make_company, make_sync
 
 
@@ -99,11 +103,21 @@ def test_an_htmx_request_gets_only_the_results_and_the_response_varies_on_it(vie
     assert "HX-Request" in full["Vary"]
 
 
+def _cursor(value: object) -> str:
+    """A page link's cursor holding any JSON value: what a forged or stale link carries."""
+    raw = json.dumps(value, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     "query, message",
     [
         ("range=custom&start=2026-11-10&end=2026-11-01", "start date must not be after"),
         ("start=2026-13-45", "Enter a valid date"),
+        ("start=0001-01-01", "Enter a date in 2000 or later"),
+        ("end=9999-12-31", "Enter a date in 2999 or earlier"),
+        ("range=custom&start=2026-01-01&end=9999-12-31", "Enter a date in 2999 or earlier"),
+        ("start=9999-12-31", "Enter a date in 2999 or earlier"),
         ("code=9999", "Select a valid choice"),
         ("code=abc", "Select a valid choice"),
         ("sort=evil", "Select a valid choice"),
@@ -117,16 +131,84 @@ def test_an_htmx_request_gets_only_the_results_and_the_response_varies_on_it(vie
 )
 def test_invalid_filters_get_a_clear_message_never_a_500(viewer_client, estate, query, message):
     response = viewer_client.get(reverse("sync-history") + "?" + query)
-    assert response.status_code == 200
+    assert response.status_code == 400
     body = response.content.decode()
     assert "Some filters are not valid" in body
     assert message in body
     assert "<tbody>" not in body
 
 
+@pytest.mark.parametrize(
+    "sort, value",
+    [
+        pytest.param("items", ["abc", 1], id="text-for-a-number"),
+        pytest.param("status", [1.5, 1], id="fraction-for-a-number"),
+        pytest.param("items", [True, 1], id="boolean-for-a-number"),
+        pytest.param("items", [10**22, 1], id="number-no-column-holds"),
+        pytest.param("items", [None, 1], id="null-where-no-value-is-null"),
+        pytest.param("company", [1, 1], id="number-for-text"),
+        pytest.param("time", ["2026-02-31T10:00:00+00:00", 1], id="impossible-date"),
+        pytest.param("time", ["2026-02-03T10:00:00", 1], id="time-without-offset"),
+        pytest.param("time", ["9999-12-31T23:59:59-01:00", 1], id="time-past-the-calendar"),
+        pytest.param("time", [{"a": 1}, 1], id="object-for-a-time"),
+        pytest.param("time", ["2026-02-03T10:00:00+00:00", "1"], id="text-for-the-id"),
+        pytest.param("time", ["2026-02-03T10:00:00+00:00", 2**63], id="id-no-column-holds"),
+        pytest.param("time", ["2026-02-03T10:00:00+00:00", 1, 2], id="three-parts"),
+        pytest.param("time", ["2026-02-03T10:00:00+00:00"], id="one-part"),
+        pytest.param("time", "2026-02-03T10:00:00+00:00", id="not-a-list"),
+    ],
+)
+def test_a_forged_page_link_asks_to_start_from_the_first_page(viewer_client, estate, sort, value):
+    response = viewer_client.get(reverse("sync-history") + f"?sort={sort}&after={_cursor(value)}")
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "That page link is not valid; start from the first page." in body
+    assert "<tbody>" not in body
+
+
+def test_a_page_link_of_another_sort_is_refused_not_misread(viewer_client, db):
+    company = make_company(name="Acme Ltd")
+    for _ in range(2):
+        make_sync(company, code=2000)
+    form = SyncFilterForm({"sort": "company"})
+    assert form.is_valid()
+    by_company = history_page(form.filters(), size=1).next_cursor
+    assert by_company is not None
+
+    same_sort = viewer_client.get(reverse("sync-history") + f"?sort=company&after={by_company}")
+    other_sort = viewer_client.get(reverse("sync-history") + f"?sort=items&after={by_company}")
+
+    assert same_sort.status_code == 200
+    assert other_sort.status_code == 400
+    assert "page link is not valid" in other_sort.content.decode()
+
+
+def test_an_htmx_swap_of_invalid_filters_still_gets_the_message(viewer_client, estate):
+    # htmx does not swap an error's body in, so the partial answers 200.
+    response = viewer_client.get(
+        reverse("sync-history") + "?end=9999-12-31", HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    assert "Enter a date in 2999 or earlier" in response.content.decode()
+
+
 def test_invalid_filters_on_the_dashboard_show_the_message_too(viewer_client, estate):
-    body = viewer_client.get(reverse("summary") + "?start=nope").content.decode()
-    assert "Some filters are not valid" in body
+    response = viewer_client.get(reverse("summary") + "?start=nope")
+    assert response.status_code == 400
+    assert "Some filters are not valid" in response.content.decode()
+
+
+@pytest.mark.parametrize("query", ["end=9999-12-31", "start=0001-01-01&end=2026-01-01"])
+def test_a_date_out_of_range_is_a_400_on_every_page_that_filters(client, lead, estate, query):
+    client.force_login(lead)
+    for name in ("summary", "sync-history", "bulk-retry"):
+        response = client.get(reverse(name) + "?" + query)
+        assert response.status_code == 400, name
+        assert "Some filters are not valid" in response.content.decode(), name
+    export = client.get(reverse("sync-history-csv") + "?" + query)
+    assert export.status_code == 400
+    assert export["Content-Type"].startswith("text/plain")
+    assert b"Invalid filter: Enter a date in" in export.content
 
 
 @pytest.mark.parametrize("direction", ["desc", "asc"])
@@ -184,7 +266,8 @@ def test_the_platform_choices_are_cached_and_a_new_platform_is_still_accepted(vi
     assert set(_ids(response)) == {str(sage.sync_id)}
     assert _platform_options(response) == ["", "Sage Intacct", "Xero"]
     # An unknown platform is still refused with a message.
-    assert b"Select a valid choice" in _get(viewer_client, "platform=Nope").content
+    refused = viewer_client.get(reverse("sync-history") + "?platform=Nope")
+    assert refused.status_code == 400 and b"Select a valid choice" in refused.content
     from django.core.cache import cache
 
     assert cache.get(PLATFORMS_CACHE_KEY) == ["Sage Intacct", "Xero"]
