@@ -163,18 +163,22 @@ ACCOUNTS: dict[str, Walk] = {
     ),
     "password_change": Walk(lambda e: reverse("password_change"), ACCOUNT, private=False),
     "password_change_done": Walk(lambda e: reverse("password_change_done"), ACCOUNT, private=False),
-    "password_reset": Walk(lambda e: reverse("password_reset"), everyone(200), private=False),
+    # Without e-mail (as here) there is no password reset: its pages do not exist.
+    "password_reset": Walk(lambda e: reverse("password_reset"), everyone(404), private=False),
     "password_reset_done": Walk(
-        lambda e: reverse("password_reset_done"), everyone(200), private=False
+        lambda e: reverse("password_reset_done"), everyone(404), private=False
     ),
     "password_reset_confirm": Walk(
         lambda e: reverse("password_reset_confirm", args=["MQ", "not-a-token"]),
-        everyone(200),
+        everyone(404),
         private=False,
     ),
     "password_reset_complete": Walk(
-        lambda e: reverse("password_reset_complete"), everyone(200), private=False
+        lambda e: reverse("password_reset_complete"), everyone(404), private=False
     ),
+    # Without single sign-on configured (as here) its two pages do not exist.
+    "sso-start": Walk(lambda e: reverse("sso-start"), everyone(404), private=False),
+    "sso-callback": Walk(lambda e: reverse("sso-callback"), everyone(404), private=False),
 }
 
 
