@@ -97,7 +97,10 @@ class RefreshState(models.Model):
 
 class Sync(models.Model):
     sync_id = models.UUIDField(unique=True)
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="syncs")
+    # Its own index is the first column of sync_company_time.
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, db_index=False, related_name="syncs"
+    )
     # Upstream fields.
     status_code = models.PositiveSmallIntegerField()
     status_text = models.CharField(max_length=200, blank=True, default="")
@@ -332,7 +335,8 @@ class RollupDirty(models.Model):
 class PushItem(models.Model):
     """One transaction's status in one sync, with the data type it was pushed as."""
 
-    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="items")
+    # Its own index is the first column of the unique key and two others.
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, db_index=False, related_name="items")
     transaction_id = models.UUIDField(help_text="The core ID.")
     integration_type = models.CharField(max_length=20, default="expenses")
     data_type = models.CharField(max_length=50, blank=True, default="")
@@ -383,7 +387,8 @@ class TransactionState(models.Model):
     first push has nothing to resolve.
     """
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    # Its own index is the unique key's first column (company, transaction ID).
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, db_index=False, related_name="+")
     transaction_id = models.UUIDField(help_text="The core ID.")
     last_sync = models.ForeignKey(
         Sync,

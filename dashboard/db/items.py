@@ -21,6 +21,7 @@ COUNTER_FIELDS = (
     "items_pending",
     "category",
     "chain_category",
+    "items_outstanding",
     "items_status_code",
     "items_fetched_at",
 )
@@ -84,10 +85,12 @@ def set_counters_postgresql(syncs: list[Sync], now: datetime) -> None:
             f"UPDATE {Sync._meta.db_table} AS s SET "
             "items_total = v.total, items_completed = v.completed, items_failed = v.failed, "
             "items_pending = v.pending, category = v.category, chain_category = v.chain, "
-            "items_status_code = v.code, items_fetched_at = %s "
+            "items_outstanding = v.outstanding, items_status_code = v.code, "
+            "items_fetched_at = %s "
             "FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[], %s::int[], "
-            "%s::smallint[], %s::smallint[], %s::smallint[]) "
-            "AS v(id, total, completed, failed, pending, category, chain, code) WHERE s.id = v.id",
+            "%s::smallint[], %s::smallint[], %s::int[], %s::smallint[]) "
+            "AS v(id, total, completed, failed, pending, category, chain, outstanding, code) "
+            "WHERE s.id = v.id",
             [
                 now,
                 [s.pk for s in syncs],
@@ -97,6 +100,7 @@ def set_counters_postgresql(syncs: list[Sync], now: datetime) -> None:
                 [s.items_pending for s in syncs],
                 [s.category for s in syncs],
                 [s.chain_category for s in syncs],
+                [s.items_outstanding for s in syncs],
                 [s.items_status_code for s in syncs],
             ],
         )

@@ -19,14 +19,18 @@ def pushes_postgresql(company_pk: int, transaction_ids: list[uuid.UUID]) -> list
 
     While ingest grows the items table faster than its statistics follow (or
     with autovacuum off), PostgreSQL estimates each ID to match 0.5% of the
-    table and scans it: 20 ms a batch. The lateral join keeps it on the index.
+    table and scans it: 20 ms a batch. With statistics, it flattens a plain
+    lateral join and probes every sync of the company for every ID instead
+    (30 syncs x 957 IDs: 87,000 buffers, 42 ms). `OFFSET 0` keeps the lateral
+    subquery as written: one probe of the transaction index per ID (3,800
+    buffers, 6 ms), whatever the company's size.
     """
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT p.transaction_id, s.id, s.sync_id, s.sync_utc, p.status, s.status_code "
             f"FROM unnest(%s::uuid[]) AS t(tid) CROSS JOIN LATERAL ("
             f"SELECT sync_id, status, transaction_id FROM {PushItem._meta.db_table} "
-            f"WHERE transaction_id = t.tid) AS p "
+            f"WHERE transaction_id = t.tid OFFSET 0) AS p "
             f"JOIN {Sync._meta.db_table} AS s ON s.id = p.sync_id WHERE s.company_id = %s",
             [list(transaction_ids), company_pk],
         )

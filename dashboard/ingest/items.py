@@ -96,11 +96,19 @@ def write_items_many(
         # when the sync ends, as its items are read again then.
         unfinished, completed_ids = touched.setdefault(sync.company_id, (set(), set()))
         running = not sync.is_terminal
+        left: set[uuid.UUID] = set()  # transactions this sync left unpushed
         for (tid, _itype), (status, _, _) in rows.items():
             if status == COMPLETED:
                 completed_ids.add(tid)
             elif not (running and status in OPEN):
                 unfinished.add(tid)
+                if status in FAILED or not running:
+                    left.add(tid)
+        if sync.items_status_code is None:
+            # A sync seen for the first time: its items are outstanding unless a
+            # later push completed them, which the upkeep below finds (and only
+            # then writes the sync again).
+            sync.items_outstanding = len(left)
         for key, (_, _, pk) in old_rows.items():
             if key not in rows:
                 gone.append(pk)
@@ -127,5 +135,5 @@ def write_items_many(
             PushItem.objects.filter(pk__in=pks).delete()
         if counters:
             db_items.set_counters(counters, now)
-        state.track(touched, emptied=emptied)
+        state.track(touched, emptied=emptied, locked=True)
     return written, len(gone)

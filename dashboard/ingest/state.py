@@ -109,6 +109,8 @@ def lock_companies(company_pks: Iterable[int]) -> None:
 def track(
     touched: dict[int, tuple[set[uuid.UUID], set[uuid.UUID]]],
     emptied: Iterable[int] = (),
+    *,
+    locked: bool = False,
 ) -> None:
     """Bring the current state up to date after items were written.
 
@@ -118,21 +120,24 @@ def track(
     that ever failed (it may resolve it, or be what resolved it), so the
     second are looked up first. `emptied` names syncs that lost items: they
     are recounted whatever else changed. Call inside the transaction
-    that wrote the items.
+    that wrote the items; `locked`: it already holds `lock_companies` for
+    every company in `touched`.
     """
     touched = {pk: sets for pk, sets in touched.items() if sets[0] or sets[1]}
     extra = set(emptied)
     if not touched and not extra:
         return
-    lock_companies(touched)
-    affected: dict[int, set[uuid.UUID]] = {}
+    if not locked:
+        lock_companies(touched)
+    affected: dict[int, tuple[set[uuid.UUID], dict[uuid.UUID, StateRow]]] = {}
     for company_pk, (open_ids, completed_ids) in touched.items():
-        ids = set(open_ids) | _with_state(company_pk, completed_ids - open_ids)
+        rows = _state_rows(company_pk, open_ids | completed_ids)
+        ids = set(open_ids) | (completed_ids & rows.keys())
         if ids:
-            affected[company_pk] = ids
+            affected[company_pk] = (ids, rows)
     recounted: set[int] = set()
-    for company_pk, ids in affected.items():
-        recounted |= recompute(company_pk, ids)
+    for company_pk, (ids, rows) in affected.items():
+        recounted |= recompute(company_pk, ids, rows)
     recount(extra - recounted)
 
 
@@ -141,35 +146,49 @@ def track(
 READ_ALL_UP_TO = 5000
 
 
-def _with_state(company_pk: int, transaction_ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """Of these transactions, those the current state has a row for (they ever failed).
+# A transaction's current state as stored: (pk, last sync's pk, status, outstanding).
+StateRow = tuple[int, int, int, bool]
+_STATE_ROW = ("transaction_id", "pk", "last_sync_id", "status", "outstanding")
 
-    Most companies have a few hundred such rows, or none yet: reading them all
-    costs less than looking up every completed item of a batch by ID.
+
+def _state_rows(company_pk: int, transaction_ids: set[uuid.UUID]) -> dict[uuid.UUID, StateRow]:
+    """The stored state of those of these transactions that have one (they ever failed).
+
+    A completed push matters only to those; the others' rows are what the
+    upkeep compares with. Most companies have a few hundred rows, or none
+    yet: reading them all costs less than looking up every item of a batch by ID.
     """
     if not transaction_ids:
-        return set()
+        return {}
     rows = TransactionState.objects.filter(company_id=company_pk)
-    known = list(rows.values_list("transaction_id", flat=True)[: READ_ALL_UP_TO + 1])
-    if len(known) <= READ_ALL_UP_TO:
-        return transaction_ids.intersection(known)
-    found: set[uuid.UUID] = set()
-    for chunk in chunked(sorted(transaction_ids), CHUNK):
-        found.update(rows.filter(transaction_id__in=chunk).values_list("transaction_id", flat=True))
-    return found
+    every = list(rows.values_list(*_STATE_ROW)[: READ_ALL_UP_TO + 1])
+    if len(every) > READ_ALL_UP_TO:
+        every = []
+        for chunk in chunked(sorted(transaction_ids), CHUNK):
+            every.extend(rows.filter(transaction_id__in=chunk).values_list(*_STATE_ROW))
+    return {row[0]: row[1:] for row in every if row[0] in transaction_ids}
 
 
-def recompute(company_pk: int, transaction_ids: Iterable[uuid.UUID]) -> set[int]:
+def recompute(
+    company_pk: int,
+    transaction_ids: Iterable[uuid.UUID],
+    stored: dict[uuid.UUID, StateRow] | None = None,
+) -> set[int]:
     """Recompute these transactions' state from their pushes; returns the syncs recounted.
 
     Every sync that pushed one of them is recounted, and the company.
+    `stored`: their stored states, when the caller read them (`_state_rows`).
     """
     syncs: set[int] = set()
     known: dict[int, dict[uuid.UUID, list[Push]]] = {company_pk: {}}
     for chunk in chunked(sorted(set(transaction_ids)), CHUNK):
         history_of = pushes(company_pk, chunk)
         known[company_pk].update(history_of)
-        syncs |= _store_states(company_pk, chunk, history_of)
+        if stored is None:
+            existing = _state_rows(company_pk, set(chunk))
+        else:
+            existing = {tid: stored[tid] for tid in chunk if tid in stored}
+        syncs |= _store_states(company_pk, chunk, history_of, existing)
     recount_syncs(syncs, known)
     recount_companies([company_pk])
     return syncs
@@ -193,14 +212,11 @@ def is_outstanding(history: list[Push]) -> bool:
 
 
 def _store_states(
-    company_pk: int, transaction_ids: list[uuid.UUID], history_of: dict[uuid.UUID, list[Push]]
+    company_pk: int,
+    transaction_ids: list[uuid.UUID],
+    history_of: dict[uuid.UUID, list[Push]],
+    existing: dict[uuid.UUID, StateRow],
 ) -> set[int]:
-    existing = {
-        row.transaction_id: row
-        for row in TransactionState.objects.filter(
-            company_id=company_pk, transaction_id__in=transaction_ids
-        )
-    }
     now = timezone.now()
     changed: list[TransactionState] = []
     syncs: set[int] = set()
@@ -209,8 +225,8 @@ def _store_states(
         old = existing.get(tid)
         if not history:
             if old is not None:
-                TransactionState.objects.filter(pk=old.pk).delete()
-                syncs.add(old.last_sync_id)
+                TransactionState.objects.filter(pk=old[0]).delete()
+                syncs.add(old[1])
             continue
         if old is None and not any(p.left_outstanding for p in history):
             # Never left unpushed (completed, or pending in a sync still running):
@@ -219,11 +235,7 @@ def _store_states(
         syncs.update(p.sync_pk for p in history)
         latest = max(history, key=lambda push: push.order)
         outstanding = is_outstanding(history)
-        if old is not None and (old.last_sync_id, old.status, old.outstanding) == (
-            latest.sync_pk,
-            latest.status,
-            outstanding,
-        ):
+        if old is not None and old[1:] == (latest.sync_pk, latest.status, outstanding):
             continue
         changed.append(
             TransactionState(
@@ -262,18 +274,33 @@ class Standing:
         return max(self.resolvers, key=lambda push: push.when)
 
 
+# What `standings` reads of each sync, and `_recount_chunk` besides.
+_STANDING_FIELDS = ("pk", "company_id", "sync_id", "sync_utc", "status_code")
+_COUNTED_FIELDS = (
+    "category",
+    "retry_of_id",
+    "items_outstanding",
+    "resolved_at",
+    "resolved_by_id",
+    "chain_category",
+)
+
+
 def standings(
-    sync_pks: list[int], known: dict[int, dict[uuid.UUID, list[Push]]] | None = None
+    sync_pks: list[int],
+    known: dict[int, dict[uuid.UUID, list[Push]]] | None = None,
+    rows: dict[int, dict] | None = None,
 ) -> dict[int, Standing]:
     """Each sync's items, item by item: one it left unpushed (failed, or pending when the
-    sync ended) is outstanding until a later push of its transaction completes."""
+    sync ended) is outstanding until a later push of its transaction completes.
+
+    `rows`: the syncs' `_STANDING_FIELDS` by pk, when the caller read them already.
+    """
     known = known if known is not None else {}
-    rows = {
-        row["pk"]: row
-        for row in Sync.objects.filter(pk__in=sync_pks).values(
-            "pk", "company_id", "sync_id", "sync_utc", "status_code"
-        )
-    }
+    if rows is None:
+        rows = {
+            row["pk"]: row for row in Sync.objects.filter(pk__in=sync_pks).values(*_STANDING_FIELDS)
+        }
     unfinished: list[tuple[int, uuid.UUID, int]] = list(
         PushItem.objects.filter(sync_id__in=sync_pks)
         .exclude(status=COMPLETED)
@@ -319,37 +346,32 @@ def recount_syncs(
 def _recount_chunk(
     sync_pks: list[int], known: dict[int, dict[uuid.UUID, list[Push]]] | None
 ) -> int:
-    found = standings(sync_pks, known)
-    rows = list(
-        Sync.objects.filter(pk__in=sync_pks).only(
-            "id",
-            "category",
-            "retry_of_id",
-            "items_outstanding",
-            "resolved_at",
-            "resolved_by_id",
-            "chain_category",
-        )
-    )
+    rows = {
+        row["pk"]: row
+        for row in Sync.objects.filter(pk__in=sync_pks).values(*_STANDING_FIELDS, *_COUNTED_FIELDS)
+    }
+    found = standings(sync_pks, known, rows)
     changed: list[Sync] = []
-    for row in rows:
-        standing = found.get(row.pk, Standing())
+    for pk, row in rows.items():
+        standing = found.get(pk, Standing())
         resolver = standing.resolver
         values = (
             len(standing.outstanding),
             resolver.sync_utc if resolver else None,
             resolver.sync_pk if resolver else None,
-            chain_category(row.category, row.retry_of_id, resolver is not None),
+            chain_category(row["category"], row["retry_of_id"], resolver is not None),
         )
-        if values == (
-            row.items_outstanding,
-            row.resolved_at,
-            row.resolved_by_id,
-            row.chain_category,
-        ):
+        if values == tuple(row[name] for name in _COUNTED_FIELDS[2:]):
             continue
-        (row.items_outstanding, row.resolved_at, row.resolved_by_id, row.chain_category) = values
-        changed.append(row)
+        changed.append(
+            Sync(
+                pk=pk,
+                items_outstanding=values[0],
+                resolved_at=values[1],
+                resolved_by_id=values[2],
+                chain_category=values[3],
+            )
+        )
     if changed:
         Sync.objects.bulk_update(
             changed,
