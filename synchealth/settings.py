@@ -97,7 +97,7 @@ SECRET_KEY = os.environ.get("SECRET_KEY", INSECURE_DEFAULT_SECRET)
 ALLOW_INSECURE_SECRET = env_bool("SYNCHEALTH_ALLOW_INSECURE_SECRET", False)
 # Local development (DEBUG=1) and tools and tests (the variable above) run on
 # the development defaults. Any other process is a deployment, held to the
-# production requirements.
+# production requirements: see "Production guards" at the end.
 DEPLOYMENT = not (DEBUG or ALLOW_INSECURE_SECRET)
 if SECRET_KEY == INSECURE_DEFAULT_SECRET and DEPLOYMENT:
     raise ImproperlyConfigured(
@@ -331,7 +331,8 @@ CELERY_TIMEZONE = "UTC"
 
 # The upstream: the real Codat API or the embedded sandbox. Pointing
 # CODAT_BASE_URL at https://api.codat.io is the only change needed.
-CODAT_BASE_URL = os.environ.get("CODAT_BASE_URL", "http://127.0.0.1:8000/sandbox")
+# A deployment must name it (see the guards at the end).
+CODAT_BASE_URL = os.environ.get("CODAT_BASE_URL", "").strip() or "http://127.0.0.1:8000/sandbox"
 CODAT_API_KEY = os.environ.get("CODAT_API_KEY", "")
 CODAT_WEBHOOK_SECRET = os.environ.get("CODAT_WEBHOOK_SECRET", "")
 # The request budget shared by every worker (see dashboard/ratelimit.py):
@@ -364,7 +365,9 @@ WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 20 * 1024 * 1024, min
 
 # The sandbox upstream: off unless enabled.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", False)
-SANDBOX_API_KEY = os.environ.get("SANDBOX_API_KEY", "sandbox-demo-key")
+# The demo key is in the repository for anyone to read: refused with DEBUG off.
+DEMO_SANDBOX_API_KEY = "sandbox-demo-key"
+SANDBOX_API_KEY = os.environ.get("SANDBOX_API_KEY", "").strip() or DEMO_SANDBOX_API_KEY
 SANDBOX_RATE_LIMIT_PER_MINUTE = env_int("SANDBOX_RATE_LIMIT_PER_MINUTE", 1000, minimum=1)
 SANDBOX_RATE_LIMIT_PER_DAY = env_int("SANDBOX_RATE_LIMIT_PER_DAY", 1_000_000, minimum=1)
 
@@ -382,3 +385,17 @@ LOGGING = {
     },
 }
 
+# --- Production guards: a deployment refuses to start half configured ---
+# (The development broker is a warning instead: synchealth/checks.py.)
+if DEPLOYMENT and not SANDBOX_ENABLED and not os.environ.get("CODAT_BASE_URL", "").strip():
+    raise ImproperlyConfigured(
+        "CODAT_BASE_URL is not set. Set it to https://api.codat.io (or enable the sandbox "
+        "upstream with SANDBOX_ENABLED=1, or DEBUG=1 for local development)."
+    )
+if SANDBOX_ENABLED and not DEBUG and SANDBOX_API_KEY == DEMO_SANDBOX_API_KEY:
+    raise ImproperlyConfigured(
+        "The sandbox is enabled with its demo API key, which anyone can read in the "
+        "repository. Set SANDBOX_API_KEY to a long random value (or DEBUG=1 for local "
+        "development)."
+    )
+# --- end of Production guards ---

@@ -21,6 +21,7 @@ def test_each_missing_piece_fails_it_by_name(tmp_path):
         tmp_path,
         without=("SECURE_HSTS_SECONDS", "SECURE_SSL_REDIRECT"),
         SESSION_COOKIE_SECURE="0",
+        CELERY_BROKER_URL="filesystem://",
     )
     result = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode != 0
@@ -29,6 +30,9 @@ def test_each_missing_piece_fails_it_by_name(tmp_path):
         "(security.W008) Your SECURE_SSL_REDIRECT setting is not set to True.",
         "(security.W012) SESSION_COOKIE_SECURE is not set to True.",
         "(security.W016) You have 'django.middleware.csrf.CsrfViewMiddleware' in your",
+        "(synchealth.W001) CELERY_BROKER_URL is filesystem://, a development broker that "
+        "keeps its queue in files on one machine: a task whose worker dies is never "
+        "delivered again.",
     ]:
         assert named in result.stderr
 
