@@ -30,6 +30,8 @@ class DashboardConfig(AppConfig):
 
         _make_var_dirs(settings)
 
+        import synchealth.checks  # noqa: F401  (registers the deployment's system checks)
+
         from .middleware import forget_zone
 
         user_logged_in.connect(forget_zone, dispatch_uid="dashboard.forget_zone")

@@ -3,12 +3,16 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
+
+from synchealth.checks import log_broker_problem
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synchealth.settings")
 
 app = Celery("synchealth")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+worker_ready.connect(log_broker_problem, dispatch_uid="synchealth.log_broker_problem")
 
 
 def countdown_ceiling() -> float:

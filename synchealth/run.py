@@ -35,6 +35,20 @@ def webhook_secret() -> str:
     return secret
 
 
+def banner(login: str) -> str:
+    """What `make run` prints once everything is up: where to go and the demo login.
+
+    Only demo values: never the API key nor the webhook secret, since terminal
+    output is scrolled back, shared and pasted into tickets.
+    """
+    return (
+        f"\n  Sync Health is starting on http://{HOST}:{PORT}/\n"
+        f"  {login}\n"
+        f"  Sandbox upstream: http://{HOST}:{PORT}/sandbox\n"
+        "  Press Ctrl-C to stop everything.\n"
+    )
+
+
 def main() -> int:
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("SANDBOX_ENABLED", "1")
@@ -52,7 +66,9 @@ def main() -> int:
     # After an upgrade: the current state of companies mirrored before it (resumable).
     subprocess.run([*manage, "build_current_state"], check=True)
     subprocess.run([*manage, "sandbox_seed", "--preset", "demo", "--if-empty"], check=True)
-    subprocess.run([*manage, "demo_login"], check=True)
+    login = subprocess.run(
+        [*manage, "demo_login"], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout.strip()
     # The sandbox signs its webhooks to this dashboard's receiver.
     subprocess.run(
         [
@@ -85,13 +101,7 @@ def main() -> int:
     }
     # The first reconciliation now, not at beat's first tick.
     subprocess.run([*manage, "refresh", "--all", "--enqueue"], check=True)
-    print(
-        f"\n  Sync Health is starting on http://{HOST}:{PORT}/\n"
-        f"  Sandbox upstream: http://{HOST}:{PORT}/sandbox "
-        f"(API key: {os.environ['CODAT_API_KEY']})\n"
-        "  Press Ctrl-C to stop everything.\n",
-        flush=True,
-    )
+    print(banner(login), flush=True)
 
     stopping = False
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -69,6 +71,25 @@ def env_list(name: str, default: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """`HTTP_X_FORWARDED_PROTO,https`: the header a trusted proxy sets, and its value for HTTPS.
+
+    Django compares it with `request.META`, so the name must be spelt as there
+    (upper case, `HTTP_` and underscores); a header spelt as on the wire would
+    never match, and every request would look like plain HTTP.
+    """
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    parts = [part.strip() for part in value.split(",")]
+    if len(parts) != 2 or not re.fullmatch(r"HTTP_[A-Z0-9_]+", parts[0]) or not parts[1]:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} must name a request header as Django sees it and the value "
+            "that means HTTPS, e.g. HTTP_X_FORWARDED_PROTO,https."
+        )
+    return parts[0], parts[1]
+
+
 DEBUG = env_bool("DEBUG", False)
 # The insecure default exists only so that `make run` and the tests work out of
 # the box; a production process (DEBUG off, not under tests) refuses to start
@@ -76,7 +97,11 @@ DEBUG = env_bool("DEBUG", False)
 INSECURE_DEFAULT_SECRET = "insecure-dev-only-secret-key-change-me"
 SECRET_KEY = os.environ.get("SECRET_KEY", INSECURE_DEFAULT_SECRET)
 ALLOW_INSECURE_SECRET = env_bool("SYNCHEALTH_ALLOW_INSECURE_SECRET", False)
-if SECRET_KEY == INSECURE_DEFAULT_SECRET and not (DEBUG or ALLOW_INSECURE_SECRET):
+# Local development (DEBUG=1) and tools and tests (the variable above) run on
+# the development defaults. Any other process is a deployment, held to the
+# production requirements: see "Production guards" at the end.
+DEPLOYMENT = not (DEBUG or ALLOW_INSECURE_SECRET)
+if SECRET_KEY == INSECURE_DEFAULT_SECRET and DEPLOYMENT:
     raise ImproperlyConfigured(
         "SECRET_KEY is not set. Set SECRET_KEY to a long random value "
         "(or DEBUG=1 for local development)."
@@ -100,6 +125,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files before anything that reads the session or the database.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -170,18 +198,63 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- Deployment: static files, HTTPS, cookies, Content-Security-Policy ---
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", "").strip() or VAR_DIR / "staticfiles")
+# A deployment serves what `collectstatic` gathered into STATIC_ROOT, through
+# WhiteNoise: names carry a hash of the content (cached for a year), with
+# gzip and Brotli copies made once. Development, tools and tests read the
+# files where they are, with no collectstatic.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if DEPLOYMENT
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not DEPLOYMENT
+WHITENOISE_AUTOREFRESH = not DEPLOYMENT
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Served over HTTPS unless DEBUG is on: the cookies carry Secure. 0 turns it
+# off for a trial over plain HTTP, where a browser would drop them.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", SESSION_COOKIE_SECURE)
+# Off by default, as in Django: `manage.py check --deploy` (the production
+# start runs it) names each one a deployment leaves off.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Behind a proxy that ends TLS: how it tells us a request came over HTTPS.
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+# System checks a deployment has decided to live with, e.g. security.W008
+# when the proxy redirects to HTTPS itself.
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", "")
+# Every script and style comes from our own static files: templates hold no
+# <script> body, no on…= handler and no style= attribute (static/js/app.js
+# gives data- attributes their behaviour; classes live in static/css/app.css).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
+# --- end of Deployment ---
 
 # Redis serves as cache (shared rate-limit counters) whenever the broker is
 # Redis; otherwise a per-process memory cache, which is enough for the single
@@ -262,7 +335,8 @@ CELERY_TIMEZONE = "UTC"
 
 # The upstream: the real Codat API or the embedded sandbox. Pointing
 # CODAT_BASE_URL at https://api.codat.io is the only change needed.
-CODAT_BASE_URL = os.environ.get("CODAT_BASE_URL", "http://127.0.0.1:8000/sandbox")
+# A deployment must name it (see the guards at the end).
+CODAT_BASE_URL = os.environ.get("CODAT_BASE_URL", "").strip() or "http://127.0.0.1:8000/sandbox"
 CODAT_API_KEY = os.environ.get("CODAT_API_KEY", "")
 CODAT_WEBHOOK_SECRET = os.environ.get("CODAT_WEBHOOK_SECRET", "")
 # The request budget shared by every worker (see dashboard/ratelimit.py):
@@ -295,7 +369,9 @@ WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 20 * 1024 * 1024, min
 
 # The sandbox upstream: off unless enabled.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", False)
-SANDBOX_API_KEY = os.environ.get("SANDBOX_API_KEY", "sandbox-demo-key")
+# The demo key is in the repository for anyone to read: refused with DEBUG off.
+DEMO_SANDBOX_API_KEY = "sandbox-demo-key"
+SANDBOX_API_KEY = os.environ.get("SANDBOX_API_KEY", "").strip() or DEMO_SANDBOX_API_KEY
 SANDBOX_RATE_LIMIT_PER_MINUTE = env_int("SANDBOX_RATE_LIMIT_PER_MINUTE", 1000, minimum=1)
 SANDBOX_RATE_LIMIT_PER_DAY = env_int("SANDBOX_RATE_LIMIT_PER_DAY", 1_000_000, minimum=1)
 
@@ -436,3 +512,17 @@ if OIDC_ENABLED:
     if "openid" not in OIDC_RP_SCOPES.split():
         raise ImproperlyConfigured("OIDC_RP_SCOPES must include 'openid'.")
 # --- end of signing in ---
+# --- Production guards: a deployment refuses to start half configured ---
+# (The development broker is a warning instead: synchealth/checks.py.)
+if DEPLOYMENT and not SANDBOX_ENABLED and not os.environ.get("CODAT_BASE_URL", "").strip():
+    raise ImproperlyConfigured(
+        "CODAT_BASE_URL is not set. Set it to https://api.codat.io (or enable the sandbox "
+        "upstream with SANDBOX_ENABLED=1, or DEBUG=1 for local development)."
+    )
+if SANDBOX_ENABLED and not DEBUG and SANDBOX_API_KEY == DEMO_SANDBOX_API_KEY:
+    raise ImproperlyConfigured(
+        "The sandbox is enabled with its demo API key, which anyone can read in the "
+        "repository. Set SANDBOX_API_KEY to a long random value (or DEBUG=1 for local "
+        "development)."
+    )
+# --- end of Production guards ---

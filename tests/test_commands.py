@@ -59,7 +59,13 @@ def test_traffic_generator_creates_expense_syncs_over_http(sandbox_url, api_key,
     ("extra", "refuses"),
     [
         ({}, True),
-        ({"SECRET_KEY": "a-real-secret-from-the-environment-0123456789"}, False),
+        (
+            {
+                "SECRET_KEY": "a-real-secret-from-the-environment-0123456789",
+                "CODAT_BASE_URL": "https://api.codat.io",
+            },
+            False,
+        ),
         ({"DEBUG": "1"}, False),
     ],
 )

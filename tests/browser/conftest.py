@@ -5,7 +5,8 @@ cookies, downloads accepted) per test. Data comes from the live sandbox,
 mirrored with `dashboard.ingest`, as in tests/retry. Users log in through the
 real login form (`tests.support.browser.login`).
 
-A failed test leaves a screenshot and the
+Every test fails on a JavaScript error or on anything the
+Content-Security-Policy blocks. A failed test leaves a screenshot and the
 page's HTML in `artifacts/failures/` (relative to the repository root).
 """
 
@@ -26,7 +27,7 @@ os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from tests.support.browser import FAILURES
+from tests.support.browser import FAILURES, watch_for_errors
 
 CHROMIUM = "/usr/bin/chromium"
 HERE = Path(__file__).resolve().parent
@@ -99,8 +100,7 @@ def page(browser: Browser, live_server, request: pytest.FixtureRequest) -> Itera
     )
     context.set_default_timeout(TIMEOUT_MS)
     tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    errors = watch_for_errors(tab)
     yield tab
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
@@ -112,4 +112,4 @@ def page(browser: Browser, live_server, request: pytest.FixtureRequest) -> Itera
         except Exception as exc:  # the page may be gone; the failure is what matters
             print(f"could not save failure artifacts: {exc}")
     context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not errors, f"JavaScript errors or Content-Security-Policy refusals: {errors}"

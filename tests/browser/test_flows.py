@@ -16,14 +16,14 @@ from unittest import mock
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Page, Response, expect
+from playwright.sync_api import Page, expect
 
 from dashboard import models as mirror
 from dashboard import retry, selectors, vocabulary
 from dashboard.tasks import follow_retries_task, run_retry_task
 from sandbox import models as sb
 from sandbox import services
-from tests.support.browser import login, screenshot
+from tests.support.browser import htmx_get, login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.system, pytest.mark.timeout(60)]
 
@@ -39,21 +39,6 @@ def _syncs_in_last_7_days() -> int:
 
 def _number(text: str) -> int:
     return int(text.replace(",", "").strip())
-
-
-def _htmx_get(path: str, *needles: str):
-    """A predicate for the htmx (XHR) GET of `path` whose URL holds every needle."""
-
-    def matches(response: Response) -> bool:
-        request = response.request
-        return (
-            request.method == "GET"
-            and request.headers.get("hx-request") == "true"
-            and path in response.url
-            and all(needle in response.url for needle in needles)
-        )
-
-    return matches
 
 
 def _range_for_5130() -> tuple[date, date, set[str]]:
@@ -97,11 +82,11 @@ def test_support_flow_from_dashboard_to_history_detail_config_and_csv(page: Page
     page.locator("header.topbar").get_by_role("link", name="History", exact=True).click()
     expect(page).to_have_url(re.compile(r"/syncs/$"))
     start, end, expected = _range_for_5130()
-    with page.expect_response(_htmx_get("/syncs/", "code=5130")):
+    with page.expect_response(htmx_get("/syncs/", "code=5130")):
         page.locator('#history-filters input[name="code"][value="5130"]').check()
     page.locator("#id_start").fill(start.isoformat())
     page.locator("#id_end").fill(end.isoformat())
-    with page.expect_response(_htmx_get("/syncs/", f"start={start}", f"end={end}")) as done:
+    with page.expect_response(htmx_get("/syncs/", f"start={start}", f"end={end}")) as done:
         page.locator("#history-filters").get_by_role("button", name="Apply").click()
     assert done.value.ok
     expect(page).to_have_url(re.compile(r"[?&]code=5130(&|$)"))
@@ -126,7 +111,7 @@ def test_support_flow_from_dashboard_to_history_detail_config_and_csv(page: Page
     assert target is not None
     sync_id = str(target.sync_id)
     page.locator("#id_q").fill(sync_id)
-    with page.expect_response(_htmx_get("/syncs/", f"q={sync_id}")):
+    with page.expect_response(htmx_get("/syncs/", f"q={sync_id}")):
         page.locator("#id_q").press("Enter")
     expect(rows).to_have_count(1)
     expect(rows.first.locator("a.mono")).to_have_text(sync_id)
@@ -150,7 +135,7 @@ def test_support_flow_from_dashboard_to_history_detail_config_and_csv(page: Page
         .values_list("transaction_id", flat=True)
     )
     assert push_errors and len(push_errors) < target.items_total
-    with page.expect_response(_htmx_get(f"/syncs/{sync_id}/", "status=4")):
+    with page.expect_response(htmx_get(f"/syncs/{sync_id}/", "status=4")):
         page.locator('select[name="status"]').select_option(label="PushError")
     expect(item_rows).to_have_count(len(push_errors))
     expect(item_rows.locator("td:nth-child(4)")).to_have_text(["PushError"] * len(push_errors))
@@ -158,7 +143,7 @@ def test_support_flow_from_dashboard_to_history_detail_config_and_csv(page: Page
 
     core_id = str(push_errors[-1])
     page.locator("#id_q").fill(core_id)
-    with page.expect_response(_htmx_get(f"/syncs/{sync_id}/", f"q={core_id}")):
+    with page.expect_response(htmx_get(f"/syncs/{sync_id}/", f"q={core_id}")):
         page.locator("#id_q").press("Enter")
     expect(item_rows).to_have_count(1)
     expect(item_rows.first.locator("td").first).to_have_text(core_id)
@@ -168,7 +153,7 @@ def test_support_flow_from_dashboard_to_history_detail_config_and_csv(page: Page
     prefix = core_id[:8]
     same_prefix = [str(t) for t in push_errors if str(t).startswith(prefix)]
     page.locator("#id_q").fill(prefix)
-    with page.expect_response(_htmx_get(f"/syncs/{sync_id}/", f"q={prefix}&")):
+    with page.expect_response(htmx_get(f"/syncs/{sync_id}/", f"q={prefix}&")):
         page.locator("#id_q").press("Enter")
     expect(item_rows.locator("td:first-child")).to_have_text(same_prefix)
 
@@ -338,9 +323,9 @@ def test_history_submits_on_apply_or_a_ticked_choice_not_while_typing(page: Page
     page.locator("#id_q").fill("Ltd")
     page.locator("#id_start").fill((today - timedelta(days=10)).isoformat())
     page.locator("#id_end").fill(today.isoformat())
-    with page.expect_response(_htmx_get("/syncs/", "q=Ltd", f"end={today}")):
+    with page.expect_response(htmx_get("/syncs/", "q=Ltd", f"end={today}")):
         page.locator("#history-filters").get_by_role("button", name="Apply").click()
-    with page.expect_response(_htmx_get("/syncs/", "code=2000")):
+    with page.expect_response(htmx_get("/syncs/", "code=2000")):
         page.locator('#history-filters input[name="code"][value="2000"]').check()
     assert len(sent) == 2, f"one request for Apply, one for the box: {sent}"
     assert not [e for e in console_errors if "htmx:syntax:error" in e], console_errors
@@ -352,9 +337,9 @@ def test_choosing_a_preset_after_custom_dates_shows_the_preset(page: Page, viewe
     today = timezone.now().date()
     page.locator("#id_start").fill((today - timedelta(days=2)).isoformat())
     page.locator("#id_end").fill(today.isoformat())
-    with page.expect_response(_htmx_get("/syncs/", f"end={today}")):
+    with page.expect_response(htmx_get("/syncs/", f"end={today}")):
         page.locator("#history-filters").get_by_role("button", name="Apply").click()
-    with page.expect_response(_htmx_get("/syncs/", "range=30d")):
+    with page.expect_response(htmx_get("/syncs/", "range=30d")):
         page.locator('#history-filters input[name="range"][value="30d"]').check()
     now = timezone.now()
     last_30_days = mirror.Sync.objects.filter(

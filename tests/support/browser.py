@@ -9,13 +9,48 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Response, expect
 
 from tests.support.users import PASSWORD
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 FAILURES = ARTIFACTS / "failures"
+
+
+def htmx_get(path: str, *needles: str):
+    """A predicate for the htmx (XHR) GET of `path` whose URL holds every needle."""
+
+    def matches(response: Response) -> bool:
+        request = response.request
+        return (
+            request.method == "GET"
+            and request.headers.get("hx-request") == "true"
+            and path in response.url
+            and all(needle in response.url for needle in needles)
+        )
+
+    return matches
+
+
+def watch_for_errors(page: Page) -> list[str]:
+    """The page's JavaScript errors and Content-Security-Policy refusals, as they happen.
+
+    Chromium reports what the policy blocks (an inline script or style, an
+    eval) as a console error naming the policy; an uncaught exception is a
+    page error. Both mean something on the page no longer works.
+    """
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(f"console: {message.text}")
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    return errors
 
 
 def login(page: Page, username: str, password: str = PASSWORD) -> None:

@@ -1,0 +1,84 @@
+/* What the pages do in the browser beyond htmx.
+ *
+ * The Content-Security-Policy runs no inline script, so templates hold no
+ * <script> body and no onclick=/onchange=/onsubmit= handler: they mark
+ * elements with data- attributes, and this file (loaded once, by _base.html)
+ * gives those their behaviour. The listeners sit on the document, so they
+ * also work for content htmx swaps in later. Every page works without it.
+ */
+(function () {
+  "use strict";
+
+  // <button data-copy="text">: put the text on the clipboard and say so.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy]");
+    if (!button || !navigator.clipboard) {
+      return;
+    }
+    navigator.clipboard.writeText(button.dataset.copy).then(
+      function () { button.textContent = "Copied"; },
+      function () { button.textContent = "Copy failed"; }
+    );
+  });
+
+  // <form data-disable-on-submit>: a double click posts once.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("form[data-disable-on-submit]")) {
+      return;
+    }
+    form.querySelectorAll("button[type=submit]").forEach(function (button) {
+      button.disabled = true;
+    });
+  });
+
+  // <fieldset data-range-picker>: a preset clears the custom dates, a date
+  // picks "Custom". In the capture phase, so the form is right before htmx
+  // (listening on the inputs themselves) reads it to send.
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    var picker = input.closest && input.closest("[data-range-picker]");
+    if (!picker) {
+      return;
+    }
+    if (input.name === "range" && input.value !== "custom") {
+      picker.querySelectorAll("input[type=date]").forEach(function (date) {
+        date.value = "";
+      });
+    } else if (input.type === "date") {
+      var custom = picker.querySelector("input[name=range][value=custom]");
+      if (custom) {
+        custom.checked = true;
+      }
+    }
+  }, true);
+
+  // Live regions (hx-trigger="every …" with data-poll) ask nothing while
+  // the page is out of sight; `page-visible` lets one catch up at once.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var element = event.detail && event.detail.elt;
+    if (document.visibilityState !== "visible" && element && element.hasAttribute("data-poll")) {
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") {
+      document.dispatchEvent(new CustomEvent("page-visible"));
+    }
+  });
+
+  // <form data-suggest-zone>: offer the browser's own time zone when the
+  // person has not chosen one yet (the form shows UTC).
+  function suggestZone(root) {
+    root.querySelectorAll("form[data-suggest-zone] select[name=time_zone]").forEach(function (select) {
+      var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      var offered = Array.prototype.some.call(select.options, function (option) {
+        return option.value === zone;
+      });
+      if (select.value === "UTC" && offered) {
+        select.value = zone;
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { suggestZone(document); });
+})();

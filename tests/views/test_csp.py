@@ -1,0 +1,111 @@
+"""Every page carries the strict Content-Security-Policy, and nothing in it needs a looser one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tests.support.html_policy import blank_template_syntax, inline_code
+
+ROOT = Path(__file__).resolve().parents[2]
+STRICT = {
+    "default-src": {"'self'"},
+    "script-src": {"'self'"},
+    "style-src": {"'self'"},
+    "img-src": {"'self'"},
+    "font-src": {"'self'"},
+    "connect-src": {"'self'"},
+    "form-action": {"'self'"},
+    "frame-ancestors": {"'none'"},
+    "base-uri": {"'none'"},
+    "object-src": {"'none'"},
+}
+
+
+def _policy(header: str) -> dict[str, set[str]]:
+    directives = [part.split() for part in header.split(";") if part.strip()]
+    return {name: set(sources) for name, *sources in directives}
+
+
+def _pages(estate) -> list[str]:
+    failed = estate["push_error"].sync_id
+    detail = reverse("sync-detail", args=[failed])
+    return [
+        reverse("summary"),
+        reverse("summary") + "?range=24h",
+        reverse("sync-history") + "?range=all&sort=duration&dir=asc",
+        detail,
+        detail + "?tab=items",
+        detail + "?tab=config",
+        reverse("sync-detail", args=[estate["running"].sync_id]),
+        reverse("company-detail", args=[estate["xero"].company_id]),
+        reverse("preferences"),
+        reverse("sync-retry", args=[failed]),
+        reverse("retry-audit"),
+        reverse("bulk-retry") + "?range=all&code=5130",
+        reverse("password_change"),
+        reverse("admin:index"),
+        reverse("admin:django_celery_beat_periodictask_add"),
+        reverse("admin:dashboard_sync_changelist"),
+        "/no-such-page/",
+    ]
+
+
+def test_every_page_carries_the_strict_policy_and_no_inline_code(admin_client: Client, estate):
+    for url in _pages(estate):
+        response = admin_client.get(url, follow=True)
+        assert response.status_code in (200, 404), url
+        assert _policy(response["Content-Security-Policy"]) == STRICT, url
+        assert inline_code(response.content.decode()) == [], url
+
+
+def test_the_fragments_htmx_swaps_in_carry_it_too(admin_client: Client, estate):
+    detail = reverse("sync-detail", args=[estate["running"].sync_id])
+    for url in [reverse("sync-history") + "?range=all", detail + "?poll=1"]:
+        response = admin_client.get(url, headers={"HX-Request": "true"})
+        assert response.status_code == 200, url
+        assert _policy(response["Content-Security-Policy"]) == STRICT, url
+        assert inline_code(response.content.decode()) == [], url
+
+
+def test_the_login_page_carries_it_for_anonymous_visitors(client: Client, db):
+    response = client.get(reverse("login"))
+    assert _policy(response["Content-Security-Policy"]) == STRICT
+    assert inline_code(response.content.decode()) == []
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*.html"))
+)
+def test_no_template_holds_inline_script_handlers_or_styles(path):
+    source = (ROOT / path).read_text(encoding="utf-8")
+    assert inline_code(blank_template_syntax(source)) == []
+
+
+@pytest.mark.parametrize(
+    ("html", "problem"),
+    [
+        ("<script>alert(1)</script>", "an inline script"),
+        ('<button onclick="go()">', "an inline event handler"),
+        ('<div style="width: 3px">', "an inline style"),
+        ("<style>p { color: red }</style>", "an inline style sheet"),
+        ('<div hx-get="/" hx-trigger="every 3s [ok()]">', "a trigger filter"),
+        ('<button hx-on:click="go()">', "htmx would evaluate it"),
+        ('<div hx-vals="js:{a: go()}">', "htmx would evaluate it"),
+    ],
+)
+def test_the_inspection_finds_what_the_policy_blocks(html, problem):
+    assert any(problem in found for found in inline_code(html))
+
+
+def test_the_inspection_lets_files_and_data_blocks_through():
+    html = (
+        '<script src="/static/js/app.js" defer></script>'
+        '<script id="d" type="application/json">{"a": 1}</script>'
+        '<input type="radio" name="range" {% if x %}checked{% endif %}>'
+        '<form hx-trigger="submit, change from:(#f input[type=checkbox])">'
+    )
+    assert inline_code(blank_template_syntax(html)) == []
