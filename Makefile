@@ -22,9 +22,10 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The edit-run loop: everything but the system tests (browsers, real workers,
-# subprocesses), which `make test` and CI still run.
+# subprocesses), which `make test` and CI still run; one pytest process per
+# core (each on its own test database), a test module per process at a time.
 test-fast: install
-	$(BIN)/python -m pytest -m "not system" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not system" -n auto --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

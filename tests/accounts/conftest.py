@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from dashboard.roles import ensure_groups
 from tests.support.oidc_provider import OpenIdProvider
 
 CLIENT_ID = "sync-health-tests"
@@ -19,8 +20,13 @@ def provider() -> Iterator[OpenIdProvider]:
 
 
 @pytest.fixture
-def sso(settings, provider: OpenIdProvider) -> OpenIdProvider:
-    """Single sign-on on, against `provider`, with the three roles mapped."""
+def sso(settings, provider: OpenIdProvider, db) -> OpenIdProvider:
+    """Single sign-on on, against `provider`, with the three roles mapped.
+
+    The roles are made again: a test before this one may have flushed the
+    database (and the groups its migrations made) away.
+    """
+    ensure_groups()
     endpoints = provider.endpoints
     settings.OIDC_ENABLED = True
     settings.OIDC_PROVIDER_NAME = "Example ID"
