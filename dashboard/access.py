@@ -84,3 +84,14 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     response = render(request, "403.html", context, status=403)
     add_never_cache_headers(response)
     return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form refused by the CSRF check (`CSRF_FAILURE_VIEW`): nothing changed, and why.
+
+    Django's own page is bare and speaks to developers; `reason` is for the
+    log, not the person.
+    """
+    response = render(request, "403_csrf.html", status=403)
+    add_never_cache_headers(response)
+    return response

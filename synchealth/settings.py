@@ -220,6 +220,8 @@ WHITENOISE_AUTOREFRESH = not DEPLOYMENT
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
+# A form refused by the CSRF check gets a page in the site's layout.
+CSRF_FAILURE_VIEW = "dashboard.access.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 # Served over HTTPS unless DEBUG is on: the cookies carry Secure. 0 turns it

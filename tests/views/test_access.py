@@ -150,3 +150,22 @@ def test_a_bulk_retry_link_needs_the_bulk_permission(runner_client, estate):
     refused = runner_client.get(reverse("bulk-retry") + "?range=all")
     assert refused.status_code == 403
     assert "You need the Support lead role to retry in bulk." in refused.content.decode()
+
+
+def test_a_form_refused_by_the_csrf_check_says_nothing_changed(runner, estate):
+    """A retry posted without its token (an old tab, another site): a page of ours, no retry."""
+    from django.test import Client
+
+    from dashboard.models import RetryRequest
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(runner)
+    sync = estate["push_error"]
+    response = client.post(reverse("sync-retry", args=[sync.sync_id]), {"key": str(uuid.uuid4())})
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert 'data-testid="csrf-refused"' in page and "Nothing was changed" in page
+    assert "CSRF token" not in page  # the reason is for the log, not the person
+    assert "no-store" in response["Cache-Control"]
+    assert not RetryRequest.objects.filter(sync=sync).exists()
