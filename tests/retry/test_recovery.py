@@ -4,6 +4,7 @@ visibility timeout, and a cancel until the POST is sent."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 import uuid
 from collections.abc import Callable
@@ -464,9 +465,28 @@ def test_cancel_takes_only_a_post_with_a_csrf_token(client, lead, failed_sync):
     assert request.state == "queued"
 
 
-@pytest.mark.django_db(serialized_rollback=True)
-def test_the_migrations_let_the_lead_group_cancel():
+def test_the_migrations_let_the_lead_group_cancel(db):
+    """0017 gives the lead group, and only it, the cancel permission.
+
+    Its function runs here on a database where the groups have no permissions
+    (a test before this one may have flushed what the migrations made).
+    """
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    from dashboard.roles import GROUPS
+
+    migration = importlib.import_module("dashboard.migrations.0017_retry_recovery")
+    Group.objects.filter(name="Support lead").delete()
+    runner, _ = Group.objects.get_or_create(name="Support runner")
+    runner.permissions.clear()
+
+    state = MigrationLoader(connection).project_state(("dashboard", "0017_retry_recovery"))
+    migration.grant_and_lease(state.apps, None)
+
     lead = Group.objects.get(name="Support lead")
-    assert lead.permissions.filter(codename="cancel_retry").exists()
-    runner = Group.objects.get(name="Support runner")
+    assert list(lead.permissions.values_list("codename", flat=True)) == ["cancel_retry"]
     assert not runner.permissions.filter(codename="cancel_retry").exists()
+    # The groups as `ensure_groups` restores them agree.
+    assert "cancel_retry" in GROUPS["Support lead"]
+    assert "cancel_retry" not in GROUPS["Support runner"]
