@@ -8,6 +8,7 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -215,7 +216,10 @@ def test_a_rate_limited_request_waits_visibly_and_is_retried_with_the_same_key(
     request, _ = retry.request_retry(sync=failed_sync, user=runner, key=uuid.uuid4())
     sandbox_config.rate_limit_per_day = 1
     sandbox_config.save()
+    # At midday: a run across midnight would find the daily quota renewed.
+    midday = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
     with (
+        time_machine.travel(midday, tick=True),
         mock.patch.object(run_retry_task, "retry", side_effect=Retry()) as again,
         pytest.raises(Retry),
     ):
