@@ -388,6 +388,8 @@ LOGGING = {
         # httpx logs every request at INFO: tens of thousands of lines in one
         # refresh. The upstream client logs its retries and failures itself.
         "httpx": {"level": "WARNING"},
+        # Its version, once per process start; lockouts are logged at WARNING.
+        "axes.apps": {"level": "WARNING"},
     },
 }
 
