@@ -36,11 +36,20 @@ def trusted_networks(values: Iterable[str]) -> list[Network]:
 
 
 def resolve_client_ip(remote_addr: str, forwarded_for: str, trusted: list[Network]) -> str | None:
-    """The client's address, from the connection's address and the X-Forwarded-For header."""
-    current = _parse(remote_addr)
+    """The client's address, from the connection's address and the X-Forwarded-For header.
+
+    A connection with no address came over a unix socket, which only a process
+    on this machine can open: the proxy in front, whose header is then read.
+    """
+    hops = [hop.strip() for hop in forwarded_for.split(",")] if forwarded_for else []
+    if not remote_addr.strip() and hops:
+        current = _parse(hops.pop())
+        if current is None:
+            return None
+    else:
+        current = _parse(remote_addr)
     if current is None:
         return None
-    hops = [hop.strip() for hop in forwarded_for.split(",")] if forwarded_for else []
     while _is_trusted(current, trusted) and hops:
         previous = _parse(hops.pop())
         if previous is None:

@@ -54,7 +54,7 @@ def _user(request: HttpRequest) -> User:
 
 
 def _page_number(raw: str | None) -> int:
-    return int(raw) if raw and raw.isdigit() and len(raw) < 7 else 1
+    return int(raw) if raw and raw.isdecimal() and len(raw) < 7 else 1
 
 
 @require_GET

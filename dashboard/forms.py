@@ -285,6 +285,6 @@ class BulkReviewForm(forms.Form):
         digits = "".join(raw.replace(",", "").replace("\u202f", "").split())
         if not digits:
             return None
-        if not digits.isdigit():
+        if not digits.isdecimal():
             raise forms.ValidationError(f"“{raw}” is not a number: type the number of syncs.")
         return int(digits)

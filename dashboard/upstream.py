@@ -305,7 +305,7 @@ class Upstream:
 
         remaining = response.headers.get("X-Rate-Limit-Remaining", "")
         limit = response.headers.get("X-Rate-Limit-Limit", "")
-        if remaining.isdigit() and limit.isdigit():
+        if remaining.isdecimal() and limit.isdecimal():
             self.limiter.note_quota(
                 int(remaining),
                 int(limit),

@@ -227,7 +227,7 @@ def api_endpoint(
             RequestLog.objects.create(
                 method=request.method or "",
                 path=request.get_full_path()[:500],
-                company_id=match.group(1) if match else None,
+                company_id=_uuid_or_none(match.group(1)) if match else None,
                 status=shaped.status_code,
                 idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
                 started_at=started,
@@ -303,3 +303,11 @@ def idempotent(request: HttpRequest, handler: Callable[[], tuple[int, object]]) 
         completed=True, response_status=status, response_body=text
     )
     return HttpResponse(text, status=status, content_type="application/json")
+
+
+def _uuid_or_none(text: str) -> uuid.UUID | None:
+    """The company a logged path names, if what stands there is an ID at all."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None

@@ -176,7 +176,7 @@ def groups(bulk: BulkRetry) -> list[Group]:
 
 def parse_group_key(raw: str) -> tuple[int, str] | None:
     code, sep, fingerprint = raw.partition(":")
-    if not sep or not code.isdigit() or len(code) > 5 or len(fingerprint) > 64:
+    if not sep or not code.isdecimal() or len(code) > 5 or len(fingerprint) > 64:
         return None
     return int(code), fingerprint
 

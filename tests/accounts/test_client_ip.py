@@ -31,6 +31,11 @@ PROXIES = trusted_networks(["10.0.0.0/24", "2001:db8::/32", "192.0.2.1"])
         # Ports and brackets, as some proxies write them.
         ("10.0.0.5", "198.51.100.1:51234", "198.51.100.1"),
         ("10.0.0.5", "[2001:db9::7]:443", "2001:db9::7"),
+        # A unix socket (no address): the local proxy's last hop, and nothing to its left.
+        ("", "198.51.100.1", "198.51.100.1"),
+        ("", "6.6.6.6, 198.51.100.1", "198.51.100.1"),
+        ("", "198.51.100.1, 10.0.0.9", "198.51.100.1"),
+        ("", "", None),
         # IPv6 proxies and IPv4 clients seen through a dual-stack socket.
         ("2001:db8::1", "2001:db9::7", "2001:db9::7"),
         ("::ffff:10.0.0.5", "198.51.100.1", "198.51.100.1"),
@@ -46,5 +51,6 @@ def test_with_no_trusted_proxy_the_header_is_never_read():
     assert resolve_client_ip("10.0.0.5", "198.51.100.1", []) == "10.0.0.5"
 
 
-def test_a_request_without_an_address_has_none():
-    assert resolve_client_ip("", "198.51.100.1", PROXIES) is None
+def test_a_unix_socket_request_with_no_usable_header_has_no_address():
+    assert resolve_client_ip("", "not-an-ip", PROXIES) is None
+    assert resolve_client_ip("", "", []) is None

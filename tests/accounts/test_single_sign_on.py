@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -192,3 +193,32 @@ def test_without_settings_local_users_keep_their_passwords(client, db):
     response = client.post("/accounts/login/", {"username": "viewer", "password": PASSWORD})
 
     assert response.status_code == 302 and "_auth_user_id" in client.session
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": int(time.time()) - 120},  # expired, beyond the allowed clock skew
+        {"iat": int(time.time()) + 600, "nbf": int(time.time()) + 600},  # not yet valid
+        {"exp": None},
+    ],
+    ids=["expired", "not-yet-valid", "no-expiry"],
+)
+def test_an_id_token_out_of_its_time_is_refused_not_an_error(client, db, sso, claims):
+    sso.id_token_overrides = {k: v for k, v in claims.items() if v is not None}
+    if claims.get("exp", 0) is None:
+        sso.id_token_drop = {"exp"}
+
+    response = sign_in(client, sso, ALICE)
+
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+    assert "_auth_user_id" not in client.session
+    assert "Single sign-on did not complete" in client.get("/accounts/login/").content.decode()
+
+
+def test_a_provider_clock_a_little_ahead_is_tolerated(client, db, sso):
+    sso.id_token_overrides = {"iat": int(time.time()) + 20}
+
+    sign_in(client, sso, ALICE)
+
+    assert "_auth_user_id" in client.session

@@ -241,6 +241,7 @@ def test_above_the_threshold_the_page_asks_for_the_number(client, above_threshol
         (None, "Type the number of syncs, 4, to confirm a retry of more than 3."),
         ("5", "You typed 5, but 4 syncs are selected: type 4 to confirm."),
         ("four", "“four” is not a number: type the number of syncs."),
+        ("²", "“²” is not a number: type the number of syncs."),
     ],
 )
 def test_a_missing_or_wrong_number_confirms_nothing_and_keeps_what_was_typed(
@@ -353,6 +354,13 @@ def test_a_large_preview_shows_groups_with_counts_and_pages_their_syncs(client, 
     assert answer["Location"] == f"{url}?group={group.key.replace(':', '%3A')}&page=2"
     assert bulk_retry.kept_totals(bulk).syncs == 119
     assert client.get(url, {"group": "5130:not-a-group"}).status_code == 404
+    # Digits that are not decimal digits ("²" is a digit to Python, not to int()).
+    assert client.get(url, {"group": "²:x"}).status_code == 200  # not a group key: no group
+    assert len(listed_syncs(client.get(url, {"group": group.key, "page": "²"}).content.decode()))
+
+    from dashboard.bulk_views import _page_number
+
+    assert [_page_number(raw) for raw in ("²", "٣", "3", "", None)] == [1, 3, 3, 1, 1]
 
 
 # --- cancel ---

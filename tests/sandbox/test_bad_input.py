@@ -155,3 +155,19 @@ def test_a_body_larger_than_the_server_reads_is_a_413_in_codat_shape(sandbox, co
     body = response.json()
     assert body["statusCode"] == 413
     assert "1000 bytes" in body["error"]
+
+
+@pytest.mark.parametrize("authorised", [True, False], ids=["with-key", "without-key"])
+def test_a_path_with_something_id_shaped_is_answered_and_logged(
+    db, sandbox_enabled, auth_header, authorised
+):
+    """The request log reads the company from the path: dashes where an ID stands are no ID."""
+    from sandbox.models import RequestLog
+
+    headers = {"Authorization": auth_header} if authorised else {}
+    client = Client(raise_request_exception=False, headers=headers)
+
+    response = client.get("/sandbox/companies/" + "-" * 36)
+
+    assert response.status_code in (401, 404)
+    assert RequestLog.objects.get().company_id is None

@@ -68,6 +68,8 @@ class OpenIdProvider:
         self.person: Person | None = None
         # Claims written over the ID token's own, to play a provider gone wrong.
         self.id_token_overrides: dict[str, Any] = {}
+        # Claims the next ID tokens leave out.
+        self.id_token_drop: set[str] = set()
         self.token_requests = 0
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._grants: dict[str, _Grant] = {}
@@ -175,6 +177,8 @@ class OpenIdProvider:
         if nonce is not None:
             claims["nonce"] = nonce
         claims.update(self.id_token_overrides)
+        for name in self.id_token_drop:
+            claims.pop(name, None)
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.KEY_ID})
 
     def userinfo(self, authorization: str) -> tuple[int, dict[str, Any]]:

@@ -156,6 +156,7 @@ def test_invalid_filters_get_a_clear_message_never_a_500(viewer_client, estate, 
         pytest.param("time", ["2026-02-03T10:00:00+00:00", 1, 2], id="three-parts"),
         pytest.param("time", ["2026-02-03T10:00:00+00:00"], id="one-part"),
         pytest.param("time", "2026-02-03T10:00:00+00:00", id="not-a-list"),
+        pytest.param("company", ["\u0000", 1], id="text-with-a-nul"),
     ],
 )
 def test_a_forged_page_link_asks_to_start_from_the_first_page(viewer_client, estate, sort, value):
