@@ -35,3 +35,11 @@ class DashboardConfig(AppConfig):
         from .middleware import forget_zone
 
         user_logged_in.connect(forget_zone, dispatch_uid="dashboard.forget_zone")
+
+        from celery.signals import task_postrun, worker_process_shutdown
+
+        from .metrics.series import flush_on_signal
+
+        # A task's counts are in the shared store once it has ended (dashboard.metrics).
+        task_postrun.connect(flush_on_signal, dispatch_uid="dashboard.metrics.task")
+        worker_process_shutdown.connect(flush_on_signal, dispatch_uid="dashboard.metrics.exit")

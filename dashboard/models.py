@@ -667,3 +667,26 @@ class RetryRequest(models.Model):
     def can_cancel(self) -> bool:
         """Nothing has gone to the upstream yet (the worker marks `posted_at` first)."""
         return self.state in CLAIMABLE_RETRY_STATES and self.posted_at is None
+
+
+class MetricSample(models.Model):
+    """One series of the Prometheus metrics, as the processes that count it have added up.
+
+    Used when there is no Redis (the embedded defaults): every process (web,
+    workers) adds what it counted here, and `/metrics` reads the totals
+    (`dashboard.metrics`). A row named `report:…` is instead one process's
+    latest reading of a gauge only it can see (its own request budget).
+    """
+
+    name = models.CharField(max_length=200)
+    labels = models.CharField(max_length=500, help_text="The label values, as sorted JSON.")
+    value = models.FloatField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "labels"], name="metric_sample_series")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.labels} = {self.value}"

@@ -14,6 +14,9 @@ upstream request takes a slot here first:
 With a Redis broker the state lives in Redis (atomic Lua scripts, Redis's own
 clock); otherwise in this process, which is exact for the single worker
 process of the embedded defaults and a per-process bound beyond that.
+
+`/metrics` shows the budget as it stands (`snapshot`) and the seconds spent
+waiting for it (`synchealth_upstream_wait_seconds_total`).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any, cast
 
 from django.conf import settings
+
+from . import metrics
 
 
 class QuotaExhausted(Exception):
@@ -68,6 +73,15 @@ class Limits:
             lease=settings.CODAT_REQUEST_LEASE_SECONDS,
             max_wait=settings.CODAT_MAX_WAIT_SECONDS,
         )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The budget as it stands, for `/metrics`."""
+
+    used: int  # requests taken in the current window
+    most_in_flight: int  # the most any one company has in flight
+    quota: tuple[int, int] | None  # the upstream's (remaining, limit), while known
 
 
 def parse_reset(value: str) -> float | None:
@@ -115,15 +129,20 @@ class Limiter:
         """Take one request from the window; 0 on success, else seconds to wait."""
         raise NotImplementedError
 
-    def wait_for_budget(self) -> None:
-        deadline = self.clock() + self.limits.max_wait
+    def _pause(self, seconds: float, reason: str) -> None:
+        metrics.UPSTREAM_WAIT_SECONDS.inc(seconds, reason=reason)
+        self.sleep(seconds)
+
+    def wait_for_budget(self, max_wait: float | None = None) -> None:
+        """Take a request from the window, waiting at most `max_wait` (default: the limits')."""
+        deadline = self.clock() + (self.limits.max_wait if max_wait is None else max_wait)
         while True:
             wait = self._take()
             if wait <= 0:
                 return
             if self.clock() + wait > deadline:
                 raise BudgetWaitTooLong(wait)
-            self.sleep(min(wait, 1.0))
+            self._pause(min(wait, 1.0), "budget")
 
     # -- per-company concurrency --
     def _enter(self, company: str, token: str) -> bool:
@@ -143,7 +162,7 @@ class Limiter:
         while not self._enter(company, token):
             if self.clock() > deadline:
                 raise BudgetWaitTooLong(self.limits.max_wait)
-            self.sleep(pause)
+            self._pause(pause, "company")
             pause = min(pause * 2, 0.1)
         try:
             yield
@@ -174,6 +193,15 @@ class Limiter:
 
     def reset(self) -> None:
         raise NotImplementedError
+
+    def snapshot(self) -> Budget:
+        raise NotImplementedError
+
+    def _live_quota(self) -> tuple[int, int] | None:
+        quota = self._quota()
+        if quota is None or quota[2] <= time.time():
+            return None  # unknown, or reset since it was read
+        return quota[0], quota[1]
 
 
 class LocalLimiter(Limiter):
@@ -226,6 +254,16 @@ class LocalLimiter(Limiter):
             self._slots.clear()
             self._quota_state = None
 
+    def snapshot(self) -> Budget:
+        now = self.clock()
+        with self._lock:
+            used = sum(1 for stamp in self._stamps if stamp > now - self.limits.window)
+            most = max(
+                (sum(1 for e in slots.values() if e > now) for slots in self._slots.values()),
+                default=0,
+            )
+        return Budget(used, most, self._live_quota())
+
 
 # KEYS[1] window zset; ARGV: window ms, limit, member. Redis's clock, not ours.
 _TAKE = """
@@ -255,6 +293,14 @@ return 0
 """
 
 
+# KEYS[1] window zset; ARGV: window ms. Requests in the window, and Redis's time (ms).
+_USED = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+return {redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[1])), '+inf'), now}
+"""
+
+
 class RedisLimiter(Limiter):
     def __init__(
         self, limits: Limits, url: str, prefix: str = "synchealth:rl", **timing: Any
@@ -266,6 +312,7 @@ class RedisLimiter(Limiter):
         self.prefix = prefix
         self._take_script = self.redis.register_script(_TAKE)
         self._enter_script = self.redis.register_script(_ENTER)
+        self._used_script = self.redis.register_script(_USED)
 
     def _take(self) -> float:
         wait_ms = self._take_script(
@@ -303,10 +350,39 @@ class RedisLimiter(Limiter):
         if keys:
             self.redis.delete(*keys)
 
+    def snapshot(self) -> Budget:
+        """Read without taking anything: the window's count and each company's live leases."""
+        used, now = self._used_script(
+            keys=[f"{self.prefix}:window"], args=[int(self.limits.window * 1000)]
+        )
+        keys = list(self.redis.scan_iter(match=f"{self.prefix}:inflight:*", count=1000))
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zcount(key, f"({now}", "+inf")
+            counts = pipe.execute()
+        return Budget(int(used), max(counts, default=0), self._live_quota())
+
 
 @cache
 def get_limiter() -> Limiter:
     limits = Limits.from_settings()
     if settings.REDIS_URL:
         return RedisLimiter(limits, settings.REDIS_URL, f"{settings.CODAT_RATE_LIMIT_PREFIX}")
-    return LocalLimiter(limits)
+    limiter = LocalLimiter(limits)
+    # Only this process sees its budget: it reports it with its counts, and
+    # /metrics adds up the reports of every process.
+    metrics.recorder.reporter = partial(budget_readings, limiter)
+    return limiter
+
+
+def budget_readings(limiter: Limiter) -> dict[str, float]:
+    """A process's own budget, as the readings `/metrics` adds up (`exposition.budget`)."""
+    budget = limiter.snapshot()
+    readings = {
+        metrics.BUDGET_USED.name: float(budget.used),
+        metrics.IN_FLIGHT_MAX.name: float(budget.most_in_flight),
+    }
+    if budget.quota is not None:
+        readings[metrics.QUOTA_REMAINING.name] = float(budget.quota[0])
+        readings[metrics.QUOTA_LIMIT.name] = float(budget.quota[1])
+    return readings

@@ -14,6 +14,9 @@ request ends failed with the reason. An attempt after a POST that may have
 reached the upstream first looks there for the sync that POST started and
 links it, so the recovery does not rely on the upstream honouring the key.
 A lead may cancel a request until its POST is about to be sent.
+
+Each request that reaches an end is counted once by its outcome, by whoever
+made the transition (`synchealth_retry_requests_total`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from django.utils import timezone
 
 from synchealth.celery import capped_countdown
 
-from . import ingest
+from . import ingest, metrics
 from .db import chunked
 from .ingest import state
 from .models import BulkRetry, PushItem, RetryRequest, Sync, TransactionState
@@ -194,6 +197,7 @@ def record_denied(*, sync: Sync, user: User | AnonymousUser, reason: str) -> Non
         reason=reason,
         finished_at=timezone.now(),
     )
+    metrics.RETRY_REQUESTS.inc(outcome="denied")
 
 
 def request_retry(
@@ -473,7 +477,7 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 
 def _fail(request: RetryRequest, reason: str) -> None:
     """End the request failed with `reason`, unless another attempt has taken it over."""
-    RetryRequest.objects.filter(
+    failed = RetryRequest.objects.filter(
         pk=request.pk, state=RetryState.RUNNING, attempts=request.attempts
     ).update(
         state=RetryState.FAILED,
@@ -481,6 +485,7 @@ def _fail(request: RetryRequest, reason: str) -> None:
         lease_until=None,
         finished_at=timezone.now(),
     )
+    metrics.RETRY_REQUESTS.inc(failed, outcome="failed")
 
 
 def record_submission(request: RetryRequest, new_sync_id: str) -> bool:
@@ -505,18 +510,17 @@ def cancel(*, pk: int, user: User) -> bool:
     Race-free against the worker: it marks `posted_at` with a conditional
     update before it POSTs, and this one succeeds only while that is empty.
     """
-    return (
-        RetryRequest.objects.filter(
-            pk=pk, state__in=CLAIMABLE_RETRY_STATES, posted_at__isnull=True
-        ).update(
-            state=RetryState.CANCELLED,
-            cancelled_by=user,
-            finished_at=timezone.now(),
-            lease_until=None,
-            reason=f"Cancelled by {user.get_username()} before it was sent.",
-        )
-        == 1
+    cancelled = RetryRequest.objects.filter(
+        pk=pk, state__in=CLAIMABLE_RETRY_STATES, posted_at__isnull=True
+    ).update(
+        state=RetryState.CANCELLED,
+        cancelled_by=user,
+        finished_at=timezone.now(),
+        lease_until=None,
+        reason=f"Cancelled by {user.get_username()} before it was sent.",
     )
+    metrics.RETRY_REQUESTS.inc(cancelled, outcome="cancelled")
+    return cancelled == 1
 
 
 def follow(client: Upstream, pk: int) -> RetryRequest:
@@ -546,9 +550,14 @@ def settle(request: RetryRequest) -> RetryRequest:
     if not new_sync.is_terminal or new_sync.items_status_code != new_sync.status_code:
         return request
     counts = item_outcomes(request, new_sync)
-    RetryRequest.objects.filter(pk=request.pk, state=RetryState.SUBMITTED).update(
+    if RetryRequest.objects.filter(pk=request.pk, state=RetryState.SUBMITTED).update(
         state=RetryState.COMPLETED, finished_at=timezone.now(), **counts
-    )
+    ):
+        # Counted by the one settlement that won: a webhook and the follow-up
+        # poll may both get here.
+        metrics.RETRY_REQUESTS.inc(outcome="completed")
+        for outcome in metrics.RETRY_ITEM_OUTCOMES:
+            metrics.RETRY_ITEMS.inc(counts[outcome], outcome=outcome)
     request.refresh_from_db()
     return request
 

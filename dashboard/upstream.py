@@ -7,6 +7,10 @@ when retrying can help (5xx, timeouts, connection errors, short 429s, cut-off
 bodies), and fails fast otherwise; a write is sent again only when it surely
 did not reach the upstream (no connection, 429). Callers see one error type,
 `UpstreamError`, whose `retryable` and `retry_after` say what to do next.
+
+Each typed operation names itself to the metrics: every attempt is counted by
+operation and status, every failure the caller sees by operation and kind,
+and every wait by its reason (`dashboard.metrics`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
+from functools import partial
 from http.cookiejar import CookieJar
 from typing import Any, NotRequired, TypedDict, cast
 from urllib.parse import quote, urlencode
@@ -27,6 +32,7 @@ import httpx
 import tenacity
 from django.conf import settings
 
+from . import metrics
 from .ratelimit import BudgetWaitTooLong, Limiter, QuotaExhausted, get_limiter, parse_reset
 
 log = logging.getLogger(__name__)
@@ -165,6 +171,28 @@ _UNSENT = (
 )
 
 
+def failure_kind(exc: BaseException) -> str:
+    """What went wrong, in the words of `synchealth_upstream_errors_total{kind}`."""
+    if not isinstance(exc, UpstreamError):
+        return "other"
+    cause = exc.__cause__
+    if isinstance(cause, QuotaExhausted | BudgetWaitTooLong) or (
+        exc.status is None and exc.retry_after is not None
+    ):
+        return "budget"  # our own budget or the daily quota held the request back
+    if isinstance(cause, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(cause, httpx.TransportError):
+        return "connection"
+    if exc.status == 429:
+        return "rate_limited"
+    if exc.status is not None and exc.status >= 500:
+        return "server_error"
+    if exc.status is not None and exc.status >= 400:
+        return "client_error"
+    return "bad_response"
+
+
 def not_received(exc: UpstreamError) -> bool:
     """Whether a failed request surely did nothing upstream, so sending it again is safe.
 
@@ -199,6 +227,13 @@ def _query_value(value: Any) -> str:
     return str(value)
 
 
+def _before_sleep(method: str, path: str, state: tenacity.RetryCallState) -> None:
+    """Between two attempts: say why, and count the wait."""
+    log.info("retrying %s %s after %s", method, path, state.outcome and state.outcome.exception())
+    if state.next_action is not None:
+        metrics.UPSTREAM_WAIT_SECONDS.inc(state.next_action.sleep, reason="backoff")
+
+
 class _NoCookies(CookieJar):
     """The API authenticates every request with its key and sets no cookies:
     keep none, and skip the parsing of every response's headers for them."""
@@ -224,10 +259,15 @@ class Upstream:
         max_retry_seconds: float | None = None,
         backoff_base: float = 0.2,
         page_size: int = MAX_PAGE_SIZE,
+        max_wait: float | None = None,
+        timeout: float | None = None,
     ) -> None:
+        """`max_wait`: the longest this client sleeps for the budget (default: the limits');
+        `timeout`: one bound for connecting and reading (default: the settings')."""
         self.base_url = (base_url or settings.CODAT_BASE_URL).rstrip("/")
         key = api_key if api_key is not None else settings.CODAT_API_KEY
         self.limiter = limiter or get_limiter()
+        self.max_wait = self.limiter.limits.max_wait if max_wait is None else max_wait
         self.max_attempts = max_attempts or settings.CODAT_MAX_ATTEMPTS
         self.max_retry_seconds = max_retry_seconds or settings.CODAT_MAX_RETRY_SECONDS
         self.backoff_base = backoff_base
@@ -242,10 +282,10 @@ class Upstream:
                 "User-Agent": "sync-health/1.0",
             },
             timeout=httpx.Timeout(
-                connect=settings.CODAT_CONNECT_TIMEOUT,
-                read=settings.CODAT_READ_TIMEOUT,
-                write=10.0,
-                pool=30.0,
+                connect=timeout or settings.CODAT_CONNECT_TIMEOUT,
+                read=timeout or settings.CODAT_READ_TIMEOUT,
+                write=timeout or 10.0,
+                pool=timeout or 30.0,
             ),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
             transport=transport,
@@ -268,26 +308,36 @@ class Upstream:
         method: str,
         url: httpx.URL,
         *,
+        operation: str,
         company: str | None,
         body: Any,
         headers: dict[str, str],
     ) -> Any:
         try:
             pause = self.limiter.quota_pause()
-            if pause > self.limiter.limits.max_wait:
+            if pause > self.max_wait:
                 raise UpstreamError(
                     "Daily request quota is low; pacing requests.",
                     retryable=True,
                     retry_after=pause,
                 )
             if pause:
+                metrics.UPSTREAM_WAIT_SECONDS.inc(pause, reason="quota")
                 time.sleep(pause)
-            self.limiter.wait_for_budget()
+            self.limiter.wait_for_budget(self.max_wait)
             with self.limiter.company_slot(company):
                 with self._lock:
                     self.requests_made += 1
-                response = self.http.request(method, url, json=body, headers=headers)
-                content = response.content
+                try:
+                    response = self.http.request(method, url, json=body, headers=headers)
+                    content = response.content
+                except httpx.TransportError as exc:
+                    no_answer = (
+                        "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_error"
+                    )
+                    metrics.UPSTREAM_REQUESTS.inc(operation=operation, status=no_answer)
+                    raise
+            metrics.UPSTREAM_REQUESTS.inc(operation=operation, status=str(response.status_code))
         except QuotaExhausted as exc:
             raise UpstreamError(
                 "Daily request quota exhausted.",
@@ -385,15 +435,17 @@ class Upstream:
         method: str,
         path: str,
         *,
+        operation: str = "other",
         company: str | None = None,
         params: dict[str, Any] | None = None,
         body: Any = None,
         idempotency_key: str | None = None,
     ) -> Any:
+        """One call, retried when that can help; `operation` names it in the metrics."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         if method != "GET" and not idempotency_key:
             raise ValueError("every write to the upstream carries an Idempotency-Key")
-        max_wait = self.limiter.limits.max_wait
+        max_wait = self.max_wait
 
         def may_retry(exc: BaseException) -> bool:
             return (
@@ -410,20 +462,35 @@ class Upstream:
             wait=_Wait(self.backoff_base, 10.0),
             retry=tenacity.retry_if_exception(may_retry),
             reraise=True,
-            before_sleep=lambda state: log.info(
-                "retrying %s %s after %s", method, path, state.outcome and state.outcome.exception()
-            ),
+            before_sleep=partial(_before_sleep, method, path),
         )
-        return retrying(self._send_once, method, url, company=company, body=body, headers=headers)
+        try:
+            return retrying(
+                self._send_once,
+                method,
+                url,
+                operation=operation,
+                company=company,
+                body=body,
+                headers=headers,
+            )
+        except Exception as exc:
+            metrics.UPSTREAM_ERRORS.inc(operation=operation, kind=failure_kind(exc))
+            raise
 
     def _pages(
-        self, path: str, company: str | None, params: dict[str, Any] | None = None
+        self,
+        path: str,
+        company: str | None,
+        params: dict[str, Any] | None = None,
+        *,
+        operation: str,
     ) -> Iterator[list[Any]]:
         """Each page's results, following the HAL `next` links."""
         query: dict[str, Any] | None = {"page": 1, "pageSize": self.page_size, **(params or {})}
         url = path
         while True:
-            page = self.request("GET", url, company=company, params=query)
+            page = self.request("GET", url, operation=operation, company=company, params=query)
             if not isinstance(page, dict) or not isinstance(page.get("results"), list):
                 raise UpstreamError(f"Unexpected page shape from {path}", retryable=False)
             yield page["results"]
@@ -441,22 +508,35 @@ class Upstream:
     # --- typed operations ---
 
     def list_companies(self) -> Iterator[list[CompanyRecord]]:
-        return cast(Iterator[list[CompanyRecord]], self._pages("/companies", None))
+        return cast(
+            Iterator[list[CompanyRecord]],
+            self._pages("/companies", None, operation="list_companies"),
+        )
 
     def get_company(self, company_id: str) -> CompanyRecord:
         return cast(
-            CompanyRecord, self.request("GET", f"/companies/{company_id}", company=company_id)
+            CompanyRecord,
+            self.request(
+                "GET", f"/companies/{company_id}", operation="get_company", company=company_id
+            ),
         )
 
     def list_connections(self, company_id: str) -> list[ConnectionRecord]:
-        pages = self._pages(f"/companies/{company_id}/connections", company_id)
+        pages = self._pages(
+            f"/companies/{company_id}/connections", company_id, operation="list_connections"
+        )
         return [c for page in pages for c in page]
 
     def _syncs(self, company_id: str) -> str:
         return f"/companies/{company_id}/sync/expenses/syncs"
 
     def list_syncs(self, company_id: str) -> list[SyncRecord]:
-        body = self.request("GET", f"{self._syncs(company_id)}/list/status", company=company_id)
+        body = self.request(
+            "GET",
+            f"{self._syncs(company_id)}/list/status",
+            operation="list_syncs",
+            company=company_id,
+        )
         if not isinstance(body, list):
             raise UpstreamError("Unexpected sync list shape", retryable=False)
         return cast(list[SyncRecord], body)
@@ -464,27 +544,44 @@ class Upstream:
     def latest_sync(self, company_id: str) -> SyncRecord:
         return cast(
             SyncRecord,
-            self.request("GET", f"{self._syncs(company_id)}/latest/status", company=company_id),
+            self.request(
+                "GET",
+                f"{self._syncs(company_id)}/latest/status",
+                operation="latest_sync",
+                company=company_id,
+            ),
         )
 
     def last_successful_sync(self, company_id: str) -> SyncRecord:
         return cast(
             SyncRecord,
             self.request(
-                "GET", f"{self._syncs(company_id)}/lastSuccessful/status", company=company_id
+                "GET",
+                f"{self._syncs(company_id)}/lastSuccessful/status",
+                operation="last_successful_sync",
+                company=company_id,
             ),
         )
 
     def get_sync(self, company_id: str, sync_id: str) -> SyncRecord:
         return cast(
             SyncRecord,
-            self.request("GET", f"{self._syncs(company_id)}/{sync_id}/status", company=company_id),
+            self.request(
+                "GET",
+                f"{self._syncs(company_id)}/{sync_id}/status",
+                operation="get_sync",
+                company=company_id,
+            ),
         )
 
     def transaction_pages(self, company_id: str, sync_id: str) -> Iterator[list[TransactionRecord]]:
         return cast(
             Iterator[list[TransactionRecord]],
-            self._pages(f"{self._syncs(company_id)}/{sync_id}/transactions", company_id),
+            self._pages(
+                f"{self._syncs(company_id)}/{sync_id}/transactions",
+                company_id,
+                operation="list_transactions",
+            ),
         )
 
     def get_transaction(
@@ -493,13 +590,17 @@ class Upstream:
         body = self.request(
             "GET",
             f"{self._syncs(company_id)}/{sync_id}/transactions/{transaction_id}",
+            operation="get_transaction",
             company=company_id,
         )
         return cast(list[TransactionRecord], body if isinstance(body, list) else [body])
 
     def get_config(self, company_id: str) -> dict[str, Any]:
         body = self.request(
-            "GET", f"/companies/{company_id}/sync/expenses/config", company=company_id
+            "GET",
+            f"/companies/{company_id}/sync/expenses/config",
+            operation="get_config",
+            company=company_id,
         )
         if not isinstance(body, dict):
             raise UpstreamError("Unexpected config shape", retryable=False)
@@ -510,7 +611,10 @@ class Upstream:
         return cast(
             Iterator[list[PushOperationRecord]],
             self._pages(
-                f"/companies/{company_id}/push", company_id, {"orderBy": "-requestedOnUtc"}
+                f"/companies/{company_id}/push",
+                company_id,
+                {"orderBy": "-requestedOnUtc"},
+                operation="list_push_operations",
             ),
         )
 
@@ -518,6 +622,7 @@ class Upstream:
         body = self.request(
             "POST",
             f"{self._syncs(company_id)}",
+            operation="initiate_sync",
             company=company_id,
             body={"syncIds": sync_ids},
             idempotency_key=idempotency_key,

@@ -10,6 +10,10 @@ stored once per delivery ID; its processing (a targeted refresh of the one
 sync it names) runs in a Celery task, so the answer never waits for the
 upstream and the order of events does not matter: the refresh reads the
 upstream's current status.
+
+Every delivery is counted by how it was answered (accepted, ignored,
+duplicate, rejected and why) and timed; a processed one by how long the
+mirror took to show it (`dashboard.metrics`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -31,7 +36,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from . import ingest
+from . import ingest, metrics
 from .ingest import parse_time
 from .models import WebhookEvent
 from .upstream import Upstream, UpstreamError
@@ -99,8 +104,18 @@ def parse_event(body: dict[str, Any]) -> Parsed:
     )
 
 
-def _refuse(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
+class Answer(JsonResponse):
+    """The receiver's answer to a delivery, and what it counts as in the metrics."""
+
+    def __init__(self, data: dict[str, str], *, outcome: str, reason: str = "", status: int = 200):
+        super().__init__(data, status=status)
+        self.outcome = outcome
+        self.reason = reason
+
+
+def _refuse(status: int, message: str, reason: str) -> Answer:
+    """A rejected delivery; `reason` names the refusal in the metrics."""
+    return Answer({"error": message}, outcome="rejected", reason=reason, status=status)
 
 
 # Svix refuses a timestamp further than this from now; so does the check before the body is read.
@@ -114,7 +129,7 @@ def _signature_header(request: HttpRequest, name: str) -> str:
     return request.headers.get(f"svix-{name}") or request.headers.get(f"webhook-{name}") or ""
 
 
-def _refused_unread(request: HttpRequest) -> JsonResponse | None:
+def _refused_unread(request: HttpRequest) -> Answer | None:
     """Why a delivery is refused on its headers alone; None if its body is worth reading.
 
     A request without a signature, with a stale one, or larger than any
@@ -127,26 +142,37 @@ def _refused_unread(request: HttpRequest) -> JsonResponse | None:
         return _refuse(
             400,
             "Signature verification failed: the id, timestamp and signature headers are required.",
+            "unsigned",
         )
     if not all(_SIGNATURE.fullmatch(part) for part in signature.split()):
-        return _refuse(400, "Signature verification failed: the signature header is malformed.")
+        return _refuse(
+            400,
+            "Signature verification failed: the signature header is malformed.",
+            "malformed_signature",
+        )
     try:
         sent = datetime.fromtimestamp(float(stamp), tz=UTC)
     except (ValueError, OverflowError, OSError):
-        return _refuse(400, "Signature verification failed: the timestamp is not a Unix time.")
+        return _refuse(
+            400,
+            "Signature verification failed: the timestamp is not a Unix time.",
+            "bad_timestamp",
+        )
     if abs(timezone.now() - sent) > TOLERANCE:
         return _refuse(
-            400, "Signature verification failed: the timestamp is more than 5 minutes from now."
+            400,
+            "Signature verification failed: the timestamp is more than 5 minutes from now.",
+            "stale_timestamp",
         )
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        return _refuse(400, "Invalid Content-Length.")
+        return _refuse(400, "Invalid Content-Length.", "bad_length")
     if declared < 0:
-        return _refuse(400, "Invalid Content-Length.")
+        return _refuse(400, "Invalid Content-Length.", "bad_length")
     if declared > limit:
-        return _refuse(413, f"Body larger than {limit} bytes.")
+        return _refuse(413, f"Body larger than {limit} bytes.", "too_large")
     return None
 
 
@@ -154,9 +180,19 @@ def _refused_unread(request: HttpRequest) -> JsonResponse | None:
 @login_not_required
 @require_POST
 def receive(request: HttpRequest) -> JsonResponse:
+    started = time.perf_counter()
+    answer = _receive(request)
+    metrics.WEBHOOK_DELIVERIES.inc(outcome=answer.outcome, reason=answer.reason)
+    metrics.WEBHOOK_RESPONSE_SECONDS.observe(time.perf_counter() - started, outcome=answer.outcome)
+    return answer
+
+
+def _receive(request: HttpRequest) -> Answer:
     secret = settings.CODAT_WEBHOOK_SECRET
     if not secret:
-        return _refuse(503, "Webhooks are not configured (CODAT_WEBHOOK_SECRET is empty).")
+        return _refuse(
+            503, "Webhooks are not configured (CODAT_WEBHOOK_SECRET is empty).", "not_configured"
+        )
     refused = _refused_unread(request)
     if refused is not None:
         return refused
@@ -164,23 +200,23 @@ def receive(request: HttpRequest) -> JsonResponse:
     # Read the stream directly: the signature is over these exact bytes.
     raw = request.read(limit + 1)
     if len(raw) > limit:
-        return _refuse(413, f"Body larger than {limit} bytes.")
+        return _refuse(413, f"Body larger than {limit} bytes.", "too_large")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return _refuse(400, "Body is not UTF-8.")
+        return _refuse(400, "Body is not UTF-8.", "not_utf8")
     try:
         Webhook(secret).verify(text, dict(request.headers))
     except (WebhookVerificationError, ValueError) as exc:
         # ValueError: a malformed signature (bad base64).
-        return _refuse(400, f"Signature verification failed: {exc}")
+        return _refuse(400, f"Signature verification failed: {exc}", "bad_signature")
     try:
         body = json.loads(text)
     except (ValueError, RecursionError):
         # RecursionError: nested deeper than the parser goes; signed is not the same as sound.
-        return _refuse(400, "Body is not valid JSON.")
+        return _refuse(400, "Body is not valid JSON.", "not_json")
     if not isinstance(body, dict):
-        return _refuse(400, "Body is not a JSON object.")
+        return _refuse(400, "Body is not a JSON object.", "not_object")
     # The ID the signature covers: svix checks `svix-id` first, then `webhook-id`.
     delivery_id = _signature_header(request, "id")
     parsed = parse_event(body)
@@ -207,8 +243,9 @@ def receive(request: HttpRequest) -> JsonResponse:
             if known:
                 transaction.on_commit(partial(_enqueue, event.pk))
     except IntegrityError:
-        return JsonResponse({"status": "duplicate", "id": delivery_id})
-    return JsonResponse({"status": "accepted" if known else "ignored", "id": delivery_id})
+        return Answer({"status": "duplicate", "id": delivery_id}, outcome="duplicate")
+    outcome = "accepted" if known else "ignored"
+    return Answer({"status": outcome, "id": delivery_id}, outcome=outcome)
 
 
 def _enqueue(event_pk: int) -> None:
@@ -251,7 +288,9 @@ def process_event(client: Upstream, event: WebhookEvent, *, last_try: bool = Fal
         if not exc.retryable or last_try:
             WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now())
         raise
-    WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error="")
+    done = timezone.now()
+    WebhookEvent.objects.filter(pk=event.pk).update(processed_at=done, error="")
+    metrics.WEBHOOK_PROCESSING_DELAY.observe(max(0.0, (done - event.received_at).total_seconds()))
     return True
 
 

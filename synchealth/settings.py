@@ -265,12 +265,14 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 REDIS_URL = os.environ.get(
     "REDIS_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
 )
+# Keys in a shared Redis: the cache's and the metrics' (`dashboard.metrics`).
+CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "").strip() or "synchealth"
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "synchealth"),
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
         }
     }
 else:
@@ -516,6 +518,28 @@ if OIDC_ENABLED:
     if "openid" not in OIDC_RP_SCOPES.split():
         raise ImproperlyConfigured("OIDC_RP_SCOPES must include 'openid'.")
 # --- end of signing in ---
+# --- Health and metrics (README "Health and metrics") ---
+# /healthz and /readyz answer anyone (a load balancer has no session); /metrics
+# answers only a scraper that shows the token and/or comes from an allowed
+# address, and is off (404) until one of them is set.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN is shorter than 16 characters: use a long random value "
+        "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."
+    )
+METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS")
+# How often each process writes the counts it gathered to the shared store (and
+# once more as it exits); 0: only at the end of each task and at each scrape.
+METRICS_FLUSH_SECONDS = env_float("METRICS_FLUSH_SECONDS", 10)
+# /readyz reports whether the upstream answers, asking it at most this often
+# (one request from the shared budget); 0: never asks, reports "not checked".
+HEALTH_UPSTREAM_CHECK_SECONDS = env_int("HEALTH_UPSTREAM_CHECK_SECONDS", 60)
+HEALTH_UPSTREAM_TIMEOUT_SECONDS = env_float("HEALTH_UPSTREAM_TIMEOUT_SECONDS", 3, minimum=0.1)
+# Probes and scrapers often speak plain HTTP to the server itself, inside the
+# network: a redirect to HTTPS would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
+# --- end of Health and metrics ---
 # --- Production guards: a deployment refuses to start half configured ---
 # (The development broker is a warning instead: synchealth/checks.py.)
 if DEPLOYMENT and not SANDBOX_ENABLED and not os.environ.get("CODAT_BASE_URL", "").strip():

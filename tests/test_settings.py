@@ -42,6 +42,9 @@ def test_importing_the_settings_creates_no_folder(tmp_path):
         ("CODAT_MAX_WAIT_SECONDS", "-1", "must be a number of at least 0"),
         ("CODAT_CONNECT_TIMEOUT", "nan", "must be a number of at least 0"),
         ("RETRY_CLAIM_LEASE_SECONDS", "1", "RETRY_CLAIM_LEASE_SECONDS='1' must be at least 5"),
+        ("METRICS_TOKEN", "secret", "METRICS_TOKEN is shorter than 16 characters"),
+        ("METRICS_ALLOWED_IPS", "10.0.0.0/8,prometheus", "'prometheus' is not an IP address"),
+        ("METRICS_FLUSH_SECONDS", "10s", "METRICS_FLUSH_SECONDS='10s' is not a number"),
     ],
 )
 def test_a_mistyped_value_is_a_clear_error_at_start(tmp_path, name, value, message):

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
-from .. import retry
+from .. import metrics, retry
 from ..models import BulkMember, BulkRetry, RetryRequest
 from ..vocabulary import (
     CANCELLABLE_BULK_STATES,
@@ -87,7 +87,7 @@ def _request_for(bulk: BulkRetry, user: User, member: BulkMember) -> tuple[Retry
 def _skipped(
     bulk: BulkRetry, user: User, member: BulkMember, key: uuid.UUID, reason: str
 ) -> RetryRequest:
-    return RetryRequest.objects.create(
+    skipped = RetryRequest.objects.create(
         key=key,
         user=user,
         sync=member.sync,
@@ -97,6 +97,8 @@ def _skipped(
         reason=reason,
         finished_at=timezone.now(),
     )
+    metrics.RETRY_REQUESTS.inc(outcome="skipped")
+    return skipped
 
 
 def stalled_fan_outs(*, limit: int) -> list[int]:
@@ -130,9 +132,11 @@ def _unclaimed(bulk_pk: int) -> QuerySet[RetryRequest]:
 
 def skip_unclaimed(bulk_pk: int) -> int:
     """Skip the bulk's requests not yet sent (a worker about to post races this)."""
-    return _unclaimed(bulk_pk).update(
+    skipped = _unclaimed(bulk_pk).update(
         state=RetryState.SKIPPED, reason=CANCELLED_REASON, finished_at=timezone.now()
     )
+    metrics.RETRY_REQUESTS.inc(skipped, outcome="skipped")
+    return skipped
 
 
 def can_cancel(bulk: BulkRetry) -> bool:

@@ -152,6 +152,15 @@ DASHBOARD: dict[str, Walk] = {
     ),
 }
 
+# For load balancers, monitors and Prometheus, which have no session: the cast
+# makes no difference. The metrics are off (404) until a token or an address
+# list is set (tests/health/ checks who may read them then).
+MONITORING: dict[str, Walk] = {
+    "healthz": Walk(lambda e: reverse("healthz"), everyone(200), private=False),
+    "readyz": Walk(lambda e: reverse("readyz"), everyone(200), private=False),
+    "metrics": Walk(lambda e: reverse("metrics"), everyone(404), private=False),
+}
+
 ACCOUNTS: dict[str, Walk] = {
     "login": Walk(lambda e: reverse("login"), everyone(200), private=False),
     # Anyone logged in may leave, with or without a role (GET is not a logout).
@@ -313,7 +322,7 @@ handler403 = "dashboard.access.permission_denied"
 
 @pytest.mark.urls(__name__)
 def test_a_new_page_needs_a_role_and_a_row_in_the_table(client, db):
-    tabled = {*DASHBOARD, *ACCOUNTS, *SANDBOX, *ADMIN_SITE, *admin_model_walks()}
+    tabled = {*DASHBOARD, *MONITORING, *ACCOUNTS, *SANDBOX, *ADMIN_SITE, *admin_model_walks()}
     assert set(url_patterns()) - tabled == {"new-page"}
     client.force_login(make_user("nobody"))
     refused = client.get("/new/")
@@ -326,7 +335,7 @@ def test_a_new_page_needs_a_role_and_a_row_in_the_table(client, db):
 
 
 def test_every_url_pattern_is_in_the_table():
-    tabled = {*DASHBOARD, *ACCOUNTS, *SANDBOX, *ADMIN_SITE, *admin_model_walks()}
+    tabled = {*DASHBOARD, *MONITORING, *ACCOUNTS, *SANDBOX, *ADMIN_SITE, *admin_model_walks()}
     served = list(url_patterns())
     assert len(served) == len(set(served)), "two patterns share a key"
     missing = sorted(set(served) - tabled)
@@ -428,7 +437,9 @@ def _walk(walks: dict[str, Walk], walk_estate: dict[str, Any]) -> tuple[list[str
 
 def test_the_dashboard_and_accounts_answer_each_role_as_the_table_says(walk_estate, settings):
     settings.CODAT_WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    wrong, cacheable, asked = _walk({**DASHBOARD, **ACCOUNTS}, walk_estate)
+    settings.METRICS_TOKEN, settings.METRICS_ALLOWED_IPS = "", []
+    settings.HEALTH_UPSTREAM_CHECK_SECONDS = 0  # /readyz asks no upstream here
+    wrong, cacheable, asked = _walk({**DASHBOARD, **MONITORING, **ACCOUNTS}, walk_estate)
     assert not wrong, "\n".join(wrong)
     assert not cacheable, "customer data without Cache-Control: no-store:\n" + "\n".join(cacheable)
     assert asked > 6 * len(DASHBOARD)
