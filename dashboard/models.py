@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from .vocabulary import (
@@ -74,6 +75,10 @@ class Company(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        """The company's page (Django admin links to it: "View on site")."""
+        return reverse("company-detail", args=[self.company_id])
 
 
 class RefreshState(models.Model):
@@ -231,6 +236,10 @@ class Sync(models.Model):
 
     def __str__(self) -> str:
         return str(self.sync_id)
+
+    def get_absolute_url(self) -> str:
+        """The sync's page (Django admin links to it: "View on site")."""
+        return reverse("sync-detail", args=[self.sync_id])
 
     @property
     def is_terminal(self) -> bool:
