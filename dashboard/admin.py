@@ -18,6 +18,7 @@ from django.http import HttpRequest
 from django.utils.functional import cached_property
 
 from .models import (
+    AccessEvent,
     BulkRetry,
     Company,
     ConfigSnapshot,
@@ -217,6 +218,18 @@ class BulkRetryAdmin(AuditAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[BulkRetry]:
         # Previews never confirmed retried nothing; the follow-up deletes them.
         return super().get_queryset(request).exclude(state=BulkState.DRAFT)
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(AuditAdmin):
+    """The access audit; leads read it on the site (/audit/), admins here too.
+    Old rows leave by age only (`dashboard.audit.prune`)."""
+
+    list_display = ("at", "action", "username", "client_ip", "company_name", "path")
+    list_filter = ("action",)
+    search_fields = ("=username", "=company_id")
+    paginator = CappedPaginator
+    ordering = ("-at", "-id")
 
 
 @admin.register(UserPreference)

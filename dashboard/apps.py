@@ -32,6 +32,8 @@ class DashboardConfig(AppConfig):
 
         import synchealth.checks  # noqa: F401  (registers the deployment's system checks)
 
+        from . import audit
         from .middleware import forget_zone
 
         user_logged_in.connect(forget_zone, dispatch_uid="dashboard.forget_zone")
+        audit.connect()

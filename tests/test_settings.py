@@ -42,6 +42,7 @@ def test_importing_the_settings_creates_no_folder(tmp_path):
         ("CODAT_MAX_WAIT_SECONDS", "-1", "must be a number of at least 0"),
         ("CODAT_CONNECT_TIMEOUT", "nan", "must be a number of at least 0"),
         ("RETRY_CLAIM_LEASE_SECONDS", "1", "RETRY_CLAIM_LEASE_SECONDS='1' must be at least 5"),
+        ("CSV_EXPORT_MAX_ROWS", "0", "CSV_EXPORT_MAX_ROWS='0' must be at least 1"),
     ],
 )
 def test_a_mistyped_value_is_a_clear_error_at_start(tmp_path, name, value, message):

@@ -3,6 +3,7 @@ out of the way, and syncs and companies link to their pages."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.models import (
+    AccessEvent,
     Company,
     ConfigSnapshot,
     PushItem,
@@ -19,7 +21,7 @@ from dashboard.models import (
     TransactionState,
     WebhookEvent,
 )
-from dashboard.vocabulary import ItemStatus
+from dashboard.vocabulary import AccessAction, ItemStatus
 
 MIRRORED = [Company, Sync, PushItem, ConfigSnapshot, WebhookEvent, TransactionState, RefreshState]
 INTERNAL = ["syncrollup", "rankingsnapshot", "rollupdirty"]
@@ -161,3 +163,15 @@ def test_the_sandbox_tables_are_under_their_own_heading_when_it_is_on(
     assert "Sandbox upstream (Codat-compatible)" in index
     assert reverse("admin:sandbox_sandboxsettings_changelist") in index
     assert admin_client.get(reverse("admin:sandbox_company_changelist")).status_code == 200
+
+
+def test_the_access_audit_is_readable_never_editable(admin_client, db):
+    event = AccessEvent.objects.create(
+        action=AccessAction.CSV_EXPORT, username="viewer", company_id=uuid.uuid4()
+    )
+
+    listing = admin_client.get(admin_url(AccessEvent, "changelist"))
+    assert listing.status_code == 200 and "CSV export" in listing.content.decode()
+    assert admin_client.get(admin_url(AccessEvent, "add")).status_code == 403
+    assert admin_client.post(admin_url(AccessEvent, "delete", event.pk)).status_code == 403
+    assert AccessEvent.objects.filter(pk=event.pk).exists()

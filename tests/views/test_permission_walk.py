@@ -110,6 +110,12 @@ DASHBOARD: dict[str, Walk] = {
         post_data={"key": str(uuid.UUID(int=1))},
     ),
     "retry-audit": Walk(lambda e: reverse("retry-audit"), READ),
+    # The access audit (sign-ins, exports, downloads, refusals): leads and admins.
+    "access-audit": Walk(
+        lambda e: reverse("access-audit"),
+        row(LOGIN, 403, 403, 403, 200, 200),
+        variants=(Variant("?action=csv_export&user=lead&start=2026-01-01&end=2026-12-31"),),
+    ),
     "retry-detail": Walk(
         lambda e: reverse("retry-detail", args=[e["retry"]]),
         READ,
