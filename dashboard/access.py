@@ -13,7 +13,8 @@ exceptions are views that already say who may use them:
   password), so that someone whose role was taken away can still leave.
 
 Views that need more than reading (retry, bulk retry, cancel) check their own
-permission and raise `RoleRequired`; `permission_denied` renders the refusal.
+permission and raise `RoleRequired`; `permission_denied` renders the refusal
+and records it in the access audit.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from django.shortcuts import render
 from django.urls import ResolverMatch
 from django.utils.cache import add_never_cache_headers
 
+from . import audit
 from .roles import READ_PERMISSION, VIEWER, RoleRequired
 
 ACCOUNT_VIEWS = "django.contrib.auth.views"
@@ -75,11 +77,14 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
 
     Only a `RoleRequired` explains itself; any other refusal (the admin's, a
     bare `PermissionDenied`) gets a general sentence, so that no message
-    written for a log ever reaches the page.
+    written for a log ever reaches the page. Every refusal is recorded: who,
+    which page, and the role lacking when the refusal names one.
     """
+    audit.denied(request, exception)
     context = {
         "refusal": exception if isinstance(exception, RoleRequired) else None,
         "contact": settings.SUPPORT_ACCESS_CONTACT,
+        "export_cap": settings.CSV_EXPORT_MAX_ROWS,
     }
     response = render(request, "403.html", context, status=403)
     add_never_cache_headers(response)

@@ -1,4 +1,13 @@
-"""Django admin for the mirror. Mirrored fields are read-only: the upstream owns them."""
+"""Django admin for the mirror and the audits.
+
+The mirror is read-only here, rows included: the upstream owns them, and a
+row deleted by hand would come back at the next refresh, or take its syncs,
+items and retry history with it. The dashboard's internal tables (the rollup,
+the rankings, the hours waiting for the rollup) are derived and rebuilt by
+their tasks: they are kept off the index, and a superuser can still read them
+at their addresses (/admin/dashboard/syncrollup/, rankingsnapshot/,
+rollupdirty/). The audit logs can be read, never changed.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from django.http import HttpRequest
 from django.utils.functional import cached_property
 
 from .models import (
+    AccessEvent,
     BulkRetry,
     Company,
     ConfigSnapshot,
@@ -40,7 +50,12 @@ class CappedPaginator(Paginator):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """The mirror is written by ingestion only; admins read it here."""
+    """The mirror is written by ingestion only; admins read it here.
+
+    No add, no change, no delete (so no *Delete selected* action either), for
+    superusers too: their model permissions are all granted, so only these
+    methods can take them away.
+    """
 
     show_full_result_count = False
     paginator = CappedPaginator
@@ -49,6 +64,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class InternalAdmin(ReadOnlyAdmin):
+    """A table the dashboard derives for itself: off the admin's index, readable by address."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
         return False
 
 
@@ -61,14 +86,24 @@ class CompanyAdmin(ReadOnlyAdmin):
 
 @admin.register(RefreshState)
 class RefreshStateAdmin(admin.ModelAdmin):
+    """How the refreshes of each company went. One field is the admin's to change:
+    *paused until*, to lift (or set) a pause after the upstream's rate limit. The
+    rest is the refreshes' record, and the row itself belongs to its company."""
+
     list_display = ("company", "last_success", "last_error_at", "paused_until")
     list_filter = ("paused_until",)
     search_fields = ("=company__company_id", "company__name")
-    readonly_fields = ("company", "last_success", "last_error", "last_error_at")
+    readonly_fields = (
+        "company", "last_success", "last_error", "last_error_at", "config_fetched_at",
+        "push_fetched_at",
+    )  # fmt: skip
     list_select_related = ("company",)
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 
@@ -86,7 +121,7 @@ class SyncAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SyncRollup)
-class SyncRollupAdmin(ReadOnlyAdmin):
+class SyncRollupAdmin(InternalAdmin):
     """Derived from the syncs; rebuilt by the rollup task, never edited."""
 
     list_display = ("hour", "status_code", "category", "syncs", "items_completed", "items_failed")
@@ -94,30 +129,21 @@ class SyncRollupAdmin(ReadOnlyAdmin):
     date_hierarchy = "hour"
     ordering = ("-hour", "status_code")
 
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
 
 @admin.register(RankingSnapshot)
-class RankingSnapshotAdmin(ReadOnlyAdmin):
+class RankingSnapshotAdmin(InternalAdmin):
     """Counted by the rankings task every minute, never edited."""
 
     list_display = ("range_key", "computed_at", "window_start", "window_end")
     ordering = ("range_key",)
 
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
 
 @admin.register(RollupDirty)
-class RollupDirtyAdmin(ReadOnlyAdmin):
+class RollupDirtyAdmin(InternalAdmin):
     """Hours waiting for the rollup task; the dashboard reads them from the syncs meanwhile."""
 
     list_display = ("hour", "id")
     ordering = ("-hour",)
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(PushItem)
@@ -192,6 +218,18 @@ class BulkRetryAdmin(AuditAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[BulkRetry]:
         # Previews never confirmed retried nothing; the follow-up deletes them.
         return super().get_queryset(request).exclude(state=BulkState.DRAFT)
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(AuditAdmin):
+    """The access audit; leads read it on the site (/audit/), admins here too.
+    Old rows leave by age only (`dashboard.audit.prune`)."""
+
+    list_display = ("at", "action", "username", "client_ip", "company_name", "path")
+    list_filter = ("action",)
+    search_fields = ("=username", "=company_id")
+    paginator = CappedPaginator
+    ordering = ("-at", "-id")
 
 
 @admin.register(UserPreference)

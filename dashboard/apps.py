@@ -32,6 +32,7 @@ class DashboardConfig(AppConfig):
 
         import synchealth.checks  # noqa: F401  (registers the deployment's system checks)
 
+        from . import audit
         from .middleware import forget_zone
 
         user_logged_in.connect(forget_zone, dispatch_uid="dashboard.forget_zone")
@@ -43,3 +44,4 @@ class DashboardConfig(AppConfig):
         # A task's counts are in the shared store once it has ended (dashboard.metrics).
         task_postrun.connect(flush_on_signal, dispatch_uid="dashboard.metrics.task")
         worker_process_shutdown.connect(flush_on_signal, dispatch_uid="dashboard.metrics.exit")
+        audit.connect()

@@ -15,9 +15,10 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
+from .audit import AccessFilter
 from .filters import DEFAULT_PRESET, PRESETS, SORTS, Range, SyncFilter, decode_cursor
 from .platforms import platform_names
-from .vocabulary import CATEGORY_BY_KEY, STATUS_CODES, ItemStatus, RetryState
+from .vocabulary import CATEGORY_BY_KEY, STATUS_CODES, AccessAction, ItemStatus, RetryState
 
 MAX_SEARCH = 200
 # The days a filter may name. Nothing older than 2000 exists; and a range ends
@@ -242,6 +243,44 @@ class AuditFilterForm(forms.Form):
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             raise forms.ValidationError("The start date must not be after the end date.")
         return data
+
+
+class AccessAuditFilterForm(forms.Form):
+    """The access audit's filters: an action, a user, days (in the user's time zone)."""
+
+    action = forms.ChoiceField(required=False, choices=[("", "Any"), *AccessAction.choices])
+    user = forms.CharField(required=False, max_length=150)
+    start = DayField(label="From")
+    end = DayField(label="To")
+    after = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_after(self) -> tuple[datetime, int] | None:
+        raw = self.cleaned_data.get("after") or ""
+        if not raw:
+            return None
+        cursor = decode_cursor(raw, "time")
+        if cursor is None:
+            raise forms.ValidationError("This page link is not valid; start from the newest.")
+        return cursor
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise forms.ValidationError("The start date must not be after the end date.")
+        return data
+
+    def filters(self) -> AccessFilter:
+        """The valid form's selection, its days turned into moments in the user's zone."""
+        data = self.cleaned_data
+        zone = timezone.get_current_timezone()
+        start, end = data.get("start"), data.get("end")
+        return AccessFilter(
+            action=data.get("action") or "",
+            username=data.get("user") or "",
+            start=datetime.combine(start, time.min, tzinfo=zone) if start else None,
+            end=datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone) if end else None,
+            after=data.get("after"),
+        )
 
 
 class MemberIdsField(forms.Field):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from .vocabulary import (
@@ -18,6 +19,7 @@ from .vocabulary import (
     FAILED_ITEM_STATUSES,
     FIRST_SYNC_FAILURE_CODE,
     IN_PROGRESS_CODES,
+    AccessAction,
     BulkState,
     Category,
     ItemStatus,
@@ -74,6 +76,10 @@ class Company(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        """The company's page (Django admin links to it: "View on site")."""
+        return reverse("company-detail", args=[self.company_id])
 
 
 class RefreshState(models.Model):
@@ -174,6 +180,7 @@ class Sync(models.Model):
         permissions = [
             ("retry_sync", "Can retry the failed items of a sync"),
             ("bulk_retry", "Can retry the failed items of many syncs at once"),
+            ("export_beyond_cap", "Can export more syncs than the CSV export's row cap"),
         ]
         indexes = [
             models.Index(fields=["-sync_utc", "-id"], name="sync_time"),
@@ -231,6 +238,10 @@ class Sync(models.Model):
 
     def __str__(self) -> str:
         return str(self.sync_id)
+
+    def get_absolute_url(self) -> str:
+        """The sync's page (Django admin links to it: "View on site")."""
+        return reverse("sync-detail", args=[self.sync_id])
 
     @property
     def is_terminal(self) -> bool:
@@ -690,3 +701,53 @@ class MetricSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}{self.labels} = {self.value}"
+
+
+class AccessEvent(models.Model):
+    """One sign-in, sign-out, refusal or read that carries data away: the access audit.
+
+    It outlives what it names. No foreign key reaches a mirrored row: a company
+    is kept as its ID and name at the time, so purging it from the mirror
+    leaves its audit whole. The user is kept by name as well as by key, so the
+    trail of a deleted account still says whose it was. Rows are only ever
+    added; `dashboard.audit.prune` removes them by age.
+    """
+
+    at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=30, choices=AccessAction.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty for a failed sign-in, or once the account is deleted.",
+    )
+    username = models.CharField(
+        max_length=150, blank=True, default="", help_text="As typed, for a failed sign-in."
+    )
+    client_ip = models.GenericIPAddressField(
+        "client address", null=True, blank=True, help_text="Read through TRUSTED_PROXIES."
+    )
+    path = models.CharField(max_length=500, blank=True, default="")
+    company_id = models.UUIDField(null=True, blank=True)
+    company_name = models.CharField(
+        max_length=500, blank=True, default="", help_text="The company's name at the time."
+    )
+    detail = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What else the event says: an export's filter and rows, the role lacking.",
+    )
+
+    class Meta:
+        indexes = [
+            # The audit page, newest first: in all, by action, by user.
+            models.Index(fields=["-at", "-id"], name="access_time"),
+            models.Index(fields=["action", "-at", "-id"], name="access_action_time"),
+            models.Index(fields=["username", "-at", "-id"], name="access_user_time"),
+        ]
+
+    def __str__(self) -> str:
+        who = self.username or "someone"
+        return f"{self.get_action_display()} by {who} at {self.at:%Y-%m-%d %H:%M:%S}"

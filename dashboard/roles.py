@@ -17,6 +17,10 @@ LEAD = "Support lead"
 # What every page, export and download of the dashboard needs: each role has
 # it, so a user in no support group reads nothing (`dashboard.access`).
 READ_PERMISSION = "dashboard.view_sync"
+# The access audit (sign-ins, exports, downloads, refusals): leads and admins.
+AUDIT_PERMISSION = "dashboard.view_accessevent"
+# A CSV export above `CSV_EXPORT_MAX_ROWS` syncs.
+EXPORT_BEYOND_CAP_PERMISSION = "dashboard.export_beyond_cap"
 
 VIEW = [
     "view_company",
@@ -31,7 +35,14 @@ VIEW = [
 GROUPS = {
     VIEWER: VIEW,
     RUNNER: [*VIEW, "retry_sync"],
-    LEAD: [*VIEW, "retry_sync", "bulk_retry", "cancel_retry"],
+    LEAD: [
+        *VIEW,
+        "retry_sync",
+        "bulk_retry",
+        "cancel_retry",
+        "view_accessevent",
+        "export_beyond_cap",
+    ],
 }
 
 
@@ -39,12 +50,14 @@ class RoleRequired(PermissionDenied):
     """A refusal that names the role that would allow it, so the 403 page can say why.
 
     Its message is written for the person refused and names a role and an
-    action, never a record: the 403 page shows it as it is.
+    action, never a record: the 403 page shows it as it is, with `advice`
+    (what they can do without the role) when there is some.
     """
 
-    def __init__(self, role: str, action: str) -> None:
+    def __init__(self, role: str, action: str, *, advice: str = "") -> None:
         self.role = role
         self.action = action
+        self.advice = advice
         super().__init__(f"You need the {role} role to {action}.")
 
 

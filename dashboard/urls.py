@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import bulk_views, retry_views, views, webhooks
+from . import audit_views, bulk_views, retry_views, views, webhooks
 
 urlpatterns = [
     path("", views.summary, name="summary"),
@@ -26,6 +26,7 @@ urlpatterns = [
     path("retries/bulk/<int:pk>/", bulk_views.bulk_detail, name="bulk-detail"),
     path("retries/bulk/<int:pk>/review/", bulk_views.bulk_review, name="bulk-review"),
     path("retries/bulk/<int:pk>/cancel/", bulk_views.bulk_cancel, name="bulk-cancel"),
+    path("audit/", audit_views.access_audit, name="access-audit"),
     path("preferences/", views.preferences, name="preferences"),
     path("webhooks/codat", webhooks.receive, name="webhook-codat"),
 ]

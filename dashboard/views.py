@@ -15,8 +15,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -33,13 +35,13 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from . import chart, retry, search, selectors
+from . import audit, chart, retry, search, selectors
 from . import preferences as user_preferences
 from .filters import PRESETS, SORTS, SyncFilter, short_id
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
 from .middleware import ZONE_SESSION_KEY
 from .models import Sync
-from .roles import VIEWER, RoleRequired
+from .roles import EXPORT_BEYOND_CAP_PERMISSION, LEAD, VIEWER, RoleRequired
 from .vocabulary import FAILED_ITEM_STATUSES, STATUS_CODES, Category, ItemStatus, note_for
 
 ITEMS_PER_PAGE = 50
@@ -136,6 +138,7 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
             "sort_query": _query_without(request, "sort", "dir", "after"),
             "page_query": _query_without(request, "after"),
             "export_query": _query_without(request, "after"),
+            "export_cap": settings.CSV_EXPORT_MAX_ROWS,
             "is_first_page": not request.GET.get("after"),
         }
     )
@@ -171,6 +174,8 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
             content_type="text/plain; charset=utf-8",
         )
     rows = selectors.export_rows(filters)
+    _check_export_cap(request, rows)
+    event = audit.export_started(request, query=_query_without(request, "after"))
     writer = csv.writer(_Echo())
     header = [
         "sync_id", "company_id", "company", "platform", "status_code", "status", "category",
@@ -180,40 +185,67 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     ]  # fmt: skip
 
     def lines() -> Iterator[str]:
-        yield writer.writerow(header)
-        for sync in rows.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    neutralise(value)
-                    for value in (
-                        str(sync.sync_id),
-                        str(sync.company.company_id),
-                        sync.company.name,
-                        sync.platform_name,
-                        sync.status_code,
-                        sync.status_label,
-                        Category(sync.category).label,
-                        sync.sync_utc.isoformat(),
-                        sync.completed_at.isoformat() if sync.completed_at else "",
-                        "" if sync.duration_s is None else sync.duration_s,
-                        sync.items_total,
-                        sync.items_completed,
-                        sync.items_failed,
-                        # A retry's outstanding items are its original's (one chain, one count).
-                        "" if sync.retry_of_id else sync.items_outstanding,
-                        sync.resolved_at.isoformat() if sync.resolved_at else "",
-                        str(sync.resolved_by.sync_id) if sync.resolved_by else "",
-                        str(sync.retry_of.sync_id) if sync.retry_of else "",
-                        "yes" if sync.data_pushed else "no",
-                        sync.error_message,
-                    )
-                ]
-            )
+        # Counted as they go out, and recorded however the stream ends:
+        # complete, cut short by the client, or broken by an error.
+        streamed, finished = 0, False
+        try:
+            yield writer.writerow(header)
+            for sync in rows.iterator(chunk_size=2000):
+                streamed += 1
+                yield writer.writerow(_csv_values(sync))
+            finished = True
+        finally:
+            audit.export_ended(event, rows=streamed, finished=finished)
 
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="sync-history-{stamp}.csv"'
     return response
+
+
+def _check_export_cap(request: HttpRequest, rows: QuerySet[Sync]) -> None:
+    """Above `CSV_EXPORT_MAX_ROWS` syncs, only a Support lead may export.
+
+    Counted up to one past the cap, never the whole selection: the answer
+    is only "within the cap or not".
+    """
+    if request.user.has_perm(EXPORT_BEYOND_CAP_PERMISSION):
+        return
+    cap = settings.CSV_EXPORT_MAX_ROWS
+    if rows.order_by().values("pk")[: cap + 1].count() > cap:
+        raise RoleRequired(
+            LEAD,
+            f"export more than {cap:,} syncs at once",
+            advice=f"This selection holds more than {cap:,} syncs. Narrow the filters (a "
+            "shorter date range, a status code, a company) to export it in parts.",
+        )
+
+
+def _csv_values(sync: Sync) -> list[Any]:
+    """One sync's CSV row, in the header's order."""
+    values = (
+        str(sync.sync_id),
+        str(sync.company.company_id),
+        sync.company.name,
+        sync.platform_name,
+        sync.status_code,
+        sync.status_label,
+        Category(sync.category).label,
+        sync.sync_utc.isoformat(),
+        sync.completed_at.isoformat() if sync.completed_at else "",
+        "" if sync.duration_s is None else sync.duration_s,
+        sync.items_total,
+        sync.items_completed,
+        sync.items_failed,
+        # A retry's outstanding items are its original's (one chain, one count).
+        "" if sync.retry_of_id else sync.items_outstanding,
+        sync.resolved_at.isoformat() if sync.resolved_at else "",
+        str(sync.resolved_by.sync_id) if sync.resolved_by else "",
+        str(sync.retry_of.sync_id) if sync.retry_of else "",
+        "yes" if sync.data_pushed else "no",
+        sync.error_message,
+    )
+    return [neutralise(value) for value in values]
 
 
 def _sync_or_404(sync_id: str) -> Sync:
@@ -313,6 +345,7 @@ def config_download(request: HttpRequest, company_id: str, snapshot_id: int) -> 
     snapshot = selectors.config_snapshot(company_id, snapshot_id)
     if snapshot is None:
         raise Http404("No such configuration snapshot.")
+    audit.config_downloaded(request, snapshot)
     body = json.dumps(snapshot.config, indent=2, sort_keys=True, ensure_ascii=False)
     response = HttpResponse(body + "\n", content_type="application/json; charset=utf-8")
     stamp = snapshot.fetched_at.strftime("%Y%m%d-%H%M%S")

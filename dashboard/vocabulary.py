@@ -169,6 +169,21 @@ SETTLED_BULK_STATES = (
 CANCELLABLE_BULK_STATES = (BulkState.QUEUED, BulkState.RUNNING, BulkState.FANNED_OUT)
 
 
+class AccessAction(models.TextChoices):
+    """What the access audit records: signing in and out, and reads that carry data away.
+
+    Retries are audited apart, as retry requests.
+    """
+
+    LOGIN = "login", "Signed in"
+    LOGIN_FAILED = "login_failed", "Failed sign-in"
+    LOCKOUT = "lockout", "Locked out"
+    LOGOUT = "logout", "Signed out"
+    CSV_EXPORT = "csv_export", "CSV export"
+    CONFIG_DOWNLOAD = "config_download", "Config download"
+    PERMISSION_DENIED = "permission_denied", "Permission denied"
+
+
 @dataclass(frozen=True)
 class Note:
     """The client-friendly note of a status code: what it means, what to do next.

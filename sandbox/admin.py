@@ -1,4 +1,8 @@
-"""The sandbox's admin: its settings, its data, and the scripts that fix a retry's outcome."""
+"""The sandbox's admin: its settings, its data, and the scripts that fix a retry's outcome.
+
+All of it exists only while the sandbox is enabled (`SANDBOX_ENABLED`): a
+deployment on the real Codat API sees none of these tables in its admin.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import re
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
+from django.http import HttpRequest
 
 from . import services
 from .models import (
@@ -22,8 +28,31 @@ from .models import (
 )
 
 
+class SandboxAdmin(admin.ModelAdmin):
+    """Off with the sandbox: absent from the index, and every page refused (403).
+
+    Read on each request, like the sandbox's own endpoints, so turning the
+    sandbox on or off needs no other change.
+    """
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return settings.SANDBOX_ENABLED and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return settings.SANDBOX_ENABLED and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return settings.SANDBOX_ENABLED and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return settings.SANDBOX_ENABLED and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return settings.SANDBOX_ENABLED and super().has_delete_permission(request, obj)
+
+
 @admin.register(SandboxSettings)
-class SandboxSettingsAdmin(admin.ModelAdmin):
+class SandboxSettingsAdmin(SandboxAdmin):
     list_display = [
         "__str__",
         "latency_ms",
@@ -36,15 +65,15 @@ class SandboxSettingsAdmin(admin.ModelAdmin):
         "idempotency_keys",
     ]
 
-    def has_add_permission(self, request):
-        return not SandboxSettings.objects.exists()
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not SandboxSettings.objects.exists()
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(Company)
-class CompanyAdmin(admin.ModelAdmin):
+class CompanyAdmin(SandboxAdmin):
     list_display = [
         "name",
         "company_id",
@@ -59,7 +88,7 @@ class CompanyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Sync)
-class SyncAdmin(admin.ModelAdmin):
+class SyncAdmin(SandboxAdmin):
     list_display = [
         "sync_id",
         "company",
@@ -76,7 +105,7 @@ class SyncAdmin(admin.ModelAdmin):
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
+class ItemAdmin(SandboxAdmin):
     list_display = ["transaction_id", "sync", "position", "status", "data_type"]
     list_filter = ["status"]
     search_fields = ["=transaction_id"]
@@ -124,7 +153,7 @@ class RetryScriptForm(forms.ModelForm):
 
 
 @admin.register(RetryScript)
-class RetryScriptAdmin(admin.ModelAdmin):
+class RetryScriptAdmin(SandboxAdmin):
     form = RetryScriptForm
     list_display = ["pk", "company", "describe", "created", "used_by", "used_at"]
     list_filter = [("used_at", admin.EmptyFieldListFilter)]
@@ -144,12 +173,12 @@ class RetryScriptAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookConsumer)
-class WebhookConsumerAdmin(admin.ModelAdmin):
+class WebhookConsumerAdmin(SandboxAdmin):
     list_display = ["url", "event_format", "enabled", "created"]
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(SandboxAdmin):
     list_display = [
         "msg_id",
         "consumer",
@@ -166,12 +195,12 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(SandboxAdmin):
     list_display = ["key", "created", "completed", "response_status"]
 
 
 @admin.register(RequestLog)
-class RequestLogAdmin(admin.ModelAdmin):
+class RequestLogAdmin(SandboxAdmin):
     list_display = ["started_at", "method", "path", "status", "idempotency_key"]
     list_filter = ["method", "status"]
     show_full_result_count = False

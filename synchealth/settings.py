@@ -364,6 +364,9 @@ CODAT_FETCH_THREADS = env_int("CODAT_FETCH_THREADS", 4, minimum=1)
 # a preview holds at most BULK_RETRY_MAX_SYNCS (a wider filter is refused).
 BULK_RETRY_CONFIRM_THRESHOLD = env_int("BULK_RETRY_CONFIRM_THRESHOLD", 100)
 BULK_RETRY_MAX_SYNCS = env_int("BULK_RETRY_MAX_SYNCS", 10_000, minimum=1)
+# The history's CSV export: above this many syncs only a Support lead may
+# export (everyone else is asked to narrow the filters). Every export is audited.
+CSV_EXPORT_MAX_ROWS = env_int("CSV_EXPORT_MAX_ROWS", 50_000, minimum=1)
 # A retry request's worker holds it this long; a request whose worker died (or
 # hit an unexpected error) is picked up again once it passes. It must outlast
 # one POST to the upstream (connect and read timeouts, with the client's waits).

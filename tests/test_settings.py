@@ -45,6 +45,7 @@ def test_importing_the_settings_creates_no_folder(tmp_path):
         ("METRICS_TOKEN", "secret", "METRICS_TOKEN is shorter than 16 characters"),
         ("METRICS_ALLOWED_IPS", "10.0.0.0/8,prometheus", "'prometheus' is not an IP address"),
         ("METRICS_FLUSH_SECONDS", "10s", "METRICS_FLUSH_SECONDS='10s' is not a number"),
+        ("CSV_EXPORT_MAX_ROWS", "0", "CSV_EXPORT_MAX_ROWS='0' must be at least 1"),
     ],
 )
 def test_a_mistyped_value_is_a_clear_error_at_start(tmp_path, name, value, message):

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dashboard', '0022_redundant_fk_indexes'),
+        ('dashboard', '0023_access_audit'),
     ]
 
     operations = [

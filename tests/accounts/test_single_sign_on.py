@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from accounts.models import SingleSignOnIdentity
-from tests.support.oidc_provider import OpenIdProvider, Person
+from tests.support.oidc_provider import Person, sign_in
 from tests.support.users import PASSWORD, make_user
 
 ALICE = Person(
@@ -21,19 +21,6 @@ ALICE = Person(
     given_name="Alice",
     family_name="Smith",
 )
-
-
-def sign_in(client, provider: OpenIdProvider, person: Person, *, next_url: str = ""):
-    """The browser's round trip: our start URL, the provider, our callback."""
-    provider.person = person
-    start = client.get("/accounts/sso/start/", {"next": next_url} if next_url else {})
-    assert start.status_code == 302
-    assert start["Location"].startswith(provider.endpoints["authorization_endpoint"])
-    at_provider = httpx.get(start["Location"], follow_redirects=False, trust_env=False)
-    assert at_provider.status_code == 302
-    back = urlsplit(at_provider.headers["location"])
-    assert back.netloc == "testserver"
-    return client.get(f"{back.path}?{back.query}")
 
 
 def roles(user: User) -> set[str]:

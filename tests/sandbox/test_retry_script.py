@@ -377,10 +377,10 @@ def test_the_command_refuses_an_unknown_company(db):
         _command(str(missing), "--complete", "1")
 
 
-# The admin.
+# The admin (its sandbox tables exist only while the sandbox is enabled).
 
 
-def test_the_admin_scripts_a_retry_with_the_same_rules(admin_client):
+def test_the_admin_scripts_a_retry_with_the_same_rules(admin_client, sandbox_enabled):
     company = _company()
     tid = uuid.uuid4()
     services.create_expense_sync(company=company, transaction_ids=[tid])
@@ -407,7 +407,7 @@ def test_the_admin_scripts_a_retry_with_the_same_rules(admin_client):
     )
 
 
-def test_the_admin_shows_a_used_script_read_only(admin_client):
+def test_the_admin_shows_a_used_script_read_only(admin_client, sandbox_enabled):
     company = _company()
     script = services.script_next_retry(company, complete=1)
     retry = services.create_expense_sync(company=company, transaction_ids=[])
@@ -421,7 +421,7 @@ def test_the_admin_shows_a_used_script_read_only(admin_client):
     assert "the first 1 re-pushed item(s) complete" in listing.content.decode()
 
 
-def test_the_admin_edits_the_repush_reading(admin_client, sandbox_config):
+def test_the_admin_edits_the_repush_reading(admin_client, sandbox_enabled, sandbox_config):
     page = reverse("admin:sandbox_sandboxsettings_change", args=[sandbox_config.pk])
     assert 'name="retry_repush"' in admin_client.get(page).content.decode()
     # The form as it stands (unticked boxes and empty fields are not posted), one choice changed.

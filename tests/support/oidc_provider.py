@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
@@ -229,3 +230,16 @@ def _handler_for(provider: OpenIdProvider) -> type[BaseHTTPRequestHandler]:
             """Quiet: the tests say what went wrong."""
 
     return Handler
+
+
+def sign_in(client: Any, provider: OpenIdProvider, person: Person, *, next_url: str = "") -> Any:
+    """The browser's round trip: our start URL, the provider, our callback."""
+    provider.person = person
+    start = client.get("/accounts/sso/start/", {"next": next_url} if next_url else {})
+    assert start.status_code == 302
+    assert start["Location"].startswith(provider.endpoints["authorization_endpoint"])
+    at_provider = httpx.get(start["Location"], follow_redirects=False, trust_env=False)
+    assert at_provider.status_code == 302
+    back = urlsplit(at_provider.headers["location"])
+    assert back.netloc == "testserver"
+    return client.get(f"{back.path}?{back.query}")

@@ -45,6 +45,7 @@ def _pages(estate) -> list[str]:
         reverse("preferences"),
         reverse("sync-retry", args=[failed]),
         reverse("retry-audit"),
+        reverse("access-audit"),
         reverse("bulk-retry") + "?range=all&code=5130",
         reverse("password_change"),
         reverse("admin:index"),

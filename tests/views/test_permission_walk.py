@@ -110,6 +110,12 @@ DASHBOARD: dict[str, Walk] = {
         post_data={"key": str(uuid.UUID(int=1))},
     ),
     "retry-audit": Walk(lambda e: reverse("retry-audit"), READ),
+    # The access audit (sign-ins, exports, downloads, refusals): leads and admins.
+    "access-audit": Walk(
+        lambda e: reverse("access-audit"),
+        row(LOGIN, 403, 403, 403, 200, 200),
+        variants=(Variant("?action=csv_export&user=lead&start=2026-01-01&end=2026-12-31"),),
+    ),
     "retry-detail": Walk(
         lambda e: reverse("retry-detail", args=[e["retry"]]),
         READ,
@@ -278,16 +284,22 @@ def _admin_url(model: type[Model], route: str) -> Callable[[dict[str, Any]], str
     return url
 
 
+# The sandbox's tables exist in the admin only while the sandbox is enabled
+# (it is not, in the walk): even a superuser is refused their lists.
+SANDBOX_ADMIN_PAGE = row(LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403)
+
+
 def admin_model_walks() -> dict[str, tuple[Callable[[dict[str, Any]], str], dict[str, Answer]]]:
     """Each registered model's admin views, keyed as the walk names them."""
     walks = {}
     for model in admin.site._registry:
         app, name = model._meta.app_label, model._meta.model_name
+        changelist = SANDBOX_ADMIN_PAGE if app == "sandbox" else ADMIN_PAGE
         for view, route in ADMIN_MODEL_VIEWS.items():
             key = f"admin:{app}_{name}_{view}" if view else f"admin/{app}/{name}/{route}"
             walks[key] = (
                 _admin_url(model, route),
-                ADMIN_PAGE if view == "changelist" else NON_STAFF,
+                changelist if view == "changelist" else NON_STAFF,
             )
     return walks
 
