@@ -30,6 +30,7 @@ from tests.support.databases import (
     sequences,
 )
 from tests.support.deploy import ROOT
+from tests.support.operator import production_file, with_environment
 from tests.workers import database_url
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
@@ -76,31 +77,31 @@ def mirrored_estate(transactional_db, in_process_upstream, viewer):
 def test_a_backup_restored_into_a_new_database_serves_the_same_pages(mirrored_estate, tmp_path):
     require_client_programs()
     original = database_url()
+    # The renders: each keeps its cache in its own process, so nothing read
+    # from the first can reach the second.
     env = {
         **os.environ,
-        "DATABASE_URL": original,
-        # Each render keeps its cache in its own process: nothing read from
-        # the first can reach the second.
         "CELERY_BROKER_URL": "memory://",
         "REDIS_URL": "",
         "ALLOWED_HOSTS": "testserver",
     }
     backup = tmp_path / "synchealth.dump"
+    deployment = production_file(tmp_path / "synchealth.env", DATABASE_URL=original)
     with scratch_database("restored", create=False) as restored:
-        done = _run([str(ROOT / "scripts" / "backup"), str(backup)], env)
+        # As docs/deploy.md runs them.
+        done = with_environment(deployment, "scripts/backup", str(backup))
         assert done.returncode == 0, done.stderr
         assert backup.stat().st_mode & 0o777 == 0o600
         assert not backup.with_name("synchealth.dump.partial").exists()
-
-        done = _run([str(ROOT / "scripts" / "restore"), str(backup), restored.rsplit("/")[-1]], env)
+        name = restored.rsplit("/")[-1]
+        done = with_environment(deployment, "scripts/restore", str(backup), name)
         assert done.returncode == 0, done.stderr
 
         assert schema_objects(restored) == schema_objects(original)
         assert row_counts(restored) == row_counts(original)
         assert sequences(restored) == sequences(original)
-        check = _run(
-            [sys.executable, "manage.py", "migrate", "--check"], env | {"DATABASE_URL": restored}
-        )
+        moved = production_file(tmp_path / "restored.env", DATABASE_URL=restored)
+        check = with_environment(moved, "python", "manage.py", "migrate", "--check")
         assert check.returncode == 0, check.stdout + check.stderr
 
         renders = {}

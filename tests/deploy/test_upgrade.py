@@ -17,12 +17,14 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.db import connection
 
 from tests.support.databases import require_client_programs, schema, scratch_database
 from tests.support.deploy import ROOT
+from tests.support.operator import production_file, with_environment
 from tests.workers import database_url
 
 pytestmark = [
@@ -45,8 +47,11 @@ def _run(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]
     return done
 
 
-def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return _run(env, sys.executable, "manage.py", *args)
+def _manage(env_file: Path, *args: str) -> str:
+    """`manage.py ARGS` as docs/deploy.md runs it (production settings, from a file)."""
+    done = with_environment(env_file, "python", "manage.py", *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def _stat(page: str, name: str) -> int:
@@ -56,8 +61,9 @@ def _stat(page: str, name: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def upgraded(django_db_setup):
-    """The previous release, filled and upgraded: (its URL, what it must show)."""
+def upgraded(django_db_setup, tmp_path_factory):
+    """The previous release, filled and upgraded: (an environment on it for the
+    test's own tools, what its pages must show, what the backfill said)."""
     require_client_programs()
     with scratch_database("upgrade") as url:
         env = {
@@ -70,10 +76,13 @@ def upgraded(django_db_setup):
         expected = json.loads(
             _run(env, sys.executable, "-m", "tests.support.previous_release").stdout
         )
-        _manage(env, "migrate", "--no-input")
-        built = _manage(env, "build_current_state")
-        _manage(env, "migrate", "--check")
-        yield env, expected, built.stdout
+        deployment = production_file(
+            tmp_path_factory.mktemp("upgrade") / "synchealth.env", DATABASE_URL=url
+        )
+        _manage(deployment, "migrate", "--no-input")
+        built = _manage(deployment, "build_current_state")
+        _manage(deployment, "migrate", "--check")
+        yield env, expected, built
 
 
 def test_the_previous_release_upgrades_to_the_schema_of_a_fresh_install(upgraded):
