@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -29,6 +30,7 @@ import httpx
 import pytest
 from django.conf import settings as django_settings
 
+from tests.support.databases import require_client_programs
 from tests.support.deploy import ROOT
 from tests.support.services import require
 from tests.workers import database_url
@@ -272,3 +274,37 @@ def test_web_worker_and_beat_start_from_their_units(running_units):
         "a task from beat run by the worker",
         started,
     )
+
+
+@pytest.mark.system
+@pytest.mark.skipif(
+    django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="backups are of a PostgreSQL deployment; this run is on SQLite",
+)
+def test_the_backup_unit_writes_a_dated_backup_and_keeps_fourteen_days(transactional_db, tmp_path):
+    require_client_programs()
+    unit = parse((DEPLOY / "synchealth-backup.service").read_text())
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    day = 24 * 3600
+    for name, age in [
+        ("synchealth-20000101T0000Z.dump", 20),
+        ("synchealth-20000102T0000Z.dump", 2),
+    ]:
+        (backups / name).write_bytes(b"an older backup")
+        os.utime(backups / name, (time.time() - age * day,) * 2)
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        **environment_file(DEPLOY / "synchealth.env"),
+        "DATABASE_URL": database_url(),
+        "STATE_DIRECTORY": str(backups),  # what StateDirectory= gives the service
+    }
+    for key in ("ExecStart", "ExecStartPost"):
+        (line,) = unit.service(key)
+        line = installed(line, tmp_path / "synchealth.env").replace("%%", "%")  # systemd's escape
+        command = shlex.split(line.replace("/var/lib/synchealth/backups", str(backups)))
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    kept = sorted(path.name for path in backups.iterdir())
+    assert kept[0] == "synchealth-20000102T0000Z.dump"  # fourteen days: the older one went
+    assert len(kept) == 2 and re.fullmatch(r"synchealth-\d{8}T\d{4}Z\.dump", kept[1])
