@@ -113,7 +113,8 @@ def _create_field_index(schema_editor: Any, model: Any, field: Any) -> None:
 
 class AddFieldIndexConcurrently(postgres.NotInTransactionMixin, migrations.AddField):
     """`AddField` of an indexed field (a foreign key): on PostgreSQL the column
-    first, then its index concurrently (AddField builds it under the lock)."""
+    first, then its index concurrently (AddField builds it in the migration's
+    transaction, while the new column's lock is held)."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         if not _on_postgresql(schema_editor):
