@@ -126,7 +126,7 @@ def _pages() -> list[tuple[str, str]]:
     return pages
 
 
-def render(out: Path, now: str | None) -> int:
+def render(out: Path, now: str | None, username: str | None = None) -> int:
     import time_machine
     from django.contrib.auth import get_user_model
     from django.test import Client
@@ -143,9 +143,12 @@ def render(out: Path, now: str | None) -> int:
         moment = newest.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     out.mkdir(parents=True, exist_ok=True)
     user_model = get_user_model()
-    user = user_model.objects.filter(is_superuser=True, username="pages-compare").first()
-    if user is None:
-        user = user_model.objects.create_superuser("pages-compare", password=None)
+    if username:
+        user = user_model.objects.get(username=username)
+    else:
+        user = user_model.objects.filter(is_superuser=True, username="pages-compare").first()
+        if user is None:
+            user = user_model.objects.create_superuser("pages-compare", password=None)
     with time_machine.travel(moment, tick=False):
         client = Client()
         client.force_login(user)
@@ -204,6 +207,7 @@ def main() -> int:
     render_cmd.add_argument("out", type=Path)
     render_cmd.add_argument("--now", help="the pinned moment (ISO 8601; default: from the data)")
     render_cmd.add_argument("--database-url", help="default: DATABASE_URL")
+    render_cmd.add_argument("--user", help="render as this user (default: a superuser)")
     diff_cmd = sub.add_parser("diff", help="compare two renders")
     diff_cmd.add_argument("before", type=Path)
     diff_cmd.add_argument("after", type=Path)
@@ -211,7 +215,7 @@ def main() -> int:
     if args.command == "diff":
         return diff(args.before, args.after)
     _setup(args.database_url)
-    return render(args.out, args.now)
+    return render(args.out, args.now, args.user)
 
 
 if __name__ == "__main__":

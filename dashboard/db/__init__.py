@@ -11,6 +11,10 @@ twin elsewhere. Both twins stay importable (`upsert_postgresql`,
 - `maintenance`: `analyze` a table (the same on both databases);
 - `state`: the `pushes` of transactions, for the current state's upkeep.
 
+`online` is the migrations' side: operations that build indexes concurrently
+on PostgreSQL and plainly elsewhere, so the big tables stay in use during an
+upgrade.
+
 Only our table and column names are interpolated into SQL; every value is a
 parameter.
 """

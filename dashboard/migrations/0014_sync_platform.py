@@ -4,11 +4,14 @@ import importlib
 
 from django.db import migrations, models
 
+from dashboard.db import online
+
 # SQLite adds the column by rebuilding the table, which drops its triggers:
 # put the rollup's triggers (migration 0009) back.
 _rollup = importlib.import_module("dashboard.migrations.0009_rollup")
 
 
+@online.holds_no_long_locks
 def restore_sqlite_triggers(apps, schema_editor):
     if schema_editor.connection.vendor == "sqlite":
         _rollup._run(schema_editor, _rollup.SQLITE_REVERSE)

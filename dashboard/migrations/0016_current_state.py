@@ -6,6 +6,8 @@ import importlib
 
 from django.db import migrations, models
 
+from dashboard.db import online
+
 # SQLite adds columns by rebuilding the table, which drops its triggers: put
 # the rollup's triggers back once the sync table is done, as 0014 does.
 restore_sqlite_triggers = importlib.import_module(
@@ -14,140 +16,194 @@ restore_sqlite_triggers = importlib.import_module(
 
 
 class Migration(migrations.Migration):
+    # The syncs table stays online (dashboard.db.online): its new columns in
+    # one short transaction, then its indexes built concurrently.
+    atomic = False
+
     dependencies = [
         ("dashboard", "0015_bulk_retry_state_choices"),
     ]
 
     operations = [
-        migrations.CreateModel(
-            name="TransactionState",
-            fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+        online.InTransaction(
+            [
+                migrations.CreateModel(
+                    name="TransactionState",
+                    fields=[
+                        (
+                            "id",
+                            models.BigAutoField(
+                                auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                            ),
+                        ),
+                        ("transaction_id", models.UUIDField(help_text="The core ID.")),
+                        ("last_sync_utc", models.DateTimeField(help_text="That sync's syncUtc.")),
+                        (
+                            "status",
+                            models.PositiveSmallIntegerField(
+                                choices=[
+                                    (0, "Unknown"),
+                                    (1, "Pending"),
+                                    (2, "ValidationError"),
+                                    (3, "Completed"),
+                                    (4, "PushError"),
+                                    (5, "Failed"),
+                                ],
+                                help_text="Its status in that sync.",
+                            ),
+                        ),
+                        (
+                            "outstanding",
+                            models.BooleanField(
+                                help_text="Failed, or pending in a sync that has ended: still to be pushed."
+                            ),
+                        ),
+                        ("updated", models.DateTimeField(default=django.utils.timezone.now)),
+                    ],
+                ),
+                migrations.AddField(
+                    model_name="company",
+                    name="items_outstanding",
+                    field=models.PositiveIntegerField(
+                        default=0,
+                        help_text="Mirror: transactions whose latest push failed or ended pending.",
                     ),
                 ),
-                ("transaction_id", models.UUIDField(help_text="The core ID.")),
-                ("last_sync_utc", models.DateTimeField(help_text="That sync's syncUtc.")),
-                (
-                    "status",
-                    models.PositiveSmallIntegerField(
-                        choices=[
-                            (0, "Unknown"),
-                            (1, "Pending"),
-                            (2, "ValidationError"),
-                            (3, "Completed"),
-                            (4, "PushError"),
-                            (5, "Failed"),
-                        ],
-                        help_text="Its status in that sync.",
+                migrations.AddField(
+                    model_name="company",
+                    name="state_built_at",
+                    field=models.DateTimeField(
+                        blank=True,
+                        help_text="Mirror: when `manage.py build_current_state` last built this company's current state from its history (ingest keeps it up to date after that).",
+                        null=True,
                     ),
                 ),
-                (
-                    "outstanding",
-                    models.BooleanField(
-                        help_text="Failed, or pending in a sync that has ended: still to be pushed."
+                migrations.AddField(
+                    model_name="company",
+                    name="syncs_outstanding",
+                    field=models.PositiveIntegerField(
+                        default=0,
+                        help_text="Mirror: original syncs (not retries) with an outstanding item.",
                     ),
                 ),
-                ("updated", models.DateTimeField(default=django.utils.timezone.now)),
-            ],
+                migrations.AddField(
+                    model_name="retryrequest",
+                    name="completed",
+                    field=models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Of the requested items, how many the new sync completed.",
+                        null=True,
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="retryrequest",
+                    name="not_repushed",
+                    field=models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Of the requested items, how many the new sync left out.",
+                        null=True,
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="retryrequest",
+                    name="not_repushed_reasons",
+                    field=models.JSONField(
+                        blank=True, default=dict, help_text="{reason: count} for the items left out."
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="retryrequest",
+                    name="other_items",
+                    field=models.PositiveIntegerField(
+                        default=0,
+                        help_text="Outstanding items of those syncs that are not this sync's: they go along.",
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="retryrequest",
+                    name="sync_ids",
+                    field=models.JSONField(
+                        default=list,
+                        help_text="The syncs named in the POST: for each outstanding item, the sync where it last failed (the tip of its retry chain).",
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="sync",
+                    name="chain_category",
+                    field=models.PositiveSmallIntegerField(
+                        blank=True,
+                        choices=[(0, "In progress"), (1, "Success"), (2, "Failed")],
+                        help_text="Mirror: what this sync and its retries count as, at this sync's place in the timeline (resolved counts as a success); empty for a retry, which is part of another's.",
+                        null=True,
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="sync",
+                    name="items_outstanding",
+                    field=models.PositiveIntegerField(
+                        db_default=0,
+                        default=0,
+                        help_text="Mirror: this sync's items whose transaction is still outstanding (its latest push, here or in a later sync, failed or ended pending).",
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="sync",
+                    name="resolved_at",
+                    field=models.DateTimeField(
+                        blank=True,
+                        help_text="Mirror: when the last of its outstanding items was pushed (the resolving sync's start); empty while any is outstanding, or if none ever was.",
+                        null=True,
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="retryrequest",
+                    name="pushed",
+                    field=models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Of the requested items, how many the new sync pushed.",
+                        null=True,
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="transactionstate",
+                    name="company",
+                    field=models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="dashboard.company",
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="transactionstate",
+                    name="last_sync",
+                    field=models.ForeignKey(
+                        help_text="The latest sync that pushed it.",
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="dashboard.sync",
+                    ),
+                ),
+                migrations.AddIndex(
+                    model_name="transactionstate",
+                    index=models.Index(fields=["transaction_id"], name="transaction_state_tid"),
+                ),
+                migrations.AddIndex(
+                    model_name="transactionstate",
+                    index=models.Index(
+                        condition=models.Q(("outstanding", True)),
+                        fields=["last_sync"],
+                        name="transaction_state_tip",
+                    ),
+                ),
+                migrations.AddConstraint(
+                    model_name="transactionstate",
+                    constraint=models.UniqueConstraint(
+                        fields=("company", "transaction_id"), name="transaction_state_key"
+                    ),
+                ),
+            ]
         ),
-        migrations.AddField(
-            model_name="company",
-            name="items_outstanding",
-            field=models.PositiveIntegerField(
-                default=0,
-                help_text="Mirror: transactions whose latest push failed or ended pending.",
-            ),
-        ),
-        migrations.AddField(
-            model_name="company",
-            name="state_built_at",
-            field=models.DateTimeField(
-                blank=True,
-                help_text="Mirror: when `manage.py build_current_state` last built this company's current state from its history (ingest keeps it up to date after that).",
-                null=True,
-            ),
-        ),
-        migrations.AddField(
-            model_name="company",
-            name="syncs_outstanding",
-            field=models.PositiveIntegerField(
-                default=0,
-                help_text="Mirror: original syncs (not retries) with an outstanding item.",
-            ),
-        ),
-        migrations.AddField(
-            model_name="retryrequest",
-            name="completed",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Of the requested items, how many the new sync completed.",
-                null=True,
-            ),
-        ),
-        migrations.AddField(
-            model_name="retryrequest",
-            name="not_repushed",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Of the requested items, how many the new sync left out.",
-                null=True,
-            ),
-        ),
-        migrations.AddField(
-            model_name="retryrequest",
-            name="not_repushed_reasons",
-            field=models.JSONField(
-                blank=True, default=dict, help_text="{reason: count} for the items left out."
-            ),
-        ),
-        migrations.AddField(
-            model_name="retryrequest",
-            name="other_items",
-            field=models.PositiveIntegerField(
-                default=0,
-                help_text="Outstanding items of those syncs that are not this sync's: they go along.",
-            ),
-        ),
-        migrations.AddField(
-            model_name="retryrequest",
-            name="sync_ids",
-            field=models.JSONField(
-                default=list,
-                help_text="The syncs named in the POST: for each outstanding item, the sync where it last failed (the tip of its retry chain).",
-            ),
-        ),
-        migrations.AddField(
-            model_name="sync",
-            name="chain_category",
-            field=models.PositiveSmallIntegerField(
-                blank=True,
-                choices=[(0, "In progress"), (1, "Success"), (2, "Failed")],
-                help_text="Mirror: what this sync and its retries count as, at this sync's place in the timeline (resolved counts as a success); empty for a retry, which is part of another's.",
-                null=True,
-            ),
-        ),
-        migrations.AddField(
-            model_name="sync",
-            name="items_outstanding",
-            field=models.PositiveIntegerField(
-                db_default=0,
-                default=0,
-                help_text="Mirror: this sync's items whose transaction is still outstanding (its latest push, here or in a later sync, failed or ended pending).",
-            ),
-        ),
-        migrations.AddField(
-            model_name="sync",
-            name="resolved_at",
-            field=models.DateTimeField(
-                blank=True,
-                help_text="Mirror: when the last of its outstanding items was pushed (the resolving sync's start); empty while any is outstanding, or if none ever was.",
-                null=True,
-            ),
-        ),
-        migrations.AddField(
+        online.AddFieldIndexConcurrently(
             model_name="sync",
             name="resolved_by",
             field=models.ForeignKey(
@@ -159,16 +215,7 @@ class Migration(migrations.Migration):
                 to="dashboard.sync",
             ),
         ),
-        migrations.AlterField(
-            model_name="retryrequest",
-            name="pushed",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Of the requested items, how many the new sync pushed.",
-                null=True,
-            ),
-        ),
-        migrations.AddIndex(
+        online.AddIndexConcurrently(
             model_name="sync",
             index=models.Index(
                 condition=models.Q(("items_outstanding__gt", 0)),
@@ -176,7 +223,7 @@ class Migration(migrations.Migration):
                 name="sync_outstanding_time",
             ),
         ),
-        migrations.AddIndex(
+        online.AddIndexConcurrently(
             model_name="sync",
             index=models.Index(
                 condition=models.Q(("resolved_at__isnull", False)),
@@ -184,7 +231,7 @@ class Migration(migrations.Migration):
                 name="sync_resolved_time",
             ),
         ),
-        migrations.AddIndex(
+        online.AddIndexConcurrently(
             model_name="sync",
             index=models.Index(
                 condition=models.Q(("items_outstanding__gt", 0)),
@@ -192,50 +239,13 @@ class Migration(migrations.Migration):
                 name="sync_company_outstanding",
             ),
         ),
-        migrations.AddIndex(
+        online.AddIndexConcurrently(
             model_name="sync",
             index=models.Index(
                 condition=models.Q(("chain_category", 2)),
                 fields=["sync_utc"],
                 include=("company", "error_fingerprint", "id"),
                 name="sync_failing_chains",
-            ),
-        ),
-        migrations.AddField(
-            model_name="transactionstate",
-            name="company",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="+",
-                to="dashboard.company",
-            ),
-        ),
-        migrations.AddField(
-            model_name="transactionstate",
-            name="last_sync",
-            field=models.ForeignKey(
-                help_text="The latest sync that pushed it.",
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="+",
-                to="dashboard.sync",
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="transactionstate",
-            index=models.Index(fields=["transaction_id"], name="transaction_state_tid"),
-        ),
-        migrations.AddIndex(
-            model_name="transactionstate",
-            index=models.Index(
-                condition=models.Q(("outstanding", True)),
-                fields=["last_sync"],
-                name="transaction_state_tip",
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="transactionstate",
-            constraint=models.UniqueConstraint(
-                fields=("company", "transaction_id"), name="transaction_state_key"
             ),
         ),
         migrations.RunPython(restore_sqlite_triggers, migrations.RunPython.noop),

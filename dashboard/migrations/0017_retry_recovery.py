@@ -12,9 +12,12 @@ from django.conf import settings
 from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
 
+from dashboard.db import online
+
 OLD_LEASE = timedelta(minutes=5)
 
 
+@online.holds_no_long_locks  # permissions, and the few retry requests running
 def grant_and_lease(apps, schema_editor):
     for app_config in apps.get_app_configs():
         app_config.models_module = True

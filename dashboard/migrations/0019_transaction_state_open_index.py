@@ -2,15 +2,19 @@
 
 from django.db import migrations, models
 
+from dashboard.db import online
+
 
 class Migration(migrations.Migration):
+    # Built concurrently: the current state's table stays writable (dashboard.db.online).
+    atomic = False
 
     dependencies = [
         ('dashboard', '0018_bulk_members'),
     ]
 
     operations = [
-        migrations.AddIndex(
+        online.AddIndexConcurrently(
             model_name='transactionstate',
             index=models.Index(condition=models.Q(('outstanding', True)), fields=['company'], name='transaction_state_open'),
         ),

@@ -2,28 +2,33 @@
 
 from django.db import migrations, models
 
+from dashboard.db import online
+
 
 class Migration(migrations.Migration):
+    # Concurrently, the new indexes before the old ones go, so the pages that
+    # read them always have one (dashboard.db.online).
+    atomic = False
 
     dependencies = [
         ('dashboard', '0019_transaction_state_open_index'),
     ]
 
     operations = [
-        migrations.RemoveIndex(
-            model_name='sync',
-            name='sync_outstanding_time',
-        ),
-        migrations.RemoveIndex(
-            model_name='sync',
-            name='sync_company_outstanding',
-        ),
-        migrations.AddIndex(
+        online.AddIndexConcurrently(
             model_name='sync',
             index=models.Index(condition=models.Q(('items_outstanding__gt', 0), ('retry_of__isnull', True)), fields=['-sync_utc', '-id'], name='sync_outstanding_orig'),
         ),
-        migrations.AddIndex(
+        online.AddIndexConcurrently(
             model_name='sync',
             index=models.Index(condition=models.Q(('items_outstanding__gt', 0), ('retry_of__isnull', True)), fields=['company', '-sync_utc'], name='sync_company_outstanding_orig'),
+        ),
+        online.RemoveIndexConcurrently(
+            model_name='sync',
+            name='sync_outstanding_time',
+        ),
+        online.RemoveIndexConcurrently(
+            model_name='sync',
+            name='sync_company_outstanding',
         ),
     ]

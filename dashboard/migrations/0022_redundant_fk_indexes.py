@@ -7,6 +7,8 @@ import importlib
 import django.db.models.deletion
 from django.db import migrations, models
 
+from dashboard.db import online
+
 # SQLite remakes a table to change a column, and the rollup's triggers on the
 # syncs table go with it.
 restore_sqlite_triggers = importlib.import_module(
@@ -15,23 +17,24 @@ restore_sqlite_triggers = importlib.import_module(
 
 
 class Migration(migrations.Migration):
+    atomic = False
 
     dependencies = [
         ('dashboard', '0021_company_outstanding_index'),
     ]
 
     operations = [
-        migrations.AlterField(
+        online.DropFieldIndexConcurrently(
             model_name='pushitem',
             name='sync',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='items', to='dashboard.sync'),
         ),
-        migrations.AlterField(
+        online.DropFieldIndexConcurrently(
             model_name='sync',
             name='company',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='syncs', to='dashboard.company'),
         ),
-        migrations.AlterField(
+        online.DropFieldIndexConcurrently(
             model_name='transactionstate',
             name='company',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='dashboard.company'),
