@@ -9,9 +9,12 @@ from django.conf import settings
 from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
 
+from dashboard.db import online
+
 LEAD_PERMISSIONS = ["view_accessevent", "export_beyond_cap"]
 
 
+@online.holds_no_long_locks  # permissions and groups only
 def grant(apps, schema_editor):
     # Permissions are normally made after migrations; make them now.
     for app_config in apps.get_app_configs():
