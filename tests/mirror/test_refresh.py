@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.core.management import call_command
 
 from dashboard import ingest, vocabulary
@@ -92,6 +93,7 @@ def test_an_idle_refresh_costs_one_request_per_company_and_writes_nothing(upstre
     assert _write_statements(queries.captured_queries) == []
 
 
+@pytest.mark.system  # takes seconds: `make test` and CI run it
 def test_one_changed_sync_costs_one_more_request_per_page_of_its_items(
     api, sandbox_url, api_key, limiter, small_estate
 ):
@@ -161,6 +163,7 @@ def assert_mirror_exact_for(company) -> None:
     assert seen == truth
 
 
+@pytest.mark.system  # takes seconds: `make test` and CI run it
 def test_faults_lose_and_duplicate_nothing(upstream, small_estate, sandbox_config):
     sandbox_config.error_rate = 0.2
     sandbox_config.rate_limit_storm_rate = 0.03

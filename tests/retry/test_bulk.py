@@ -176,6 +176,7 @@ def _confirmed(lead, scope: str = SCOPE) -> mirror.BulkRetry:
     return bulk
 
 
+@pytest.mark.system  # takes seconds: `make test` and CI run it
 def test_many_workers_retry_many_companies_once_each_inside_the_per_company_cap(
     lead, aimed, sandbox_config, settings
 ):

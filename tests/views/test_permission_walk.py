@@ -457,6 +457,7 @@ def test_the_dashboard_and_accounts_answer_each_role_as_the_table_says(walk_esta
     assert asked > 6 * len(DASHBOARD)
 
 
+@pytest.mark.system  # takes seconds: `make test` and CI run it
 def test_django_admin_lets_in_only_staff(walk_estate):
     walks = {
         key: Walk(url, answers, private=False)
