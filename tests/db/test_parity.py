@@ -297,3 +297,44 @@ def test_pushes_agree(syncs):
     portable = sorted(db_state.pushes_portable(company, wanted), key=str)
     assert fast == portable and len(fast) == 3
     assert db_state.pushes_postgresql(company + 999, wanted) == []
+
+
+def unfinished_pushes() -> tuple[list[int], set[tuple[int, int]]]:
+    """Two companies pushing the same transactions: (the syncs, the pairs retention must see)."""
+    from tests.support.factories import make_company
+    from tests.support.factories import make_sync as make_tracked_sync
+    from tests.support.retention import DONE, FAILED
+
+    a, b = uuid.uuid4(), uuid.uuid4()
+    first, second = make_company(), make_company()
+    failed = make_tracked_sync(
+        first, code=5130, ago=timedelta(days=9), items=[FAILED, FAILED], transaction_ids=[a, b]
+    )
+    resolver = make_tracked_sync(first, ago=timedelta(days=8), items=[DONE], transaction_ids=[a])
+    later = make_tracked_sync(
+        first, ago=timedelta(days=7), items=[DONE, DONE], transaction_ids=[a, b]
+    )
+    # The same IDs in another company are another company's transactions.
+    elsewhere = make_tracked_sync(
+        second, code=5130, ago=timedelta(days=10), items=[FAILED], transaction_ids=[a]
+    )
+    syncs = [failed.pk, resolver.pk, later.pk, elsewhere.pk]
+    return syncs, {(resolver.pk, failed.pk), (later.pk, failed.pk)}
+
+
+@postgresql_only
+def test_earlier_unfinished_pushes_agree():
+    from dashboard.db import retention as db_retention
+
+    syncs, expected = unfinished_pushes()
+    assert db_retention.earlier_unfinished_postgresql(syncs) == expected
+    assert db_retention.earlier_unfinished_portable(syncs) == expected
+    assert db_retention.earlier_unfinished_postgresql([]) == set()
+
+
+def test_the_portable_earlier_unfinished_pushes_pair_each_sync_with_older_failures():
+    from dashboard.db import retention as db_retention
+
+    syncs, expected = unfinished_pushes()
+    assert db_retention.earlier_unfinished_portable(syncs) == expected
+    assert db_retention.earlier_unfinished_portable(syncs[:1]) == set()
