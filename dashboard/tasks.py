@@ -59,6 +59,9 @@ def refresh_company_task(self: Task, company_id: str, force: bool = False) -> di
         try:
             company = ingest.ensure_company(client, company_id)
             stats = ingest.refresh_company(client, company, force=force)
+        except ingest.CompanyPurged:
+            log.info("refresh of %s: its data was purged; not mirrored", company_id)
+            return {"syncs": 0, "items": 0, "requests": client.requests_made}
         except UpstreamError as exc:
             _retry_later(self, exc)
         return {
