@@ -269,6 +269,20 @@ def test_both_advisory_locks_take_a_free_lock():
             assert locks.advisory_lock_portable(0x5F11C4EA9, wait=wait)
 
 
+@postgresql_only
+def test_many_advisory_locks_are_taken_in_one_statement_and_held():
+    keys = [0x5F11C4EB0, 0x5F11C4EB1, 0x5F11C4EB2]
+    with transaction.atomic():
+        locks.advisory_locks_postgresql(keys)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] == 3
+    assert locks.advisory_locks_portable(keys) is None
+
+
 def test_the_public_advisory_lock_takes_a_free_lock():
     with transaction.atomic():
         assert locks.advisory_lock(0x5F11C4EA9, wait=False)
@@ -299,7 +313,7 @@ def test_pushes_agree(syncs):
     assert db_state.pushes_postgresql(company + 999, wanted) == []
 
 
-def unfinished_pushes() -> tuple[list[int], set[tuple[int, int]]]:
+def unfinished_pushes() -> tuple[list[tuple[int, int, datetime]], set[tuple[int, int]]]:
     """Two companies pushing the same transactions: (the syncs, the pairs retention must see)."""
     from tests.support.factories import make_company
     from tests.support.factories import make_sync as make_tracked_sync
@@ -318,7 +332,7 @@ def unfinished_pushes() -> tuple[list[int], set[tuple[int, int]]]:
     elsewhere = make_tracked_sync(
         second, code=5130, ago=timedelta(days=10), items=[FAILED], transaction_ids=[a]
     )
-    syncs = [failed.pk, resolver.pk, later.pk, elsewhere.pk]
+    syncs = [(s.pk, s.company_id, s.sync_utc) for s in (failed, resolver, later, elsewhere)]
     return syncs, {(resolver.pk, failed.pk), (later.pk, failed.pk)}
 
 
