@@ -204,9 +204,11 @@ def _chains(roots: list[int]) -> list[Chain]:
     frontier = list(roots)
     # A retry names its original; follow further links too, should one name a retry.
     while frontier:
-        found = list(
-            Sync.objects.filter(retry_of_id__in=frontier).exclude(pk__in=root_of).values(*_FIELDS)
-        )
+        found = [
+            row
+            for row in Sync.objects.filter(retry_of_id__in=frontier).values(*_FIELDS)
+            if row["pk"] not in root_of
+        ]
         for row in found:
             root_of[row["pk"]] = root_of[row["retry_of_id"]]
             chains[root_of[row["pk"]]].syncs.append(row)
@@ -251,7 +253,9 @@ def keep(chains: list[Chain], before: datetime, pruned: set[int]) -> dict[int, s
     for root, why in _streaks(chains).items():
         kept.setdefault(root, why)
     requests = _requests(chains)
-    pairs = db_retention.earlier_unfinished(list(root_of))
+    pairs = db_retention.earlier_unfinished(
+        [(row["pk"], row["company_id"], row["sync_utc"]) for chain in chains for row in chain.syncs]
+    )
     # Keeping one chain may keep another (a request it holds, a push it needs).
     changed = True
     while changed:
