@@ -1,7 +1,7 @@
 """`make bench`: run the benchmarks (or the ones named: python -m bench ingest ui).
 
 Parts: estate (the sandbox's large estate), ingest (part 1), ui (part 2),
-bulk_retry (part 3). Each prints its figures, and as its last line a JSON
+bulk_retry (part 3), retention (part 6). Each prints its figures, and as its last line a JSON
 object; docs/benchmarks.md records them with the command that made them.
 """
 
@@ -15,6 +15,7 @@ PARTS = {
     "ui": "bench.ui",
     "bulk_retry": "bench.bulk_retry",
     "estate": "bench.estate",
+    "retention": "bench.retention",
 }
 
 
