@@ -578,7 +578,11 @@ def group_key(status_code: int, fingerprint: str) -> str:
 
 
 class RetryRequest(models.Model):
-    """One request to re-push a sync's failed items: the audit record, kept for ever."""
+    """One request to re-push a sync's failed items: the audit record.
+
+    Kept as long as the history it names (`dashboard.retention.history`), or
+    until its company is purged.
+    """
 
     key = models.UUIDField(unique=True, help_text="Idempotency-Key sent to the upstream.")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
