@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -60,8 +60,6 @@ from ..vocabulary import (
 
 # Where the next batch starts: the last original read, by start then pk.
 Cursor = tuple[datetime, int]
-# A request's sync may start a little after the request, by the upstream's clock.
-CLOCK_SKEW = timedelta(days=1)
 _FIELDS = (
     "pk",
     "sync_id",
@@ -123,6 +121,7 @@ def batches(
     max_items = max_items or settings.RETENTION_BATCH_ITEMS
     cursor: Cursor | None = None
     pruned: set[int] = set()
+    named = named_by_requests()
     retried = False
     while True:
         try:
@@ -133,6 +132,7 @@ def batches(
                 max_items=max_items,
                 dry_run=dry_run,
                 pruned=pruned,
+                named=named,
             )
         except ProtectedError:
             # A retry request named one of its syncs meanwhile: choose again, once.
@@ -159,11 +159,13 @@ def prune_batch(
     max_items: int,
     dry_run: bool = False,
     pruned: set[int] | None = None,
+    named: Named | None = None,
 ) -> Batch:
     """Read the next chains older than `before` (at most `max_syncs` syncs and `max_items`
     items, or one chain larger than that) and remove those that may go.
 
     `pruned`: in a dry run, the syncs earlier batches would have removed.
+    `named`: `named_by_requests()`, read once for many batches.
     """
     with transaction.atomic():
         heads = Sync.objects.filter(retry_of__isnull=True, sync_utc__lt=before)
@@ -180,7 +182,9 @@ def prune_batch(
         chains = _take(_chains([pk for pk, _ in roots]), max_syncs, max_items)
         last = chains[-1].root
         cursor = (last["sync_utc"], last["pk"])
-        kept = keep(chains, before, pruned or set())
+        kept = keep(
+            chains, before, pruned or set(), named_by_requests() if named is None else named
+        )
         going = [chain for chain in chains if chain.root["pk"] not in kept]
         pks = {row["pk"] for chain in going for row in chain.syncs}
         counts: Counter[str] = Counter()
@@ -229,7 +233,7 @@ def _take(chains: list[Chain], max_syncs: int, max_items: int) -> list[Chain]:
     return taken
 
 
-def keep(chains: list[Chain], before: datetime, pruned: set[int]) -> dict[int, str]:
+def keep(chains: list[Chain], before: datetime, pruned: set[int], named: Named) -> dict[int, str]:
     """The chains that stay, by their original's pk, each with why."""
     kept: dict[int, str] = {}
     root_of = {row["pk"]: chain.root["pk"] for chain in chains for row in chain.syncs}
@@ -252,7 +256,7 @@ def keep(chains: list[Chain], before: datetime, pruned: set[int]) -> dict[int, s
         kept.setdefault(root_of[pk], BULK_RETRY)
     for root, why in _streaks(chains).items():
         kept.setdefault(root, why)
-    requests = _requests(chains)
+    requests = _requests(chains, named)
     pairs = db_retention.earlier_unfinished(
         [(row["pk"], row["company_id"], row["sync_utc"]) for chain in chains for row in chain.syncs]
     )
@@ -323,28 +327,54 @@ def _counts_as(row: dict[str, Any]) -> int:
     return row["category"] if row["chain_category"] is None else row["chain_category"]
 
 
-def _requests(chains: list[Chain]) -> list[dict[str, Any]]:
+# A request, as `keep` reads it: its sync's pk, the syncs its POST named (by
+# sync ID, as text), the sync it started, its state and when it was made.
+Request = dict[str, Any]
+# The requests whose POST named each sync, by sync ID (text).
+Named = dict[str, list[Request]]
+_REQUEST = ("pk", "sync_id", "sync_ids", "new_sync_id", "state", "created_at")
+
+
+def named_by_requests() -> Named:
+    """Every request that named syncs in its POST, by each sync it named.
+
+    Read once for a run: the list is JSON, which no index reads. A request
+    made during the run names only syncs with outstanding items, which stay.
+    """
+    named: Named = {}
+    for row in RetryRequest.objects.values(*_REQUEST).iterator(chunk_size=5000):
+        for text in row["sync_ids"] or []:
+            named.setdefault(str(text), []).append(row)
+    return named
+
+
+def _requests(chains: list[Chain], named: Named) -> list[Request]:
     """The retry requests that name these syncs, each with the pks of those it names.
 
     A request names the sync it retries, the syncs its POST named and the sync
-    it started; only its company's requests made since the first sync can.
+    it started.
     """
     pks = {str(row["sync_id"]): row["pk"] for chain in chains for row in chain.syncs}
+    sync_ids = [row["sync_id"] for chain in chains for row in chain.syncs]
+    found = {
+        row["pk"]: row
+        for row in RetryRequest.objects.filter(
+            Q(sync_id__in=list(pks.values())) | Q(new_sync_id__in=sync_ids)
+        ).values(*_REQUEST)
+    }
+    for text in pks:
+        for row in named.get(text, ()):
+            found.setdefault(row["pk"], row)
     members = set(pks.values())
-    companies = {chain.root["company_id"] for chain in chains}
-    since = min(row["sync_utc"] for chain in chains for row in chain.syncs) - CLOCK_SKEW
     requests = []
-    for row in RetryRequest.objects.filter(company_id__in=companies, created_at__gte=since).values(
-        "sync_id", "new_sync_id", "sync_ids", "state", "created_at"
-    ):
+    for row in found.values():
         texts = {str(text) for text in row["sync_ids"] or []}
         if row["new_sync_id"] is not None:
             texts.add(str(row["new_sync_id"]))
-        named = {pks[text] for text in texts if text in pks}
+        names = {pks[text] for text in texts if text in pks}
         if row["sync_id"] in members:
-            named.add(row["sync_id"])
-        if named:
-            requests.append({**row, "named": named})
+            names.add(row["sync_id"])
+        requests.append({**row, "named": names})
     return requests
 
 

@@ -253,3 +253,20 @@ def test_an_old_request_that_stays_keeps_the_sync_it_started_in_another_chain(db
     counts = prune()
     assert Sync.objects.filter(pk=started.pk).exists()
     assert counts[history.RETRY_REQUEST] == 1
+
+
+def test_a_sync_named_in_the_post_of_a_request_that_stays_stays(db):
+    from tests.support.retention import FAILED, request
+
+    user = make_user("someone")
+    company = make_company()
+    outstanding = make_sync(company, code=5130, ago=days(500), items=[FAILED])
+    # Where another of its transactions last failed: a chain of its own, resolved since.
+    tip = make_sync(company, code=5130, ago=days(499), items=[FAILED])
+    failed = PushItem.objects.filter(sync=tip).values_list("transaction_id", flat=True)
+    make_sync(company, ago=days(498), items=[DONE], transaction_ids=list(failed))
+    request(user, outstanding, ago=days(497), state="completed", sync_ids=[str(tip.sync_id)])
+    make_sync(company, ago=days(1), items=[DONE])
+    prune(max_syncs=1)  # the request's sync and the one it named in batches of their own
+    # The request stays with the outstanding sync it retried, and so does what it named.
+    assert Sync.objects.filter(pk=tip.pk).exists()
