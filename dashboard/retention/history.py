@@ -30,7 +30,7 @@ ingest's writes take it), read in time order from where the last one stopped.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -173,7 +173,12 @@ def prune_batch(
             heads = heads.filter(sync_utc__gte=after[0]).exclude(
                 sync_utc=after[0], pk__lte=after[1]
             )
-        roots = list(heads.order_by("sync_utc", "pk").values_list("pk", "company_id")[:max_syncs])
+        roots = _within(
+            heads.order_by("sync_utc", "pk").values_list("pk", "company_id", "items_total")[
+                :max_syncs
+            ],
+            max_items,
+        )
         if not roots:
             return Batch(Counter(), None)
         if not dry_run:
@@ -198,6 +203,18 @@ def prune_batch(
         elif pks:
             counts.update(remove_syncs(sorted(pks)))
     return Batch(counts, cursor, pks)
+
+
+def _within(roots: Iterable[tuple[int, int, int]], max_items: int) -> list[tuple[int, int]]:
+    """(pk, company) of the first originals whose own items fit in `max_items` (at least one)."""
+    taken: list[tuple[int, int]] = []
+    items = 0
+    for pk, company, total in roots:
+        items += total
+        if taken and items > max_items:
+            break
+        taken.append((pk, company))
+    return taken
 
 
 def _chains(roots: list[int]) -> list[Chain]:
