@@ -22,7 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import events, history, purge
-from .purge import is_purged, request_purge
+from .purge import request_purge
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,6 @@ __all__ = [
     "Step",
     "events",
     "history",
-    "is_purged",
     "one_by_one",
     "purge",
     "request_purge",

@@ -65,10 +65,6 @@ def request_purge(
     )
 
 
-def is_purged(company_id: uuid.UUID | str) -> bool:
-    return PurgeRecord.objects.filter(company_id=company_id).exists()
-
-
 def purge(
     record_pk: int,
     *,
