@@ -1,9 +1,10 @@
 """`make bench`: run the benchmarks (or the ones named: python -m bench ingest ui).
 
 Parts: estate (the sandbox's large estate), ingest (part 1), ui (part 2),
-bulk_retry (part 3), migrations (part 6: an upgrade's locks). Each prints
-its figures, and as its last line a JSON object; docs/benchmarks.md records
-them with the command that made them.
+bulk_retry (part 3), migrations (part 6: an upgrade's locks), retention
+(part 7: pruning while the pages are read). Each prints its figures, and as
+its last line a JSON object; docs/benchmarks.md records them with the
+command that made them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ PARTS = {
     "bulk_retry": "bench.bulk_retry",
     "estate": "bench.estate",
     "migrations": "bench.migrations",
+    "retention": "bench.retention",
 }
 
 

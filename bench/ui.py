@@ -76,7 +76,11 @@ def _indexes(cursor, tables: list[str]) -> list[tuple[str, str]]:
     return list(cursor.fetchall())
 
 
-def build() -> None:
+def build(
+    companies: int = COMPANIES, syncs: int = SYNCS, items_per_sync: int = ITEMS_PER_SYNC,
+    days: int = DAYS,
+) -> None:  # fmt: skip
+    """Load `syncs` syncs of `companies` companies spread over `days` days (COPY)."""
     from django.db import connection
 
     from dashboard.fingerprint import fingerprint
@@ -101,7 +105,7 @@ def build() -> None:
             "platform_name, connection_status, created, first_seen, updated, failing_streak, "
             "failing_since, items_outstanding, syncs_outstanding) FROM STDIN"
         ) as copy:
-            for n in range(1, COMPANIES + 1):
+            for n in range(1, companies + 1):
                 streak = rng.choice([0] * 20 + [1, 2, 3, 5, 8, 13])
                 copy.write_row(
                     (n, uuid.UUID(int=rng.getrandbits(128), version=4), f"Company {n} Ltd", "",
@@ -140,16 +144,16 @@ def build() -> None:
             sync_rows.clear()
             item_rows.clear()
 
-        for n in range(1, SYNCS + 1):
+        for n in range(1, syncs + 1):
             code = rng.choices(codes, weights)[0]
             running = code in (1000, 1010)
             age = (
                 timedelta(minutes=rng.uniform(0, 40))
                 if running
-                else timedelta(seconds=rng.uniform(0, DAYS * 86400))
+                else timedelta(seconds=rng.uniform(0, days * 86400))
             )
             start = now - age
-            total = 0 if code == 2040 else max(1, int(rng.gauss(ITEMS_PER_SYNC, 4)))
+            total = 0 if code == 2040 else max(1, int(rng.gauss(items_per_sync, 4)))
             failed = 0
             if code == 5130:
                 failed = max(1, total // rng.choice([1, 2, 4, 10]))
@@ -171,7 +175,7 @@ def build() -> None:
             duration = None if running else int(rng.uniform(5, 600))
             # Drawn in the order the load has always drawn them (same estate).
             sync_uuid = uuid.UUID(int=rng.getrandbits(128), version=4)
-            company = rng.randint(1, COMPANIES)
+            company = rng.randint(1, companies)
             sync_rows.append(
                 (n, sync_uuid, company,
                  code, "", message, message, start, code == 2000, sync_category(code, failed),
@@ -193,14 +197,14 @@ def build() -> None:
                 )  # fmt: skip
             if failed_ids and code in (5130, 2000) and chains.random() < RETRIED:
                 retried.append((n, company, start, failed_ids))
-            if len(item_rows) >= 200_000 or n == SYNCS:
+            if len(item_rows) >= 200_000 or n == syncs:
                 flush()
             if n % 100_000 == 0:
                 elapsed = time.monotonic() - started
                 print(f"  {n:,} syncs, {item_id:,} items, {elapsed:.0f}s", flush=True)
         # Retry chains: some failed syncs retried once or twice, each retry
         # re-pushing what is still outstanding; most items complete.
-        sync_n = SYNCS
+        sync_n = syncs
         for original, company, start, outstanding in retried:
             parent_start = start
             for _attempt in range(chains.choice([1, 1, 2])):
@@ -228,7 +232,7 @@ def build() -> None:
             if len(item_rows) >= 200_000:
                 flush()
         flush()
-        print(f"  {sync_n - SYNCS:,} retries of {len(retried):,} failed syncs", flush=True)
+        print(f"  {sync_n - syncs:,} retries of {len(retried):,} failed syncs", flush=True)
         print(f"  rebuilding {len(dropped)} indexes ...", flush=True)
         for _, definition in dropped:
             cursor.execute(definition)

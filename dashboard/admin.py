@@ -11,10 +11,16 @@ rollupdirty/). The audit logs can be read, never changed.
 
 from __future__ import annotations
 
-from django.contrib import admin
+from functools import partial
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db import transaction
+from django.db.models import Count, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 
 from .models import (
@@ -22,6 +28,7 @@ from .models import (
     BulkRetry,
     Company,
     ConfigSnapshot,
+    PurgeRecord,
     PushItem,
     RankingSnapshot,
     RefreshState,
@@ -33,7 +40,9 @@ from .models import (
     UserPreference,
     WebhookEvent,
 )
-from .vocabulary import BulkState
+from .retention import request_purge
+from .tasks import purge_company_task
+from .vocabulary import BulkState, PurgeReason
 
 
 class CappedPaginator(Paginator):
@@ -77,11 +86,69 @@ class InternalAdmin(ReadOnlyAdmin):
         return False
 
 
+class PurgeForm(forms.Form):
+    reason = forms.ChoiceField(choices=PurgeReason.choices)
+
+
 @admin.register(Company)
 class CompanyAdmin(ReadOnlyAdmin):
     list_display = ("name", "company_id", "platform_name", "connection_status", "first_seen")
     list_filter = ("platform_name", "connection_status")
     search_fields = ("=company_id", "name")
+    actions = ["purge"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # A plain delete would leave its webhook events and no record, and the
+        # next poll would mirror it again: companies are erased by the purge.
+        return False
+
+    def has_purge_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("dashboard.purge_company")
+
+    @admin.action(permissions=["purge"], description="Erase the selected companies' data")
+    def purge(self, request: HttpRequest, queryset: QuerySet[Company]) -> HttpResponse | None:
+        """Ask which reason and confirm, listing what goes; then queue one purge per company."""
+        form = PurgeForm(request.POST if request.POST.get("post") == "yes" else None)
+        if form.is_valid():
+            for company_id in queryset.values_list("company_id", flat=True):
+                record, _ = request_purge(
+                    company_id=company_id,
+                    requested_by=request.user.get_username(),
+                    reason=form.cleaned_data["reason"],
+                )
+                transaction.on_commit(partial(purge_company_task.delay, record.pk))
+            self.message_user(
+                request,
+                f"Erasing {queryset.count()} companies' data. Each one's purge record "
+                "(Purge records) says when it finished.",
+                messages.SUCCESS,
+            )
+            return None
+        sizes = {
+            row["company_id"]: row
+            for row in Sync.objects.filter(company__in=queryset)
+            .values("company_id")
+            .annotate(syncs=Count("*"), pushed=Sum("items_total"))
+            .order_by()
+        }
+        rows = [
+            (
+                company,
+                sizes.get(company.pk, {}).get("syncs", 0),
+                sizes.get(company.pk, {}).get("pushed") or 0,
+            )
+            for company in queryset.order_by("name")
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Erase these companies' data?",
+            "opts": self.model._meta,
+            "rows": rows,
+            "form": form,
+            "queryset": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/dashboard/company/purge_confirmation.html", context)
 
 
 @admin.register(RefreshState)
@@ -237,3 +304,16 @@ class UserPreferenceAdmin(admin.ModelAdmin):
     list_display = ("user", "use_local_time", "time_zone")
     search_fields = ("user__username",)
     raw_id_fields = ("user",)
+
+
+@admin.register(PurgeRecord)
+class PurgeRecordAdmin(AuditAdmin):
+    """That a company's data was erased, by whom and when: kept, never changed."""
+
+    list_display = ("company_id", "reason", "requested_by", "requested_at", "finished_at")
+    list_filter = ("reason",)
+    search_fields = ("=company_id", "requested_by")
+    date_hierarchy = "requested_at"
+    readonly_fields = (
+        "company_id", "reason", "requested_by", "requested_at", "finished_at", "removed",
+    )  # fmt: skip

@@ -232,16 +232,27 @@ def prune(before: datetime, batch: int = 1000) -> int:
     pruning a year of rows never holds a long lock on a table every sign-in
     writes to.
     """
+    deleted = 0
+    while removed := prune_batch(before, batch):
+        deleted += removed
+    return deleted
+
+
+def prune_batch(before: datetime, batch: int) -> int:
+    """Delete the oldest `batch` rows older than `before`; how many (0: none left)."""
     if batch < 1:
         raise ValueError("batch must be at least 1")
-    deleted = 0
-    while True:
-        ids = list(
-            AccessEvent.objects.filter(at__lt=before)
-            .order_by("at", "pk")
-            .values_list("pk", flat=True)[:batch]
-        )
-        if not ids:
-            return deleted
-        count, _ = AccessEvent.objects.filter(pk__in=ids).delete()
-        deleted += count
+    ids = list(
+        AccessEvent.objects.filter(at__lt=before)
+        .order_by("at", "pk")
+        .values_list("pk", flat=True)[:batch]
+    )
+    if not ids:
+        return 0
+    count, _ = AccessEvent.objects.filter(pk__in=ids).delete()
+    return count
+
+
+def count(before: datetime) -> int:
+    """How many rows `prune(before)` would delete (retention's dry run)."""
+    return AccessEvent.objects.filter(at__lt=before).count()

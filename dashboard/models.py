@@ -23,6 +23,7 @@ from .vocabulary import (
     BulkState,
     Category,
     ItemStatus,
+    PurgeReason,
     RetryState,
     status_label,
 )
@@ -61,6 +62,7 @@ class Company(models.Model):
 
     class Meta:
         verbose_name_plural = "companies"
+        permissions = [("purge_company", "Can erase a company's mirrored data")]
         indexes = [
             models.Index(fields=["name"]),
             models.Index(fields=["platform_name"]),
@@ -587,7 +589,11 @@ def group_key(status_code: int, fingerprint: str) -> str:
 
 
 class RetryRequest(models.Model):
-    """One request to re-push a sync's failed items: the audit record, kept for ever."""
+    """One request to re-push a sync's failed items: the audit record.
+
+    Kept as long as the history it names (`dashboard.retention.history`), or
+    until its company is purged.
+    """
 
     key = models.UUIDField(unique=True, help_text="Idempotency-Key sent to the upstream.")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -751,3 +757,37 @@ class AccessEvent(models.Model):
     def __str__(self) -> str:
         who = self.username or "someone"
         return f"{self.get_action_display()} by {who} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class PurgeRecord(models.Model):
+    """That one company's mirrored data was erased: which company, why, by whom and when.
+
+    Nothing personal stays: the company is named by its upstream ID (the key
+    the upstream's own records and the audit rows name it by), never by its
+    name or description; the person who asked, by username, so the record
+    outlives their account. The record is also a tombstone: the mirror never
+    fetches a purged company again, so the next poll cannot undo the erasure.
+    """
+
+    company_id = models.UUIDField(unique=True, help_text="The upstream's company ID.")
+    reason = models.CharField(max_length=20, choices=PurgeReason.choices)
+    requested_by = models.CharField(max_length=150, help_text="Username of who asked for it.")
+    requested_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last of its rows was removed."
+    )
+    lease_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A worker erasing it holds it until then; past it, the hourly retention "
+        "task carries on where it stopped.",
+    )
+    removed = models.JSONField(
+        default=dict, blank=True, help_text="{kind of row: how many were removed}."
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["-requested_at"], name="purge_requested")]
+
+    def __str__(self) -> str:
+        return f"purge of {self.company_id}"

@@ -657,7 +657,7 @@ def follow_submitted(client: Upstream, *, limit: int) -> int:
         try:
             if follow(client, pk).state != RetryState.SUBMITTED:
                 settled += 1
-        except UpstreamError as exc:
+        except (UpstreamError, ingest.CompanyPurged) as exc:
             log.info("follow retry %s: %s", pk, exc)
     return settled
 

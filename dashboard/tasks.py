@@ -14,11 +14,12 @@ from functools import partial
 from typing import Any, NoReturn
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import transaction
 
 from synchealth.celery import capped_countdown
 
-from . import ingest, rankings, rollup, webhooks
+from . import ingest, rankings, retention, rollup, webhooks
 from .upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ def refresh_company_task(self: Task, company_id: str, force: bool = False) -> di
         try:
             company = ingest.ensure_company(client, company_id)
             stats = ingest.refresh_company(client, company, force=force)
+        except ingest.CompanyPurged:
+            log.info("refresh of %s: its data was purged; not mirrored", company_id)
+            return {"syncs": 0, "items": 0, "requests": client.requests_made}
         except UpstreamError as exc:
             _retry_later(self, exc)
         return {
@@ -165,6 +169,37 @@ def refresh_rollup_task() -> int:
 def refresh_rankings_task() -> int:
     """Recount the dashboard's rankings for each preset range; beat runs it every minute."""
     return rankings.refresh()
+
+
+# A purge task's share of the time limit; past it, the task queues itself again.
+PURGE_TASK_SECONDS = 300
+
+
+@shared_task(name="dashboard.apply_retention")
+def apply_retention_task() -> dict[str, int]:
+    """Remove what the retention policy no longer keeps, for a bounded time; beat runs it hourly.
+
+    Then queue again the company purges whose worker died.
+    """
+    # A batch ends inside the task's soft time limit, whatever the setting says.
+    budget = min(settings.RETENTION_RUN_SECONDS, settings.CELERY_TASK_SOFT_TIME_LIMIT - 120)
+    outcomes = retention.run(max_seconds=max(1, budget))
+    for pk in retention.purge.resume():
+        purge_company_task.delay(pk)
+    return {
+        f"{outcome.step}: {kind}": n for outcome in outcomes for kind, n in outcome.counts.items()
+    }
+
+
+@shared_task(name="dashboard.purge_company")
+def purge_company_task(record_pk: int) -> dict[str, int] | None:
+    """Erase one company's mirrored data (its purge record says which); safe to run twice."""
+    record = retention.purge.purge(record_pk, max_seconds=PURGE_TASK_SECONDS)
+    if record is None:
+        return None
+    if record.finished_at is None:
+        purge_company_task.delay(record_pk)
+    return dict(record.removed)
 
 
 def enqueue_refresh(company_id: str) -> None:

@@ -157,6 +157,13 @@ class BulkState(models.TextChoices):
     DENIED = "denied", "Denied"
 
 
+class PurgeReason(models.TextChoices):
+    """Why a company's mirrored data was erased (`manage.py purge_company`)."""
+
+    OFFBOARDING = "offboarding", "Offboarding"
+    ERASURE_REQUEST = "erasure_request", "Erasure request"
+
+
 # A bulk retry in one of these makes no more requests.
 SETTLED_BULK_STATES = (
     BulkState.FANNED_OUT,

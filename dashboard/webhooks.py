@@ -228,6 +228,9 @@ def _receive(request: HttpRequest) -> Answer:
             delivery_id[:200],
             str(body.get("generatedDate"))[:100],
         )
+    if parsed.company_id is not None and ingest.purged_companies([parsed.company_id]):
+        # The company's data was erased: nothing of it is stored again, this body included.
+        return Answer({"status": "ignored", "id": delivery_id}, outcome="ignored", reason="purged")
     known = parsed.event_type in SYNC_EVENTS and parsed.sync_id and parsed.company_id
     try:
         with transaction.atomic():
@@ -283,6 +286,11 @@ def process_event(client: Upstream, event: WebhookEvent, *, last_try: bool = Fal
             client, str(event.company_id), str(event.sync_id), completed_at=completed_at
         )
         settle_for_sync(str(event.sync_id))
+    except ingest.CompanyPurged:
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            processed_at=timezone.now(), error="Ignored: the company's data was purged."
+        )
+        return False
     except UpstreamError as exc:
         WebhookEvent.objects.filter(pk=event.pk).update(error=str(exc)[:2000])
         if not exc.retryable or last_try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from . import services, webhooks
+from . import retention, services, webhooks
 
 
 @shared_task(name="sandbox.finalize_sync")
@@ -28,3 +28,8 @@ def deliver_webhook_task(delivery_pk: int) -> None:
 @shared_task(name="sandbox.redeliver_due")
 def redeliver_due_task() -> int:
     return webhooks.redeliver_due() if settings.SANDBOX_ENABLED else 0
+
+
+@shared_task(name="sandbox.prune_request_log")
+def prune_request_log_task() -> int:
+    return retention.apply_retention()

@@ -334,6 +334,10 @@ CELERY_BEAT_SCHEDULE = {
     # The dashboard's rankings (failing companies, frequent errors) for each
     # preset range; the page shows when they were counted.
     "dashboard-rankings": {"task": "dashboard.refresh_rankings", "schedule": 60.0},
+    # The retention policy (RETENTION_* below), a bounded amount of work an
+    # hour; it also carries on with a company purge whose worker died.
+    "dashboard-retention": {"task": "dashboard.apply_retention", "schedule": 3600.0},
+    "sandbox-prune-request-log": {"task": "sandbox.prune_request_log", "schedule": 3600.0},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -373,6 +377,24 @@ CSV_EXPORT_MAX_ROWS = env_int("CSV_EXPORT_MAX_ROWS", 50_000, minimum=1)
 RETRY_CLAIM_LEASE_SECONDS = env_int("RETRY_CLAIM_LEASE_SECONDS", 300, minimum=5)
 # Webhook bodies above this size are refused with 413.
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1)
+
+# Retention (README "Retention and erasure"): days each kind of row is kept;
+# 0 keeps it for ever. History: syncs and their items (never what is still
+# outstanding, or what a retry, a streak or a kept sync still needs).
+RETENTION_HISTORY_DAYS = env_int("RETENTION_HISTORY_DAYS", 400)
+RETENTION_WEBHOOK_DAYS = env_int("RETENTION_WEBHOOK_DAYS", 30)
+# The access audit (sign-ins, exports, downloads, refusals): as long as the
+# history it speaks of, by default.
+RETENTION_AUDIT_DAYS = env_int("RETENTION_AUDIT_DAYS", 400)
+# The sandbox's request log (the sandbox prunes it itself).
+RETENTION_REQUEST_LOG_DAYS = env_int("RETENTION_REQUEST_LOG_DAYS", 30)
+# One transaction removes at most this many syncs and items (a larger retry
+# chain goes alone), so no lock is held for long.
+RETENTION_BATCH_SYNCS = env_int("RETENTION_BATCH_SYNCS", 500, minimum=1)
+RETENTION_BATCH_ITEMS = env_int("RETENTION_BATCH_ITEMS", 5000, minimum=1)
+# Seconds of work per hourly run (kept below the task's soft time limit); a
+# backlog, such as the first run on an old mirror, is spread over the hours.
+RETENTION_RUN_SECONDS = env_int("RETENTION_RUN_SECONDS", 600, minimum=1)
 
 # The sandbox upstream: off unless enabled.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", False)

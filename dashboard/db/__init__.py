@@ -7,9 +7,10 @@ twin elsewhere. Both twins stay importable (`upsert_postgresql`,
 
 - `items`: `upsert` push items, `set_counters` on their syncs, `set_types`;
 - `rollup`: `counts` and `count` of the syncs a rollup `Plan` covers;
-- `locks`: `advisory_lock`; `capped`: `bounded_count` (up to `COUNT_CAP`);
+- `locks`: `advisory_lock`, `advisory_locks`; `capped`: `bounded_count` (up to `COUNT_CAP`);
 - `maintenance`: `analyze` a table (the same on both databases);
-- `state`: the `pushes` of transactions, for the current state's upkeep.
+- `state`: the `pushes` of transactions, for the current state's upkeep;
+- `retention`: the `earlier_unfinished` pushes of a batch's transactions.
 
 `online` is the migrations' side: operations that build indexes concurrently
 on PostgreSQL and plainly elsewhere, so the big tables stay in use during an

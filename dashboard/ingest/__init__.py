@@ -13,7 +13,13 @@ transaction's latest push, what is outstanding, what resolved a sync) in the
 transaction that wrote the items; `records` holds what they share.
 """
 
-from .companies import ensure_company, refresh_companies, upsert_companies
+from .companies import (
+    CompanyPurged,
+    ensure_company,
+    purged_companies,
+    refresh_companies,
+    upsert_companies,
+)
 from .configs import config_digest, store_config
 from .fetch import fetch_items
 from .items import write_items_many
@@ -23,6 +29,7 @@ from .refresh import companies_to_refresh, refresh_company, refresh_sync, update
 from .syncs import sync_category, upsert_syncs
 
 __all__ = [
+    "CompanyPurged",
     "Stats",
     "apply_types",
     "companies_to_refresh",
@@ -31,6 +38,7 @@ __all__ = [
     "ensure_company",
     "fetch_items",
     "parse_time",
+    "purged_companies",
     "read_data_types",
     "refresh_companies",
     "refresh_company",

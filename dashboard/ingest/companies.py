@@ -8,10 +8,32 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Company, Sync
+from ..models import Company, PurgeRecord, Sync
 from ..platforms import forget_platform_names
 from ..upstream import CompanyRecord, Upstream
 from .records import BATCH, chunked, parse_time, parse_uuid
+
+
+class CompanyPurged(Exception):
+    """The company's mirrored data was erased (`manage.py purge_company`): it is not
+    mirrored again, or the next poll would undo the erasure."""
+
+    def __init__(self, company_id: uuid.UUID | str) -> None:
+        super().__init__(f"Company {company_id} was purged: it is not mirrored.")
+
+
+def purged_companies(company_ids: Iterable[uuid.UUID | str]) -> set[uuid.UUID]:
+    """Those of these companies whose mirrored data was erased."""
+    return set(
+        PurgeRecord.objects.filter(company_id__in=list(company_ids)).values_list(
+            "company_id", flat=True
+        )
+    )
+
+
+def refuse_purged(company_id: uuid.UUID | str) -> None:
+    if purged_companies([company_id]):
+        raise CompanyPurged(company_id)
 
 
 def _platform(record: CompanyRecord) -> tuple[str, str, str]:
@@ -52,6 +74,8 @@ def upsert_companies(records: Iterable[CompanyRecord]) -> list[Company]:
             connection_status=status[:50],
             created=parse_time(record.get("created")),
         )
+    for company_id in purged_companies(by_id):
+        del by_id[company_id]
     if not by_id:
         return []
     existing = {c.company_id: c for c in Company.objects.filter(company_id__in=list(by_id))}
@@ -98,6 +122,8 @@ def refresh_companies(client: Upstream) -> list[Company]:
 
 
 def ensure_company(client: Upstream, company_id: str) -> Company:
+    """The company's row, read from the upstream if it is new; CompanyPurged if it was erased."""
+    refuse_purged(company_id)
     company = Company.objects.filter(company_id=company_id).first()
     if company is None:
         upsert_companies([client.get_company(company_id)])

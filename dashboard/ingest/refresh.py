@@ -10,7 +10,7 @@ from django.utils import timezone
 from ..models import Company, RefreshState, Sync
 from ..upstream import Upstream, UpstreamError
 from ..vocabulary import Category, Code
-from .companies import ensure_company, refresh_companies
+from .companies import ensure_company, refresh_companies, refuse_purged
 from .configs import needs_config, store_config
 from .fetch import ingest_items
 from .records import Stats
@@ -41,7 +41,11 @@ def _state(company: Company) -> RefreshState:
 
 
 def refresh_company(client: Upstream, company: Company, *, force: bool = False) -> Stats:
-    """Bring one company's syncs and items up to date. One request if nothing changed."""
+    """Bring one company's syncs and items up to date. One request if nothing changed.
+
+    CompanyPurged if its data was erased since it was read (a task queued before).
+    """
+    refuse_purged(company.company_id)
     stats = Stats(companies=1)
     now = timezone.now()
     state = _state(company)

@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from ..db import chunked
 from ..db import state as db_state
-from ..db.locks import advisory_lock
+from ..db.locks import advisory_locks
 from ..models import Company, PushItem, Sync, TransactionState
 from ..vocabulary import FAILED_ITEM_STATUSES, IN_PROGRESS_CODES, Category, ItemStatus
 
@@ -102,8 +102,9 @@ def lock_companies(company_pks: Iterable[int]) -> None:
     Writers take it before their first write, so that no one holds a row
     another is waiting for while waiting for this lock.
     """
-    for pk in sorted(set(company_pks)):
-        advisory_lock(_LOCK_BASE + zlib.crc32(str(pk).encode()))
+    keys = [_LOCK_BASE + zlib.crc32(str(pk).encode()) for pk in sorted(set(company_pks))]
+    if keys:
+        advisory_locks(keys)
 
 
 def track(

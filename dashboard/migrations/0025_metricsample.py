@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dashboard', '0023_access_audit'),
+        ('dashboard', '0024_retention'),
     ]
 
     operations = [

@@ -269,6 +269,20 @@ def test_both_advisory_locks_take_a_free_lock():
             assert locks.advisory_lock_portable(0x5F11C4EA9, wait=wait)
 
 
+@postgresql_only
+def test_many_advisory_locks_are_taken_in_one_statement_and_held():
+    keys = [0x5F11C4EB0, 0x5F11C4EB1, 0x5F11C4EB2]
+    with transaction.atomic():
+        locks.advisory_locks_postgresql(keys)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] == 3
+    assert locks.advisory_locks_portable(keys) is None
+
+
 def test_the_public_advisory_lock_takes_a_free_lock():
     with transaction.atomic():
         assert locks.advisory_lock(0x5F11C4EA9, wait=False)
@@ -297,3 +311,44 @@ def test_pushes_agree(syncs):
     portable = sorted(db_state.pushes_portable(company, wanted), key=str)
     assert fast == portable and len(fast) == 3
     assert db_state.pushes_postgresql(company + 999, wanted) == []
+
+
+def unfinished_pushes() -> tuple[list[tuple[int, int, datetime]], set[tuple[int, int]]]:
+    """Two companies pushing the same transactions: (the syncs, the pairs retention must see)."""
+    from tests.support.factories import make_company
+    from tests.support.factories import make_sync as make_tracked_sync
+    from tests.support.retention import DONE, FAILED
+
+    a, b = uuid.uuid4(), uuid.uuid4()
+    first, second = make_company(), make_company()
+    failed = make_tracked_sync(
+        first, code=5130, ago=timedelta(days=9), items=[FAILED, FAILED], transaction_ids=[a, b]
+    )
+    resolver = make_tracked_sync(first, ago=timedelta(days=8), items=[DONE], transaction_ids=[a])
+    later = make_tracked_sync(
+        first, ago=timedelta(days=7), items=[DONE, DONE], transaction_ids=[a, b]
+    )
+    # The same IDs in another company are another company's transactions.
+    elsewhere = make_tracked_sync(
+        second, code=5130, ago=timedelta(days=10), items=[FAILED], transaction_ids=[a]
+    )
+    syncs = [(s.pk, s.company_id, s.sync_utc) for s in (failed, resolver, later, elsewhere)]
+    return syncs, {(resolver.pk, failed.pk), (later.pk, failed.pk)}
+
+
+@postgresql_only
+def test_earlier_unfinished_pushes_agree():
+    from dashboard.db import retention as db_retention
+
+    syncs, expected = unfinished_pushes()
+    assert db_retention.earlier_unfinished_postgresql(syncs) == expected
+    assert db_retention.earlier_unfinished_portable(syncs) == expected
+    assert db_retention.earlier_unfinished_postgresql([]) == set()
+
+
+def test_the_portable_earlier_unfinished_pushes_pair_each_sync_with_older_failures():
+    from dashboard.db import retention as db_retention
+
+    syncs, expected = unfinished_pushes()
+    assert db_retention.earlier_unfinished_portable(syncs) == expected
+    assert db_retention.earlier_unfinished_portable(syncs[:1]) == set()

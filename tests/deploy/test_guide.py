@@ -3,10 +3,8 @@
 Each shell command in the guide's code blocks (after `sudo` and `sudo -u
 USER`) must match one entry of `RUN_BY`: the test that runs it, what CI
 runs, or why this machine cannot (systemd as PID 1, nginx, root on the
-target), and each entry must still match a command. Commands of work that
-arrives at merge (retention, metrics) are in `AT_MERGE`: a test fails as
-soon as they exist here, so that they move to `RUN_BY` with their tests.
-The guide's paths must exist, and a few commands are run here, as written.
+target), and each entry must still match a command. The guide's paths
+must exist, and a few commands are run here, as written.
 """
 
 from __future__ import annotations
@@ -16,8 +14,6 @@ import subprocess
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import get_commands
-from django.urls import Resolver404, resolve
 
 from tests.support.deploy import ROOT
 from tests.support.operator import production_file, with_environment
@@ -76,6 +72,11 @@ RUN_BY = {
     r"systemctl reload nginx": NGINX,
     r"redis-cli -u redis://127\.0\.0\.1:6379/0 llen celery": HERE
     + "test_the_queue_depth_command_counts_waiting_tasks",
+    r"with-environment python manage\.py prune_history( --dry-run)?": "tests/retention/"
+    "test_policy.py::test_the_command_reports_what_it_would_remove_then_removes_it",
+    r"with-environment python manage\.py purge_company COMPANY_ID --by USERNAME "
+    r"--reason erasure_request": "tests/retention/test_purge.py::"
+    "test_the_command_erases_it_and_prints_the_record",
     r"curl -fsS https://synchealth\.example\.com/healthz": "tests/health/test_probes.py::"
     "test_healthz_answers_anyone_without_a_session_or_any_query",
     r"curl -fsS https://synchealth\.example\.com/readyz": "tests/health/test_probes.py::"
@@ -83,12 +84,6 @@ RUN_BY = {
     r'curl -fsS -H "Authorization: Bearer \$METRICS_TOKEN" '
     r"https://synchealth\.example\.com/metrics": "tests/health/test_metrics_access.py::"
     "test_the_token_lets_a_scraper_in_without_a_session",
-}
-
-# Other work in progress, merged beside this: its commands and URLs exist once it lands.
-AT_MERGE = {
-    r"with-environment python manage\.py prune_history": ("command", "prune_history"),
-    r"with-environment python manage\.py purge_company COMPANY_ID": ("command", "purge_company"),
 }
 
 
@@ -120,9 +115,9 @@ def test_every_command_in_the_guide_is_run_by_a_test_or_by_ci():
     commands = guide_commands()
     assert len(commands) > 20
     for command in commands:
-        matched = _entry(command, RUN_BY) + _entry(command, AT_MERGE)
-        assert len(matched) == 1, f"{command!r} matches {matched or 'nothing'} in RUN_BY/AT_MERGE"
-    for pattern in [*RUN_BY, *AT_MERGE]:
+        matched = _entry(command, RUN_BY)
+        assert len(matched) == 1, f"{command!r} matches {matched or 'nothing'} in RUN_BY"
+    for pattern in RUN_BY:
         assert any(re.search(pattern, c) for c in commands), f"no command matches {pattern!r}"
 
 
@@ -142,22 +137,6 @@ def test_the_guides_paths_exist():
     assert named
     for path in named:
         assert (ROOT / path).exists(), path
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="arrives with the retention and metrics work; once merged this passes, and "
-    "its commands move from AT_MERGE to RUN_BY with the tests that run them",
-)
-@pytest.mark.parametrize(("kind", "name"), list(AT_MERGE.values()))
-def test_what_arrives_at_merge_is_here(kind, name):
-    if kind == "command":
-        assert name in get_commands()
-    else:
-        try:
-            resolve(name)
-        except Resolver404:
-            pytest.fail(f"{name} is not served")
 
 
 # --- Commands of the guide, run as written ---

@@ -181,6 +181,23 @@ def test_it_stores_a_signed_current_format_event_and_queues_its_processing(post,
     delay.assert_called_once_with(event.pk)
 
 
+def test_it_stores_nothing_of_a_company_whose_data_was_purged(post, secret, delay):
+    company_id = uuid.uuid4()
+    mirror.PurgeRecord.objects.create(
+        company_id=company_id, requested_by="lead", reason="erasure_request"
+    )
+    for event in (
+        current_event("expenses.sync.unsuccessful", company_id=company_id),
+        legacy_event("Sync Failed", company_id=company_id),
+    ):
+        body = dumps(event)
+        headers = sign(body, secret)
+        response = post(body, headers)
+        assert response.status_code == 200
+        assert response.json() == {"status": "ignored", "id": headers["webhook-id"]}
+    assert_nothing_stored_or_queued(delay)
+
+
 @pytest.mark.parametrize(
     ("rule_type", "event_type"),
     [("Sync Completed", "SyncCompleted"), ("Sync Failed", "SyncFailed")],

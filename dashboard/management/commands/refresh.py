@@ -81,7 +81,7 @@ class Command(BaseCommand):
                     companies = ingest.refresh_companies(client)
                 else:
                     companies = [ingest.ensure_company(client, cid) for cid in options["company"]]
-            except UpstreamError as exc:
+            except (UpstreamError, ingest.CompanyPurged) as exc:
                 raise CommandError(f"Could not read the companies: {exc}") from exc
             progress = Progress(len(companies), sys.stderr)
 
@@ -97,7 +97,7 @@ class Command(BaseCommand):
                     company = futures[future]
                     try:
                         total.add(future.result())
-                    except UpstreamError as exc:
+                    except (UpstreamError, ingest.CompanyPurged) as exc:
                         failures.append(f"{company.company_id}: {exc}")
                     progress.step(company.name)
             requests = client.requests_made
