@@ -22,13 +22,12 @@ from dashboard.models import Sync
 from tests.support.databases import require_client_programs, schema, scratch_database
 from tests.support.deploy import ROOT
 from tests.support.factories import make_company, make_sync
+from tests.support.services import only_on_postgresql
 from tests.workers import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="concurrent index builds are PostgreSQL's"
-)
+postgresql_only = only_on_postgresql("concurrent index builds are PostgreSQL's")
 
 
 def _apply(operation, *, backwards: bool = False) -> None:

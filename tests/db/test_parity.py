@@ -22,13 +22,11 @@ from dashboard.db import rollup as db_rollup
 from dashboard.fingerprint import fingerprint
 from dashboard.models import Company, PushItem, Sync
 from dashboard.vocabulary import Category
+from tests.support.services import only_on_postgresql
 
 pytestmark = pytest.mark.django_db
 
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="compares PostgreSQL's fast path with its twin; this run is on SQLite",
-)
+postgresql_only = only_on_postgresql("compares PostgreSQL's fast path with its twin")
 
 T0 = datetime(2026, 11, 20, 0, tzinfo=UTC)
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")

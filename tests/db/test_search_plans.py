@@ -19,13 +19,11 @@ from dashboard import search, selectors
 from dashboard.filters import PRESETS, IdRange, Range, SyncFilter, id_range
 from dashboard.models import Company, PushItem, Sync, TransactionState
 from dashboard.vocabulary import Category, ItemStatus
+from tests.support.services import only_on_postgresql
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="reads PostgreSQL's query plans; this run is on SQLite",
-    ),
+    only_on_postgresql("reads PostgreSQL's query plans"),
 ]
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -18,7 +18,6 @@ import subprocess
 import sys
 
 import pytest
-from django.db import connection
 
 from dashboard import ingest, rankings, rollup
 from sandbox import estate
@@ -31,14 +30,12 @@ from tests.support.databases import (
 )
 from tests.support.deploy import ROOT
 from tests.support.operator import production_file, with_environment
+from tests.support.services import only_on_postgresql
 from tests.workers import database_url
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
 
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="backups are of a PostgreSQL deployment; this run is on SQLite",
-)
+postgresql_only = only_on_postgresql("backups are of a PostgreSQL deployment")
 
 COMPARE = str(ROOT / "scripts" / "compare_pages.py")
 # Pages every restore must serve, among those compare_pages renders.

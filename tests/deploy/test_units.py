@@ -32,7 +32,7 @@ from django.conf import settings as django_settings
 
 from tests.support.databases import require_client_programs
 from tests.support.deploy import ROOT
-from tests.support.services import require
+from tests.support.services import only_on_postgresql, require
 from tests.workers import database_url
 
 DEPLOY = ROOT / "deploy"
@@ -277,10 +277,7 @@ def test_web_worker_and_beat_start_from_their_units(running_units):
 
 
 @pytest.mark.system
-@pytest.mark.skipif(
-    django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-    reason="backups are of a PostgreSQL deployment; this run is on SQLite",
-)
+@only_on_postgresql("backups are of a PostgreSQL deployment")
 def test_the_backup_unit_writes_a_dated_backup_and_keeps_fourteen_days(transactional_db, tmp_path):
     require_client_programs()
     unit = parse((DEPLOY / "synchealth-backup.service").read_text())

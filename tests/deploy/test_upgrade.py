@@ -20,11 +20,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from tests.support.databases import require_client_programs, schema, scratch_database
 from tests.support.deploy import ROOT
 from tests.support.operator import production_file, with_environment
+from tests.support.services import only_on_postgresql
 from tests.workers import database_url
 
 pytestmark = [
@@ -32,10 +32,7 @@ pytestmark = [
     # The test database is compared with, so it must be made.
     pytest.mark.django_db,
     pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="upgrades of a PostgreSQL deployment; this run is on SQLite",
-    ),
+    only_on_postgresql("upgrades of a PostgreSQL deployment"),
 ]
 
 

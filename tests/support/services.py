@@ -16,3 +16,12 @@ def require(condition: bool, what: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{what} is required in CI but is not available")
     pytest.skip(f"{what} is not available on this machine")
+
+
+def only_on_postgresql(why: str) -> pytest.MarkDecorator:
+    """Skip on SQLite, saying `why` the test is PostgreSQL's; CI's PostgreSQL half runs it."""
+    from django.db import connection
+
+    return pytest.mark.skipif(
+        connection.vendor != "postgresql", reason=f"{why}; this run is on SQLite"
+    )
