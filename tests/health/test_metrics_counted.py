@@ -29,6 +29,7 @@ from dashboard.vocabulary import BulkState, ItemStatus, RetryState
 from tests.support.clock import FakeClock
 from tests.support.factories import make_company, make_sync
 from tests.support.metrics import scrape
+from tests.support.upstream import mock_client
 from tests.support.users import make_user
 
 REQUESTS = "synchealth_upstream_requests_total"
@@ -38,15 +39,7 @@ COMPANY = str(uuid.UUID(int=7))
 
 
 def _client(handler, **kwargs) -> Upstream:
-    limits = Limits(per_window=10_000, window=60, per_company=10, lease=60, max_wait=30)
-    return Upstream(
-        base_url="https://upstream.test",
-        api_key="key",
-        limiter=kwargs.pop("limiter", LocalLimiter(limits)),
-        transport=httpx.MockTransport(handler),
-        backoff_base=0.001,
-        **kwargs,
-    )
+    return mock_client(handler, max_wait=30, **kwargs)
 
 
 def _sync_record(sync_id: str, code: int = 2000) -> dict:

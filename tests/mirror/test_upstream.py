@@ -15,6 +15,7 @@ import pytest
 from dashboard.ratelimit import Limits, LocalLimiter
 from dashboard.upstream import Upstream, UpstreamError, parse_retry_after
 from tests.support.clock import FakeClock
+from tests.support.upstream import mock_client
 
 COMPANY = "8a210b68-6988-11ed-a1eb-0242ac120002"
 SYNC = "6fb40d5e-b13e-11ed-afa1-0242ac120002"
@@ -26,18 +27,6 @@ def naps(monkeypatch) -> FakeClock:
     clock = FakeClock()
     monkeypatch.setattr("tenacity.nap.time", SimpleNamespace(sleep=clock.sleep))
     return clock
-
-
-def make_client(handler, **kwargs) -> Upstream:
-    limits = Limits(per_window=10_000, window=60, per_company=10, lease=60, max_wait=5)
-    return Upstream(
-        base_url="https://upstream.test",
-        api_key="key",
-        limiter=kwargs.pop("limiter", LocalLimiter(limits)),
-        transport=httpx.MockTransport(handler),
-        backoff_base=0.001,
-        **kwargs,
-    )
 
 
 def sync_body() -> dict:
@@ -70,7 +59,7 @@ class Script:
 
 def test_it_sends_basic_auth_with_the_base64_key():
     script = Script(httpx.Response(200, json=sync_body()))
-    make_client(script).get_sync(COMPANY, SYNC)
+    mock_client(script).get_sync(COMPANY, SYNC)
     assert script.requests[0].headers["Authorization"] == "Basic a2V5"
 
 
@@ -79,7 +68,7 @@ def test_it_waits_for_retry_after_seconds_then_succeeds(naps):
         httpx.Response(429, headers={"Retry-After": "1"}, json={"error": "slow down"}),
         httpx.Response(200, json=sync_body()),
     )
-    assert make_client(script).get_sync(COMPANY, SYNC)["syncStatusCode"] == 2000
+    assert mock_client(script).get_sync(COMPANY, SYNC)["syncStatusCode"] == 2000
     assert naps.slept == [1.0]
     assert len(script.requests) == 2
 
@@ -94,7 +83,7 @@ def test_it_reads_retry_after_as_an_http_date():
 def test_a_long_retry_after_becomes_a_pause_not_a_sleep(naps):
     script = Script(httpx.Response(429, headers={"Retry-After": "3600"}, json={}))
     with pytest.raises(UpstreamError) as caught:
-        make_client(script).get_sync(COMPANY, SYNC)
+        mock_client(script).get_sync(COMPANY, SYNC)
     assert naps.slept == []
     assert caught.value.retryable and caught.value.retry_after == 3600
     assert len(script.requests) == 1
@@ -107,7 +96,7 @@ def test_server_errors_and_timeouts_are_retried_with_backoff(naps):
         httpx.ConnectError("refused"),
         httpx.Response(200, json=sync_body()),
     )
-    assert make_client(script).get_sync(COMPANY, SYNC)["syncId"] == SYNC
+    assert mock_client(script).get_sync(COMPANY, SYNC)["syncId"] == SYNC
     assert len(script.requests) == 4
     assert len(naps.slept) == 3
 
@@ -115,7 +104,7 @@ def test_server_errors_and_timeouts_are_retried_with_backoff(naps):
 def test_retries_are_bounded_and_say_retrying_may_help():
     script = Script(httpx.Response(502, json={"error": "bad gateway"}))
     with pytest.raises(UpstreamError) as caught:
-        make_client(script, max_attempts=3).get_sync(COMPANY, SYNC)
+        mock_client(script, max_attempts=3).get_sync(COMPANY, SYNC)
     assert caught.value.retryable and caught.value.status == 502
     assert len(script.requests) == 3
 
@@ -124,7 +113,7 @@ def test_other_client_errors_fail_fast():
     body = {"statusCode": 404, "error": "Sync not found", "canBeRetried": "No"}
     script = Script(httpx.Response(404, json=body))
     with pytest.raises(UpstreamError) as caught:
-        make_client(script).get_sync(COMPANY, SYNC)
+        mock_client(script).get_sync(COMPANY, SYNC)
     assert not caught.value.retryable
     assert caught.value.status == 404 and caught.value.body == body
     assert "Sync not found" in str(caught.value)
@@ -137,14 +126,14 @@ def test_a_garbled_body_is_retried():
         httpx.Response(200, content=b"<html>proxy error</html>"),
         httpx.Response(200, json=sync_body()),
     )
-    assert make_client(script).get_sync(COMPANY, SYNC)["dataPushed"] is True
+    assert mock_client(script).get_sync(COMPANY, SYNC)["dataPushed"] is True
     assert len(script.requests) == 3
 
 
 def test_a_wrong_shape_fails_without_retrying():
     script = Script(httpx.Response(200, json={"unexpected": True}))
     with pytest.raises(UpstreamError) as caught:
-        make_client(script).list_syncs(COMPANY)
+        mock_client(script).list_syncs(COMPANY)
     assert not caught.value.retryable
 
 
@@ -171,7 +160,7 @@ def test_paging_follows_next_links_with_the_largest_page_size():
         )
 
     script = Script(page(1, False), page(2, False), page(3, True))
-    pages = list(make_client(script).transaction_pages(COMPANY, SYNC))
+    pages = list(mock_client(script).transaction_pages(COMPANY, SYNC))
     assert [len(p) for p in pages] == [1, 1, 1]
     assert script.requests[0].url.params["pageSize"] == "5000"
     assert [r.url.params["page"] for r in script.requests] == ["1", "2", "3"]
@@ -205,7 +194,7 @@ TRANSACTIONS = f"/companies/{COMPANY}/sync/expenses/syncs/{SYNC}/transactions?pa
 )
 def test_a_next_link_to_another_origin_is_an_upstream_error_and_the_key_stays_home(href, caplog):
     script = Script(_first_page_linking_to({"href": href}), httpx.Response(200, json={}))
-    pages = make_client(script).transaction_pages(COMPANY, SYNC)
+    pages = mock_client(script).transaction_pages(COMPANY, SYNC)
 
     assert len(next(pages)) == 1
     with pytest.raises(UpstreamError) as caught:
@@ -231,7 +220,7 @@ def test_a_next_link_on_the_upstreams_origin_is_followed_with_the_key(href):
     last = httpx.Response(200, json={"results": [], "_links": {}})
     script = Script(_first_page_linking_to({"href": href}), last)
 
-    pages = list(make_client(script).transaction_pages(COMPANY, SYNC))
+    pages = list(mock_client(script).transaction_pages(COMPANY, SYNC))
 
     assert [len(p) for p in pages] == [1, 0]
     assert [r.url.host for r in script.requests] == ["upstream.test", "upstream.test"]
@@ -249,7 +238,7 @@ def test_a_next_link_on_the_upstreams_origin_is_followed_with_the_key(href):
 )
 def test_a_next_link_that_is_not_a_link_is_an_upstream_error(link):
     script = Script(_first_page_linking_to(link), httpx.Response(200, json={}))
-    pages = make_client(script).transaction_pages(COMPANY, SYNC)
+    pages = mock_client(script).transaction_pages(COMPANY, SYNC)
 
     next(pages)
     with pytest.raises(UpstreamError) as caught:
@@ -264,7 +253,7 @@ def test_a_body_nested_too_deeply_to_read_fails_without_retrying():
     script = Script(httpx.Response(200, content=deep))
 
     with pytest.raises(UpstreamError) as caught:
-        make_client(script).get_sync(COMPANY, SYNC)
+        mock_client(script).get_sync(COMPANY, SYNC)
 
     assert not caught.value.retryable
     assert "nested too deeply" in str(caught.value)
@@ -275,7 +264,7 @@ def test_an_error_body_nested_too_deeply_is_still_an_error_with_its_status():
     script = Script(httpx.Response(404, content=b"[" * 100_000))
 
     with pytest.raises(UpstreamError) as caught:
-        make_client(script).get_sync(COMPANY, SYNC)
+        mock_client(script).get_sync(COMPANY, SYNC)
 
     assert caught.value.status == 404
     assert caught.value.body is None
@@ -283,7 +272,7 @@ def test_an_error_body_nested_too_deeply_is_still_an_error_with_its_status():
 
 def test_every_write_carries_an_idempotency_key():
     script = Script(httpx.Response(202, json={"syncId": SYNC}))
-    client = make_client(script)
+    client = mock_client(script)
     assert client.initiate_sync(COMPANY, [SYNC], idempotency_key="retry-42") == SYNC
     sent = script.requests[0]
     assert sent.headers["Idempotency-Key"] == "retry-42"
@@ -305,7 +294,7 @@ def test_every_write_carries_an_idempotency_key():
 def test_a_write_that_may_have_reached_the_upstream_is_not_sent_again(failure):
     script = Script(failure, httpx.Response(202, json={"syncId": SYNC}))
     with pytest.raises(UpstreamError) as caught:
-        make_client(script).initiate_sync(COMPANY, [SYNC], idempotency_key="retry-43")
+        mock_client(script).initiate_sync(COMPANY, [SYNC], idempotency_key="retry-43")
     assert caught.value.retryable  # the caller may try again, knowing what it risks
     assert len(script.requests) == 1
 
@@ -317,7 +306,7 @@ def test_a_write_that_surely_did_not_arrive_is_sent_again_with_its_key(naps):
         httpx.Response(429, headers={"Retry-After": "1"}, json={"error": "slow down"}),
         httpx.Response(202, json={"syncId": SYNC}),
     )
-    assert make_client(script).initiate_sync(COMPANY, [SYNC], idempotency_key="retry-44") == SYNC
+    assert mock_client(script).initiate_sync(COMPANY, [SYNC], idempotency_key="retry-44") == SYNC
     assert [r.headers["Idempotency-Key"] for r in script.requests] == ["retry-44"] * 4
 
 
@@ -337,7 +326,7 @@ def test_a_low_daily_quota_is_spread_out_and_the_reserve_kept():
             },
         )
     )
-    client = make_client(script, limiter=limiter)
+    client = mock_client(script, limiter=limiter)
     client.get_sync(COMPANY, SYNC)
     # 15 left of 1,000 with two hours to go: the reserve (2%) is reached.
     with pytest.raises(UpstreamError) as caught:
