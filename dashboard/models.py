@@ -23,6 +23,8 @@ from .vocabulary import (
     BulkState,
     Category,
     ItemStatus,
+    ProblemEvent,
+    ProblemState,
     PurgeReason,
     RetryState,
     status_label,
@@ -38,6 +40,13 @@ class Company(models.Model):
         max_length=100, blank=True, default="", help_text="The accounting software (target)."
     )
     connection_status = models.CharField(max_length=50, blank=True, default="")
+    redirect_url = models.URLField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="The upstream's `redirect`: the link that lets the customer connect (or "
+        "reconnect) their accounting software.",
+    )
     created = models.DateTimeField(null=True, blank=True, help_text="Upstream creation time.")
     first_seen = models.DateTimeField(default=timezone.now, help_text="Mirror: first fetched.")
     updated = models.DateTimeField(default=timezone.now, help_text="Mirror: last changed.")
@@ -167,6 +176,15 @@ class Sync(models.Model):
         help_text="Mirror: what this sync and its retries count as, at this sync's place in the "
         "timeline (resolved counts as a success); empty for a retry, which is part of another's.",
     )
+    problem = models.ForeignKey(
+        "Problem",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
+        related_name="+",
+        help_text="Mirror: for a failed sync without items, the problem its error belongs to.",
+    )
     platform_name = models.CharField(
         max_length=100,
         blank=True,
@@ -235,6 +253,12 @@ class Sync(models.Model):
                 include=["company", "error_fingerprint", "id"],
                 name="sync_failing_chains",
                 condition=models.Q(chain_category=Category.FAILED),
+            ),
+            # A problem's failed syncs without items (few: only those carry one).
+            models.Index(
+                fields=["problem", "-sync_utc"],
+                name="sync_problem_time",
+                condition=models.Q(problem__isnull=False),
             ),
         ]
 
@@ -416,6 +440,15 @@ class TransactionState(models.Model):
     outstanding = models.BooleanField(
         help_text="Failed, or pending in a sync that has ended: still to be pushed."
     )
+    problem = models.ForeignKey(
+        "Problem",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
+        related_name="+",
+        help_text="While outstanding: the problem of the push that left it unpushed.",
+    )
     updated = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -435,6 +468,12 @@ class TransactionState(models.Model):
             models.Index(
                 fields=["company"],
                 name="transaction_state_open",
+                condition=models.Q(outstanding=True),
+            ),
+            # A problem's outstanding items, newest first, and its companies.
+            models.Index(
+                fields=["problem", "-last_sync_utc"],
+                name="transaction_state_problem",
                 condition=models.Q(outstanding=True),
             ),
         ]
@@ -490,6 +529,11 @@ class UserPreference(models.Model):
     )
     use_local_time = models.BooleanField(default=False)
     time_zone = models.CharField(max_length=64, default="UTC")
+    problems_seen_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When they last opened the Problems page: what is new or regressed since.",
+    )
 
     def __str__(self) -> str:
         return f"{self.user} ({self.time_zone if self.use_local_time else 'UTC'})"
@@ -518,6 +562,14 @@ class BulkRetry(models.Model):
         max_length=64, default="UTC", help_text="The zone the filter's dates were read in."
     )
     description = models.TextField(blank=True, default="")
+    problem = models.ForeignKey(
+        "Problem",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="bulk_retries",
+        help_text="Made from a problem's page: the problem whose outstanding items it retries.",
+    )
     state = models.CharField(max_length=20, choices=BulkState.choices, default=BulkState.DRAFT)
     planned_syncs = models.PositiveIntegerField(default=0)
     planned_items = models.PositiveIntegerField(default=0)
@@ -791,3 +843,180 @@ class PurgeRecord(models.Model):
 
     def __str__(self) -> str:
         return f"purge of {self.company_id}"
+
+
+class Problem(models.Model):
+    """A group of outstanding failures with one cause, across companies and syncs.
+
+    Its cause is a status code, a data type and a normalised message
+    (`dashboard.fingerprint`); the fingerprints that name it are its aliases
+    (`ProblemAlias`), so a better normaliser re-points fingerprints without
+    losing what people attached to the group. Its counts are kept by ingest
+    (`dashboard.problems.upkeep`): the sum of its rows per company.
+    """
+
+    status_code = models.PositiveSmallIntegerField()
+    data_type = models.CharField(max_length=50, blank=True, default="")
+    cause = models.TextField(help_text="The normalised message: the cause, with placeholders.")
+    example = models.TextField(blank=True, default="", help_text="One full message of it.")
+    state = models.CharField(max_length=20, choices=ProblemState.choices, default=ProblemState.OPEN)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    snooze_until_failures = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="A snooze ends when its outstanding items reach this many.",
+    )
+    state_before_snooze = models.CharField(max_length=20, blank=True, default="")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    ticket_url = models.URLField(max_length=500, blank=True, default="")
+    items_outstanding = models.PositiveIntegerField(default=0)
+    syncs_outstanding = models.PositiveIntegerField(default=0)
+    companies_outstanding = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField(default=timezone.now, help_text="Its first failure's start.")
+    last_seen = models.DateTimeField(default=timezone.now, help_text="Its latest failure's start.")
+    created_at = models.DateTimeField(default=timezone.now, help_text="When the mirror found it.")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    regressed_at = models.DateTimeField(null=True, blank=True)
+    trend = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="{day: outstanding items that failed that day}, UTC days.",
+    )
+    platforms = models.JSONField(
+        default=dict, blank=True, help_text="{platform: companies with it outstanding}."
+    )
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged"
+    )
+    playbook = models.TextField(
+        blank=True, default="", help_text="Remediation steps (Markdown); empty: the code's note."
+    )
+    customer_message = models.TextField(
+        blank=True, default="", help_text="Template for the customer; empty: the default one."
+    )
+    playbook_version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        permissions = [
+            ("triage_problem", "Can assign a problem, note it, and change its state"),
+            ("edit_playbook", "Can edit a problem's playbook and customer message"),
+            ("merge_problem", "Can merge two problems"),
+        ]
+        indexes = [
+            # The Problems page by impact, in each state.
+            models.Index(
+                fields=["state", "-companies_outstanding", "-items_outstanding", "id"],
+                name="problem_impact",
+            ),
+            models.Index(
+                fields=["-companies_outstanding", "-items_outstanding", "id"],
+                name="problem_impact_all",
+            ),
+            models.Index(fields=["-last_seen", "id"], name="problem_last_seen"),
+            models.Index(fields=["status_code"], name="problem_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.status_code} {self.cause[:80]}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("problem-detail", args=[self.pk])
+
+
+class ProblemAlias(models.Model):
+    """One fingerprint (status code, data type, normalised message's hash) of a problem."""
+
+    problem = models.ForeignKey(Problem, on_delete=models.CASCADE, related_name="aliases")
+    status_code = models.PositiveSmallIntegerField()
+    data_type = models.CharField(max_length=50, blank=True, default="")
+    fingerprint = models.CharField(max_length=64)
+    example = models.TextField(
+        blank=True, default="", help_text="A full message, to fingerprint again later."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "problem aliases"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status_code", "data_type", "fingerprint"], name="problem_alias_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status_code}/{self.data_type}/{self.fingerprint} -> {self.problem_id}"
+
+
+class ProblemCompany(models.Model):
+    """One company's outstanding share of a problem: what the problem's counts add up."""
+
+    problem = models.ForeignKey(Problem, on_delete=models.CASCADE, related_name="companies")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    items = models.PositiveIntegerField(default=0)
+    syncs = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    days = models.JSONField(default=dict, blank=True, help_text="{day: items} of the last days.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["problem", "company"], name="problem_company_key")
+        ]
+        indexes = [
+            models.Index(fields=["problem", "-items", "id"], name="problem_company_items"),
+            models.Index(fields=["company"], name="problem_company_company"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.company_id} in problem {self.problem_id}: {self.items}"
+
+
+class ProblemActivity(models.Model):
+    """One change to a problem, by a person or by the mirror (no user): its activity."""
+
+    problem = models.ForeignKey(Problem, on_delete=models.CASCADE, related_name="activity")
+    at = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    username = models.CharField(max_length=150, blank=True, default="")
+    event = models.CharField(max_length=20, choices=ProblemEvent.choices)
+    text = models.TextField(blank=True, default="", help_text="A note, or what changed.")
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name_plural = "problem activity"
+        indexes = [models.Index(fields=["problem", "-at", "-id"], name="problem_activity_time")]
+
+    def __str__(self) -> str:
+        return f"{self.get_event_display()} on {self.problem_id} by {self.username or 'mirror'}"
+
+
+class PlaybookVersion(models.Model):
+    """One saved version of a problem's playbook and customer message."""
+
+    problem = models.ForeignKey(Problem, on_delete=models.CASCADE, related_name="playbooks")
+    version = models.PositiveIntegerField()
+    playbook = models.TextField(blank=True, default="")
+    customer_message = models.TextField(blank=True, default="")
+    edited_by = models.CharField(max_length=150)
+    edited_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["problem", "version"], name="playbook_version_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"playbook {self.version} of problem {self.problem_id}"

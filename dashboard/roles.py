@@ -21,6 +21,12 @@ READ_PERMISSION = "dashboard.view_sync"
 AUDIT_PERMISSION = "dashboard.view_accessevent"
 # A CSV export above `CSV_EXPORT_MAX_ROWS` syncs.
 EXPORT_BEYOND_CAP_PERMISSION = "dashboard.export_beyond_cap"
+# Problems: assign, note, link a ticket, ignore, snooze, reopen (runners, leads).
+TRIAGE_PERMISSION = "dashboard.triage_problem"
+# A problem's playbook and customer message (leads).
+PLAYBOOK_PERMISSION = "dashboard.edit_playbook"
+# Two problems made one (leads).
+MERGE_PERMISSION = "dashboard.merge_problem"
 
 VIEW = [
     "view_company",
@@ -31,10 +37,11 @@ VIEW = [
     "view_refreshstate",
     "view_retryrequest",
     "view_bulkretry",
+    "view_problem",
 ]
 GROUPS = {
     VIEWER: VIEW,
-    RUNNER: [*VIEW, "retry_sync"],
+    RUNNER: [*VIEW, "retry_sync", "triage_problem"],
     LEAD: [
         *VIEW,
         "retry_sync",
@@ -42,6 +49,9 @@ GROUPS = {
         "cancel_retry",
         "view_accessevent",
         "export_beyond_cap",
+        "triage_problem",
+        "edit_playbook",
+        "merge_problem",
     ],
 }
 

@@ -202,6 +202,14 @@ def purge_company_task(record_pk: int) -> dict[str, int] | None:
     return dict(record.removed)
 
 
+@shared_task(name="dashboard.problems_upkeep")
+def problems_upkeep_task() -> dict[str, int]:
+    """End the snoozes whose date has passed, and finish moving merged problems' rows."""
+    from .problems import lifecycle
+
+    return {"woken": lifecycle.wake_due(), "companies_moved": lifecycle.sweep_merged()}
+
+
 def enqueue_refresh(company_id: str) -> None:
     """Queue a company refresh once the current transaction commits."""
     transaction.on_commit(partial(refresh_company_task.delay, company_id))

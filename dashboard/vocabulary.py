@@ -157,6 +157,45 @@ class BulkState(models.TextChoices):
     DENIED = "denied", "Denied"
 
 
+class ProblemState(models.TextChoices):
+    """Where a problem (a group of outstanding failures with one cause) stands.
+
+    Open, resolved and regressed follow the mirror: a group resolves by
+    itself when nothing in it is outstanding, and regresses when it fails
+    again after that. Ignored and snoozed are a person's decision; a snooze
+    ends at its date or after its number of further failures.
+    """
+
+    OPEN = "open", "Open"
+    REGRESSED = "regressed", "Regressed"
+    SNOOZED = "snoozed", "Snoozed"
+    IGNORED = "ignored", "Ignored"
+    RESOLVED = "resolved", "Resolved"
+    MERGED = "merged", "Merged"
+
+
+# A problem in one of these asks for someone's attention.
+ACTIVE_PROBLEM_STATES = (ProblemState.OPEN, ProblemState.REGRESSED)
+
+
+class ProblemEvent(models.TextChoices):
+    """What a problem's activity records: every change, with who (or the mirror) and when."""
+
+    CREATED = "created", "First seen"
+    RESOLVED = "resolved", "Resolved (nothing outstanding)"
+    REGRESSED = "regressed", "Regressed (failed again after it was resolved)"
+    REOPENED = "reopened", "Reopened"
+    IGNORED = "ignored", "Ignored"
+    SNOOZED = "snoozed", "Snoozed"
+    WOKE = "woke", "Snooze ended"
+    ASSIGNED = "assigned", "Assigned"
+    NOTE = "note", "Note"
+    TICKET = "ticket", "Ticket link"
+    PLAYBOOK = "playbook", "Playbook edited"
+    MERGED = "merged", "Merged"
+    RETRY = "retry", "Retried"
+
+
 class PurgeReason(models.TextChoices):
     """Why a company's mirrored data was erased (`manage.py purge_company`)."""
 

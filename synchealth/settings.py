@@ -334,6 +334,8 @@ CELERY_BEAT_SCHEDULE = {
     # The dashboard's rankings (failing companies, frequent errors) for each
     # preset range; the page shows when they were counted.
     "dashboard-rankings": {"task": "dashboard.refresh_rankings", "schedule": 60.0},
+    # Problems: snoozes that end at a date, and merges left half-moved.
+    "dashboard-problems": {"task": "dashboard.problems_upkeep", "schedule": 120.0},
     # The retention policy (RETENTION_* below), a bounded amount of work an
     # hour; it also carries on with a company purge whose worker died.
     "dashboard-retention": {"task": "dashboard.apply_retention", "schedule": 3600.0},

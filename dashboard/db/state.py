@@ -10,8 +10,9 @@ from django.db import connection
 from ..models import PushItem, Sync
 from . import twins
 
-# (transaction ID, sync pk, sync ID, syncUtc, item status, sync status code)
-PushRow = tuple[uuid.UUID, int, uuid.UUID, datetime, int, int]
+# (transaction ID, sync pk, sync ID, syncUtc, item status, sync status code,
+#  item data type, item fingerprint, sync error fingerprint)
+PushRow = tuple[uuid.UUID, int, uuid.UUID, datetime, int, int, str, str, str]
 
 
 def pushes_postgresql(company_pk: int, transaction_ids: list[uuid.UUID]) -> list[PushRow]:
@@ -27,9 +28,11 @@ def pushes_postgresql(company_pk: int, transaction_ids: list[uuid.UUID]) -> list
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT p.transaction_id, s.id, s.sync_id, s.sync_utc, p.status, s.status_code "
+            f"SELECT p.transaction_id, s.id, s.sync_id, s.sync_utc, p.status, s.status_code, "
+            f"p.data_type, p.fingerprint, s.error_fingerprint "
             f"FROM unnest(%s::uuid[]) AS t(tid) CROSS JOIN LATERAL ("
-            f"SELECT sync_id, status, transaction_id FROM {PushItem._meta.db_table} "
+            f"SELECT sync_id, status, transaction_id, data_type, fingerprint "
+            f"FROM {PushItem._meta.db_table} "
             f"WHERE transaction_id = t.tid OFFSET 0) AS p "
             f"JOIN {Sync._meta.db_table} AS s ON s.id = p.sync_id WHERE s.company_id = %s",
             [list(transaction_ids), company_pk],
@@ -48,6 +51,9 @@ def pushes_portable(company_pk: int, transaction_ids: list[uuid.UUID]) -> list[P
             "sync__sync_utc",
             "status",
             "sync__status_code",
+            "data_type",
+            "fingerprint",
+            "sync__error_fingerprint",
         )
     )
 

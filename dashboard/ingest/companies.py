@@ -54,7 +54,16 @@ _COMPANY_FIELDS = (
     "platform_name",
     "connection_status",
     "created",
+    "redirect_url",
 )
+
+
+def _redirect(value: object) -> str:
+    """The company's connect link, if it is one: an https URL (never `javascript:`)."""
+    text = str(value or "").strip()
+    if len(text) > 500 or not text.lower().startswith("https://") or any(c.isspace() for c in text):
+        return ""
+    return text
 
 
 def upsert_companies(records: Iterable[CompanyRecord]) -> list[Company]:
@@ -73,6 +82,7 @@ def upsert_companies(records: Iterable[CompanyRecord]) -> list[Company]:
             platform_name=platform[:100],
             connection_status=status[:50],
             created=parse_time(record.get("created")),
+            redirect_url=_redirect(record.get("redirect")),
         )
     for company_id in purged_companies(by_id):
         del by_id[company_id]

@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from ..models import Company, RefreshState, Sync
+from ..problems import upkeep as problem_upkeep
 from ..upstream import Upstream, UpstreamError
 from ..vocabulary import Category, Code
 from .companies import ensure_company, refresh_companies, refuse_purged
@@ -124,6 +125,8 @@ def update_streak(company: Company) -> None:
     if (company.failing_streak, company.failing_since) != (streak, since):
         Company.objects.filter(pk=company.pk).update(failing_streak=streak, failing_since=since)
         company.failing_streak, company.failing_since = streak, since
+    # Its failed syncs without items are outstanding while the streak lasts.
+    problem_upkeep.recount_locked([company.pk])
 
 
 def _record_success(state: RefreshState, stats: Stats, now: datetime) -> None:

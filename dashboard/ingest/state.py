@@ -42,6 +42,8 @@ from ..db import chunked
 from ..db import state as db_state
 from ..db.locks import advisory_locks
 from ..models import Company, PushItem, Sync, TransactionState
+from ..problems import keys as problem_keys
+from ..problems import upkeep as problem_upkeep
 from ..vocabulary import FAILED_ITEM_STATUSES, IN_PROGRESS_CODES, Category, ItemStatus
 
 COMPLETED = int(ItemStatus.COMPLETED)
@@ -61,6 +63,10 @@ class Push:
     sync_utc: datetime
     status: int
     sync_ended: bool
+    status_code: int = 0
+    data_type: str = ""
+    fingerprint: str = ""
+    sync_fingerprint: str = ""
 
     @property
     def when(self) -> tuple[datetime, str]:
@@ -76,6 +82,13 @@ class Push:
     def left_outstanding(self) -> bool:
         """This push failed, or ended still pending."""
         return self.status in FAILED or (self.status != COMPLETED and self.sync_ended)
+
+    @property
+    def problem_key(self) -> problem_keys.Key:
+        """The problem of this push's failure: its sync's code, its data type, its cause."""
+        return problem_keys.key(
+            self.status_code, self.data_type, self.fingerprint, self.sync_fingerprint
+        )
 
 
 def _last_completed(history: list[Push]) -> tuple[datetime, str] | None:
@@ -147,9 +160,9 @@ def track(
 READ_ALL_UP_TO = 5000
 
 
-# A transaction's current state as stored: (pk, last sync's pk, status, outstanding).
-StateRow = tuple[int, int, int, bool]
-_STATE_ROW = ("transaction_id", "pk", "last_sync_id", "status", "outstanding")
+# A transaction's current state as stored: (pk, last sync's pk, status, outstanding, problem).
+StateRow = tuple[int, int, int, bool, int | None]
+_STATE_ROW = ("transaction_id", "pk", "last_sync_id", "status", "outstanding", "problem_id")
 
 
 def _state_rows(company_pk: int, transaction_ids: set[uuid.UUID]) -> dict[uuid.UUID, StateRow]:
@@ -199,17 +212,75 @@ def pushes(company_pk: int, transaction_ids: list[uuid.UUID]) -> dict[uuid.UUID,
     """Every push of these transactions by the company's syncs (see `db.state.pushes`)."""
     found: dict[uuid.UUID, list[Push]] = defaultdict(list)
     for chunk in chunked(list(transaction_ids), CHUNK):
-        for tid, sync_pk, sync_id, sync_utc, status, code in db_state.pushes(company_pk, chunk):
+        for (
+            tid,
+            sync_pk,
+            sync_id,
+            sync_utc,
+            status,
+            code,
+            data_type,
+            print_,
+            sync_print,
+        ) in db_state.pushes(company_pk, chunk):
             found[tid].append(
-                Push(sync_pk, sync_id, sync_utc, status, code not in IN_PROGRESS_CODES)
+                Push(
+                    sync_pk,
+                    sync_id,
+                    sync_utc,
+                    status,
+                    code not in IN_PROGRESS_CODES,
+                    code,
+                    data_type,
+                    print_,
+                    sync_print,
+                )
             )
     return found
 
 
 def is_outstanding(history: list[Push]) -> bool:
     """Some push left it unpushed after the last push that completed it."""
+    return cause(history) is not None
+
+
+def cause(history: list[Push]) -> Push | None:
+    """The latest push that left it unpushed after the last push that completed it:
+    whose failure it is outstanding with (None: it is not outstanding)."""
     done = _last_completed(history)
-    return any(p.left_outstanding and (done is None or p.when > done) for p in history)
+    left = [p for p in history if p.left_outstanding and (done is None or p.when > done)]
+    return max(left, key=lambda push: push.order) if left else None
+
+
+def _problems(history_of: dict[uuid.UUID, list[Push]]) -> dict[problem_keys.Key, int]:
+    """The problem of every outstanding transaction's failure, made for a cause never seen."""
+    wanted: dict[problem_keys.Key, tuple[Push, uuid.UUID]] = {}
+    for tid, history in history_of.items():
+        push = cause(history)
+        if push is not None:
+            found = wanted.get(push.problem_key)
+            if found is None or push.sync_utc < found[0].sync_utc:
+                wanted[push.problem_key] = (push, tid)
+    if not wanted:
+        return {}
+
+    def example(key: problem_keys.Key) -> str:
+        push, tid = wanted[key]
+        message = (
+            PushItem.objects.filter(sync_id=push.sync_pk, transaction_id=tid)
+            .exclude(message=None)
+            .exclude(message="")
+            .values_list("message", flat=True)
+            .first()
+        )
+        if message:
+            return message
+        row = Sync.objects.filter(pk=push.sync_pk).values_list("error_message", "exception_message")
+        return next((m or e for m, e in row), "")
+
+    return problem_keys.problems_for(
+        wanted, example, {k: push.sync_utc for k, (push, _) in wanted.items()}
+    )
 
 
 def _store_states(
@@ -221,6 +292,7 @@ def _store_states(
     now = timezone.now()
     changed: list[TransactionState] = []
     syncs: set[int] = set()
+    problems = _problems({tid: history_of[tid] for tid in transaction_ids if tid in history_of})
     for tid in transaction_ids:
         history = history_of.get(tid)
         old = existing.get(tid)
@@ -235,8 +307,10 @@ def _store_states(
             continue
         syncs.update(p.sync_pk for p in history)
         latest = max(history, key=lambda push: push.order)
-        outstanding = is_outstanding(history)
-        if old is not None and old[1:] == (latest.sync_pk, latest.status, outstanding):
+        failure = cause(history)
+        outstanding = failure is not None
+        problem = problems[failure.problem_key] if failure is not None else None
+        if old is not None and old[1:] == (latest.sync_pk, latest.status, outstanding, problem):
             continue
         changed.append(
             TransactionState(
@@ -246,6 +320,7 @@ def _store_states(
                 last_sync_utc=latest.sync_utc,
                 status=latest.status,
                 outstanding=outstanding,
+                problem_id=problem,
                 updated=now,
             )
         )
@@ -254,7 +329,14 @@ def _store_states(
             changed,
             update_conflicts=True,
             unique_fields=["company", "transaction_id"],
-            update_fields=["last_sync", "last_sync_utc", "status", "outstanding", "updated"],
+            update_fields=[
+                "last_sync",
+                "last_sync_utc",
+                "status",
+                "outstanding",
+                "problem",
+                "updated",
+            ],
         )
     return syncs
 
@@ -408,6 +490,7 @@ def recount_companies(company_pks: Iterable[int]) -> None:
             items_outstanding=Coalesce(Subquery(items), 0),
             syncs_outstanding=Coalesce(Subquery(syncs), 0),
         )
+    problem_upkeep.recount(pks)
 
 
 def recount(sync_pks: Iterable[int]) -> None:

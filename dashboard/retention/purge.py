@@ -47,6 +47,7 @@ from ..models import (
     WebhookEvent,
 )
 from ..platforms import forget_platform_names
+from ..problems import upkeep as problem_upkeep
 from .history import remove_syncs
 
 # A worker holds a purge this long (renewed at every batch); past it, another may carry on.
@@ -150,6 +151,8 @@ def _purge_batch(record: PurgeRecord, company_pk: int, max_syncs: int, max_items
             taken.append((pk, sync_id))
         pks = [pk for pk, _ in taken]
         counts = remove_syncs(pks)
+        # Its problems lose what the syncs and their states counted.
+        problem_upkeep.recount([company_pk])
         counts["webhook events"] = WebhookEvent.objects.filter(
             sync_id__in=[sync_id for _, sync_id in taken]
         ).delete()[0]
@@ -169,6 +172,7 @@ def _finish(record: PurgeRecord, company_pk: int | None) -> None:
             counts["transaction states"] += TransactionState.objects.filter(
                 company_id=company_pk
             ).delete()[0]
+            problem_upkeep.recount([company_pk])
             counts["configuration snapshots"] = ConfigSnapshot.objects.filter(
                 company_id=company_pk
             ).delete()[0]
