@@ -875,7 +875,9 @@ class Problem(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    ticket_url = models.CharField(max_length=500, blank=True, default="", help_text="An http(s) link.")
+    ticket_url = models.CharField(
+        max_length=500, blank=True, default="", help_text="An http(s) link."
+    )
     items_outstanding = models.PositiveIntegerField(default=0)
     syncs_outstanding = models.PositiveIntegerField(default=0)
     companies_outstanding = models.PositiveIntegerField(default=0)
