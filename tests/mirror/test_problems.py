@@ -253,3 +253,30 @@ def test_two_workers_meeting_a_new_cause_at_once_make_one_problem_with_exact_cou
     assert_consistent()
     state.recount_companies([c.pk for c in companies])
     assert_consistent()
+
+
+def test_an_item_typed_after_it_was_written_moves_to_its_data_types_problem():
+    from dashboard.ingest.push_operations import apply_types
+
+    company = make_company()
+    sync = mirror.Sync.objects.create(
+        company=company,
+        sync_id=uuid.uuid4(),
+        status_code=5130,
+        sync_utc=mirror.timezone.now(),
+        category=Category.FAILED,
+        chain_category=Category.FAILED,
+    )
+    tid = uuid.uuid4()
+    message = _closed(1)[1]
+    ingest.write_items_many(
+        [(sync, [{"transactionId": str(tid), "status": "PushError", "message": message}])]
+    )
+    untyped = mirror.Problem.objects.get()
+    assert untyped.data_type == ""
+    apply_types(company, {tid: "directCosts"})
+    typed = mirror.TransactionState.objects.get().problem
+    assert (typed.data_type, typed.items_outstanding) == ("directCosts", 1)
+    untyped.refresh_from_db()
+    assert untyped.items_outstanding == 0 and untyped.state == ProblemState.RESOLVED
+    assert_consistent()
