@@ -11,9 +11,12 @@ import itertools
 import time
 
 import pytest
+from django.template import Context, Template
 
 from dashboard.fingerprint import BOUND, Cause, fingerprint, headline, normalise, split
+from dashboard.templatetags.causes import cause, cause_markup
 from dashboard.views import neutralise
+from tests.support.html_policy import inline_code
 
 WRAPPER = "An error occurred in a downstream service. Correlation ID: {corr}. Message:  "
 
@@ -391,3 +394,47 @@ def test_a_formula_cause_passes_through_the_csv_neutraliser_as_text(formula):
             assert neutralise(shown) == "'" + shown
     assert normalise(formula) != "" and fingerprint(formula) != ""
     assert normalise('=HYPERLINK("http://evil","x")') == "=HYPERLINK({quoted},{quoted})"
+
+
+# The template tags.
+
+
+def _render(source: str, **context: object) -> str:
+    return Template("{% load causes %}" + source).render(Context(context))
+
+
+def test_the_tag_shows_the_cause_with_the_full_text_one_click_away():
+    text = message("qbo-period-closed", 0)
+    html = _render("{% message_cause m %}", m=text)
+    cause_text = CAUSES["qbo-period-closed"].format(**INSTANCES[0])
+    assert html == (
+        f'<details class="message-cause"><summary>{cause_text}</summary><pre>{text}</pre></details>'
+    )
+
+
+def test_a_short_message_that_is_all_cause_is_just_its_text():
+    assert _render("{% message_cause m %}", m="Tax rate missing") == "Tax rate missing"
+    assert _render("{% message_cause m %}", m=None) == ""
+    assert _render("{% message_cause m %}", m="") == ""
+    long = "Tax rate missing " * 20
+    assert _render("{% message_cause m %}", m=long).startswith(
+        '<details class="message-cause"><summary>Tax rate missing'
+    )
+    assert _render("{% message_cause m 400 %}", m=long.strip()) == long.strip()
+
+
+def test_the_tag_escapes_markup_everywhere():
+    xss = "<script>alert(1)</script>"
+    for text in (xss, WRAPPER.format(corr="x") + xss + " 'q' \"d\" & more", xss * 50):
+        html = _render("{% message_cause m %}", m=text)
+        assert "<script>" not in html and "&lt;script&gt;" in html
+        assert inline_code(html) == []  # nothing the site's CSP would block
+    assert _render("{{ m|cause }}", m=xss) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert str(cause_markup(None, summary=xss)) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def test_the_filter_is_the_headline():
+    text = message("qbd-3180", 1)
+    assert _render("{{ m|cause }}", m=text) == headline(text)
+    assert _render("{{ m|cause:20 }}", m=text) == "QuickBooks error 31…"
+    assert cause(None) == "" and cause(text, "not a number") == headline(text)
