@@ -66,8 +66,12 @@ def test_the_dashboard_lists_failing_companies_streaks_long_runs_and_errors(view
     assert "Acme Ltd" in body  # most failed syncs this week
     assert "4 in a row" in body
     assert str(estate["long"].sync_id)[:10] in body
-    # The group's cause first, Codat's wrapper and its correlation ID left off.
-    assert '<td class="message">The account period has closed.' in body
+    # The group's cause first, an example as it came (wrapper and all) a click away.
+    assert (
+        '<td class="message"><details class="message-cause"><summary>The account period has '
+        "closed.</summary><pre>An error occurred in a downstream service. Correlation ID: "
+        "1f6ab1bc-58c8-4c1a-a654-86464b065f69. Message: The account period has closed.</pre>"
+    ) in body
     assert f"fingerprint={estate['push_error'].error_fingerprint}" in body
 
 
