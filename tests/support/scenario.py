@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.utils import timezone
@@ -12,8 +13,11 @@ from sandbox import models as sb
 CLOSED = "The period is closed."
 
 
-def failed_company(items: int = 14, *, name: str = "Scenario Co") -> sb.Company:
-    """Two good syncs, then one (an hour ago) whose `items` items all failed with 5130."""
+def failed_company(
+    items: int = 14, *, name: str = "Scenario Co", messages: Sequence[str] = (CLOSED,)
+) -> sb.Company:
+    """Two good syncs, then one (an hour ago) whose `items` items all failed with 5130
+    (taking the `messages` in turn)."""
     now = timezone.now()
     company = sb.Company.objects.create(
         name=name,
@@ -23,14 +27,21 @@ def failed_company(items: int = 14, *, name: str = "Scenario Co") -> sb.Company:
         config_modified=now - timedelta(days=30),
     )
     for days, code, count in ((3, 2000, 3), (2, 2000, 3), (0, 5130, items)):
-        finished_sync(company, started=now - timedelta(days=days, hours=1), code=code, items=count)
+        started = now - timedelta(days=days, hours=1)
+        finished_sync(company, started=started, code=code, items=count, messages=messages)
     return company
 
 
 def finished_sync(
-    company: sb.Company, *, started: datetime, code: int, items: int, message: str = CLOSED
+    company: sb.Company,
+    *,
+    started: datetime,
+    code: int,
+    items: int,
+    messages: Sequence[str] = (CLOSED,),
 ) -> sb.Sync:
-    """A finished expense sync: every item completed (2000), or every one failed with `message`."""
+    """A finished expense sync: every item completed (2000), or every one failed, the items
+    taking the `messages` in turn."""
     status = sb.ItemStatus.COMPLETED if code == 2000 else sb.ItemStatus.PUSH_ERROR
     sync = sb.Sync.objects.create(
         company=company,
@@ -51,7 +62,9 @@ def finished_sync(
             integration_type=sb.IntegrationType.EXPENSES,
             data_type=sb.DataType.DIRECT_COSTS,
             status=status,
-            message=None if status == sb.ItemStatus.COMPLETED else message,
+            message=None
+            if status == sb.ItemStatus.COMPLETED
+            else messages[position % len(messages)],
         )
         for position in range(items)
     )
