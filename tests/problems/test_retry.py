@@ -15,11 +15,11 @@ from django.template.loader import render_to_string
 from django.test import RequestFactory, TestCase
 from django.urls import reverse
 
-from dashboard import retry
+from dashboard import bulk_retry, retention, retry
 from dashboard.models import BulkAlong, BulkMember, BulkRetry, ProblemActivity, RetryRequest
 from dashboard.problems import lifecycle, retries
 from dashboard.tasks import fan_out_bulk_task, run_retry_task
-from dashboard.vocabulary import ProblemEvent, ProblemState
+from dashboard.vocabulary import ProblemEvent, ProblemState, PurgeReason
 from tests.support.bulk import review_post
 from tests.support.factories import make_company
 from tests.support.problems import (
@@ -293,3 +293,22 @@ def test_the_partial_offers_the_button_to_leads_and_says_who_may_to_others(lead,
     # Each page view its own token: a double click on one page opens one preview.
     tokens = {rendered(lead).split('name="key" value="')[1].split('"')[0] for _ in range(2)}
     assert len({uuid.UUID(token) for token in tokens}) == 2
+
+
+def test_a_purge_or_an_old_preview_takes_what_goes_along_and_counts_only_members(client, lead):
+    estate = shared_syncs()
+    first, second = estate.companies
+    client.force_login(lead)
+    bulk = opened(open_problem_preview(client, estate.closed))
+    assert BulkAlong.objects.filter(bulk=bulk).count() == 4
+    record, _ = retention.request_purge(
+        company_id=first.company_id, requested_by="lead", reason=PurgeReason.ERASURE_REQUEST
+    )
+    record = retention.purge.purge(record.pk)
+    assert record.removed["bulk retry members"] == 3  # o1, o3 and o5; not their 3 along
+    assert list(BulkAlong.objects.values_list("member__company", flat=True)) == [second.pk]
+    BulkRetry.objects.filter(pk=bulk.pk).update(
+        created_at=bulk.created_at - 2 * bulk_retry.DRAFT_LIFETIME
+    )
+    assert bulk_retry.sweep_drafts() == 1
+    assert not BulkAlong.objects.exists() and not BulkMember.objects.exists()
