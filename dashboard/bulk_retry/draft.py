@@ -280,8 +280,9 @@ def confirm(
         if bulk.state != BulkState.DRAFT:
             return bulk, False
         if bulk.created_at < timezone.now() - DRAFT_LIFETIME:
+            where = "the problem's page" if bulk.problem_id else "the history"
             raise BulkRefused(
-                "This preview was opened more than a day ago; open a fresh one from the history."
+                f"This preview was opened more than a day ago; open a fresh one from {where}."
             )
         totals = kept_totals(bulk)
         if not totals.syncs:

@@ -54,12 +54,12 @@ def retries_of(problem: Problem) -> QuerySet[BulkRetry]:
 
 
 def under_way(problem: Problem) -> BulkRetry | None:
-    """The problem's confirmed bulk retry still making requests or waiting for them, if any."""
+    """The problem's confirmed bulk retry still making requests, or with some in flight."""
     return (
         retries_of(problem)
         .filter(
             Q(state__in=(BulkState.QUEUED, BulkState.RUNNING))
-            | Q(state=BulkState.FANNED_OUT, requests__state__in=ACTIVE_RETRY_STATES)
+            | Q(requests__state__in=ACTIVE_RETRY_STATES)
         )
         .order_by("-pk")
         .first()

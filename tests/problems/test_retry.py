@@ -7,12 +7,13 @@ re-pushes too. A double click opens one preview and confirms one bulk retry.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from unittest import mock
 
 import pytest
 from django.template.loader import render_to_string
-from django.test import RequestFactory, TestCase
+from django.test import Client, RequestFactory, TestCase
 from django.urls import reverse
 
 from dashboard import bulk_retry, retention, retry
@@ -33,6 +34,7 @@ from tests.support.problems import (
     shared_syncs,
     tids,
 )
+from tests.support.services import only_on_postgresql
 
 pytestmark = pytest.mark.django_db
 
@@ -312,3 +314,33 @@ def test_a_purge_or_an_old_preview_takes_what_goes_along_and_counts_only_members
     )
     assert bulk_retry.sweep_drafts() == 1
     assert not BulkAlong.objects.exists() and not BulkMember.objects.exists()
+
+
+@only_on_postgresql("two requests at once need concurrent writers")
+@pytest.mark.django_db(transaction=True)
+def test_the_same_button_posted_twice_at_once_opens_one_preview(lead):
+    from django.db import connection, transaction
+
+    with transaction.atomic():  # the factories keep the problems as ingest does: in one
+        estate = shared_syncs()
+    key = str(uuid.uuid4())
+    barrier = threading.Barrier(3)
+    answers: list[str] = []
+
+    def press() -> None:
+        client = Client()
+        client.force_login(lead)
+        barrier.wait()
+        try:
+            answers.append(open_problem_preview(client, estate.closed, key)["Location"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    bulk = BulkRetry.objects.get()
+    assert answers == [reverse("bulk-review", args=[bulk.pk])] * 3
+    assert BulkMember.objects.filter(bulk=bulk).count() == 4
