@@ -544,12 +544,15 @@ class UserPreference(models.Model):
 
 
 class BulkRetry(models.Model):
-    """Many retry requests made at once from a filter (history or company page).
+    """Many retry requests made at once from a filter (history or company page), or for a
+    problem's outstanding items (its page).
 
     Opening the preview freezes the filter's candidate syncs as members of a
     *draft*, read in the user's time zone; confirming turns the draft (minus
     the members left out) into the exact set the worker retries. The filter
     is kept to describe the selection and link back to it, never read again.
+    A problem's retry freezes the problem's outstanding transactions instead
+    (`dashboard.bulk_retry.problem`).
     """
 
     key = models.UUIDField(unique=True, help_text="The confirmation form's token.")
@@ -557,7 +560,9 @@ class BulkRetry(models.Model):
     created_at = models.DateTimeField(
         default=timezone.now, help_text="When the preview was opened and its syncs frozen."
     )
-    scope = models.TextField(help_text="The filter, as the history's query string.")
+    scope = models.TextField(
+        help_text="The filter, as the history's query string; empty for a problem's retry."
+    )
     time_zone = models.CharField(
         max_length=64, default="UTC", help_text="The zone the filter's dates were read in."
     )

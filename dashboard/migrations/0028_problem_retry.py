@@ -29,6 +29,13 @@ class Migration(migrations.Migration):
                 null=True,
             ),
         ),
+        migrations.AlterField(
+            model_name="bulkretry",
+            name="scope",
+            field=models.TextField(
+                help_text="The filter, as the history's query string; empty for a problem's retry."
+            ),
+        ),
         migrations.CreateModel(
             name="BulkAlong",
             fields=[
