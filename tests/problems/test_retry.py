@@ -319,10 +319,9 @@ def test_a_purge_or_an_old_preview_takes_what_goes_along_and_counts_only_members
 @only_on_postgresql("two requests at once need concurrent writers")
 @pytest.mark.django_db(transaction=True)
 def test_the_same_button_posted_twice_at_once_opens_one_preview(lead):
-    from django.db import connection, transaction
+    from django.db import connection
 
-    with transaction.atomic():  # the factories keep the problems as ingest does: in one
-        estate = shared_syncs()
+    estate = shared_syncs()
     key = str(uuid.uuid4())
     barrier = threading.Barrier(3)
     answers: list[str] = []
