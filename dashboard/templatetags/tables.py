@@ -265,25 +265,6 @@ def long_running_rows(syncs: list[dict[str, Any]]) -> SafeString:
 
 
 @register.simple_tag
-def error_rows(errors: list[dict[str, Any]], history_url: str, query: str) -> SafeString:
-    """The most frequent error groups, each linked to its syncs."""
-    return join(
-        html(
-            '<tr><td class="message">{}</td>'
-            '<td class="num"><a href="{}?{}&amp;fingerprint={}">{}</a></td>'
-            '<td class="num">{}</td></tr>\n',
-            clip(e["message"], 220),
-            history_url,
-            query,
-            e["fingerprint"],
-            thousands(e["count"]),
-            e["companies"],
-        )
-        for e in errors
-    )
-
-
-@register.simple_tag
 def chart_bars(chart: Chart, history_url: str, platform: str) -> SafeString:
     """The chart's stacked bars: each segment links to the history of its day and outcome."""
     platform_query = html("&amp;platform={}", quote(platform)) if platform else ""
