@@ -74,10 +74,11 @@ class ProblemFilterForm(forms.Form):
         # A company without a platform counts under "Unknown" in a problem's platforms.
         names = [*platforms, *([] if "Unknown" in platforms else ["Unknown"])]
         self._set_choices("platform", [("", "Any"), *((p, p) for p in names)])
-        self.users = {name: pk for pk, name in users}
+        # (Someone named "me" or "none" is found as "Me", or not by name.)
+        self.users = {name: pk for pk, name in users if name not in (ME, NOBODY)}
         self._set_choices(
             "assignee",
-            [("", "Anyone"), (ME, "Me"), (NOBODY, "Nobody")] + [(n, n) for _, n in users],
+            [("", "Anyone"), (ME, "Me"), (NOBODY, "Nobody")] + [(n, n) for n in self.users],
         )
 
     def _set_choices(self, name: str, choices: list[tuple[str, str]]) -> None:
