@@ -19,7 +19,7 @@ from .problems import selectors
 from .problems.lifecycle import NOTE_MAX, PLAYBOOK_MAX
 from .problems.selectors import ACTIVE, ANY_STATE, CURSORS, SORTS, ProblemFilter
 from .roles import LEAD, RUNNER, VIEWER
-from .vocabulary import STATUS_CODES, Category, ProblemState
+from .vocabulary import STATUS_CODES, Category, ProblemState, status_label
 
 STATE_CHOICES = [
     (ACTIVE, "Needs attention (open or regressed)"),
@@ -109,6 +109,15 @@ class ProblemFilterForm(forms.Form):
             sort=data.get("sort") or "impact",
             after=data.get("after"),
         )
+
+
+def code_options(form: ProblemFilterForm) -> list[tuple[int, str, bool]]:
+    """The status code filter's options: the failure codes, and an unknown one asked for."""
+    chosen = form.cleaned_data.get("code") if hasattr(form, "cleaned_data") else None
+    options = [(code, label, code == chosen) for code, label in FAILURE_CODES]
+    if chosen is not None and chosen not in {code for code, _ in FAILURE_CODES}:
+        options.append((chosen, f"{chosen} · {status_label(chosen)}", True))
+    return options
 
 
 class DetailForm(forms.Form):

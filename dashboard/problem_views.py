@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -38,7 +38,6 @@ from . import preferences as user_preferences
 from .markup import markdown
 from .models import PlaybookVersion, Problem
 from .problem_forms import (
-    FAILURE_CODES,
     AssignForm,
     DetailForm,
     IgnoreForm,
@@ -48,6 +47,7 @@ from .problem_forms import (
     ProblemFilterForm,
     SnoozeForm,
     TicketForm,
+    code_options,
     support_users,
 )
 from .problems import lifecycle, selectors
@@ -64,50 +64,13 @@ from .views import neutralise
 from .vocabulary import ProblemState, docs_for, note_for, status_label
 
 DETAIL = "dashboard/problem_detail.html"
-# The Problems page compares with the look before this visit: a visit is a run
-# of looks (filters, next pages) less than this apart.
-LOOK_SESSION_KEY = "sync_health_problems_look"
-VISIT_GAP = timedelta(minutes=30)
-
-
-def _moment(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 def last_look(request: HttpRequest, *, mark: bool) -> datetime | None:
-    """When the user looked at the Problems page before this visit (None: never).
-
-    `problems_seen_at` holds their latest look; the session remembers the look
-    before it for as long as the visit lasts, so the second page of a visit
-    still says what was new when it began. `mark`: this request is a look.
-    """
+    """When the user looked at the Problems page before this visit; `mark`: this is a look."""
     user_id = request.user.pk
     assert user_id is not None  # LoginRequiredMiddleware
-    preference = user_preferences.for_user(user_id)
-    latest = preference.problems_seen_at
-    kept = request.session.get(LOOK_SESSION_KEY)
-    now = timezone.now()
-    before = latest
-    if (
-        isinstance(kept, dict)
-        and latest is not None
-        and kept.get("latest") == latest.isoformat()
-        and now - latest < VISIT_GAP
-    ):
-        before = _moment(kept.get("before"))
-    if mark:
-        user_preferences.problems_seen(preference, now)
-        request.session[LOOK_SESSION_KEY] = {
-            "before": before.isoformat() if before else None,
-            "latest": now.isoformat(),
-        }
-    return before
+    return user_preferences.last_problems_look(request.session, user_id, mark=mark)
 
 
 def _query_without(request: HttpRequest, *names: str) -> str:
@@ -131,7 +94,7 @@ def problem_list(request: HttpRequest) -> HttpResponse:
     since = last_look(request, mark=True)
     context: dict[str, Any] = {
         "form": form,
-        "code_options": _code_options(form),
+        "code_options": code_options(form),
         "since": since,
         "page_query": _query_without(request, "after"),
         "is_first_page": not request.GET.get("after"),
@@ -142,15 +105,6 @@ def problem_list(request: HttpRequest) -> HttpResponse:
         context["page"] = selectors.page(filters)
         context["headline"] = selectors.headline(filters)
     return render(request, "dashboard/problems.html", context, status=200 if valid else 400)
-
-
-def _code_options(form: ProblemFilterForm) -> list[tuple[int, str, bool]]:
-    """The status code filter's options: the failure codes, and an unknown one asked for."""
-    chosen = form.cleaned_data.get("code") if hasattr(form, "cleaned_data") else None
-    options = [(code, label, code == chosen) for code, label in FAILURE_CODES]
-    if chosen is not None and chosen not in {code for code, _ in FAILURE_CODES}:
-        options.append((chosen, f"{chosen} · {status_label(chosen)}", True))
-    return options
 
 
 class _Echo:
