@@ -10,7 +10,7 @@ double click, make two consistent changes rather than one lost one.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -32,6 +32,7 @@ from . import upkeep
 User = AbstractBaseUser | AnonymousUser
 NOTE_MAX = 10_000
 PLAYBOOK_MAX = 20_000
+NOTE_REPEAT_WINDOW = timedelta(minutes=1)
 
 
 def _record(problem: Problem, user: Any, event: str, text: str = "", **detail: Any) -> None:
@@ -69,6 +70,19 @@ def note(problem_pk: int, user: Any, text: str) -> Problem:
         raise ValidationError(f"A note is at most {NOTE_MAX:,} characters.")
     with transaction.atomic():
         problem = _locked(problem_pk)
+        # A double click (or a form sent again) is one note: the same text by the
+        # same person moments ago is the one already recorded.
+        latest = (
+            ProblemActivity.objects.filter(problem=problem)
+            .order_by("-at", "-id")
+            .values_list("event", "user_id", "text", "at")
+            .first()
+        )
+        if latest is not None:
+            event, author, said, at = latest
+            repeated = (event, author, said) == (ProblemEvent.NOTE, getattr(user, "pk", None), text)
+            if repeated and timezone.now() - at < NOTE_REPEAT_WINDOW:
+                return problem
         _record(problem, user, ProblemEvent.NOTE, text)
     return problem
 
