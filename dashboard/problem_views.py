@@ -50,7 +50,7 @@ from .problem_forms import (
     code_options,
     support_users,
 )
-from .problems import lifecycle, selectors
+from .problems import lifecycle, retries, selectors
 from .problems.playbook import default_message, default_playbook, fill
 from .roles import (
     LEAD,
@@ -291,7 +291,7 @@ def _detail_context(
         "forms": forms_shown,
         "failed": next(iter(failed), "") if failed else "",
         "failed_form": next(iter(failed.values())) if failed else None,
-        "retry_summary": None,
+        "retry_summary": retries.summary(problem),
     }
 
 

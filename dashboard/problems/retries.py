@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, Q, Sum
-from django.urls import NoReverseMatch, reverse
 
 from .. import bulk_retry
 from ..db import chunked
@@ -206,12 +205,5 @@ def _failed_again_causes(problem: Problem, bulk_pks: list[int]) -> dict[int, tup
 
 
 def page_url(problem: Problem) -> str:
-    """Where a problem's retry leads back to: the problem's page.
-
-    Until the Problems pages are installed (no `problem-detail` URL), the
-    retries' audit, which lists every request made.
-    """
-    try:
-        return problem.get_absolute_url()
-    except NoReverseMatch:
-        return reverse("retry-audit")
+    """Where a problem's retry leads back to: the problem's page."""
+    return problem.get_absolute_url()

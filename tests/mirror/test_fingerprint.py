@@ -441,7 +441,9 @@ def test_the_filter_is_the_headline():
 
 
 def test_a_code_leading_the_message_names_its_kind_and_one_inside_it_is_a_value():
-    assert fingerprint("Tax rate TX100003 is missing") == fingerprint("Tax rate TX100004 is missing")
+    assert fingerprint("Tax rate TX100003 is missing") == fingerprint(
+        "Tax rate TX100004 is missing"
+    )
     assert normalise("Tax rate TX100003 is missing") == "Tax rate {code} is missing"
     assert normalise("BL01001973 Could not create Bill record!") == (
         "BL01001973 Could not create Bill record!"
