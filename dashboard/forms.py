@@ -17,7 +17,9 @@ from django.utils import timezone
 
 from .audit import AccessFilter
 from .filters import DEFAULT_PRESET, PRESETS, SORTS, Range, SyncFilter, decode_cursor
+from .models import Problem
 from .platforms import platform_names
+from .problems.rows import ProblemRef
 from .vocabulary import CATEGORY_BY_KEY, STATUS_CODES, AccessAction, ItemStatus, RetryState
 
 MAX_SEARCH = 200
@@ -147,9 +149,22 @@ class SyncFilterForm(RangeForm):
         regex=r"^[0-9a-f]{16}$", required=False, widget=forms.HiddenInput,
         error_messages={"invalid": "That error group is not valid."},
     )  # fmt: skip
+    problem = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": "That problem is not valid: a problem is named by its number.",
+            "min_value": "That problem is not valid: a problem is named by its number.",
+            "max_value": "That problem is not valid: a problem is named by its number.",
+        },
+    )
     sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
     dir = forms.ChoiceField(choices=[("desc", "Descending"), ("asc", "Ascending")], required=False)
     after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+    # The problem the filter names, for its chip (once the form is valid).
+    problem_shown: ProblemRef | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -163,6 +178,23 @@ class SyncFilterForm(RangeForm):
 
     def clean_q(self) -> str:
         return " ".join(str(self.cleaned_data.get("q") or "").split())
+
+    def clean_problem(self) -> int | None:
+        """The problem named, or the one it was merged into (its items moved there)."""
+        pk = self.cleaned_data.get("problem")
+        if pk is None:
+            return None
+        cause = ""
+        for _ in range(5):  # a merge never names a merged problem: one hop, in practice
+            row = Problem.objects.filter(pk=pk).values_list("cause", "merged_into_id").first()
+            if row is None:
+                raise forms.ValidationError(f"There is no problem #{pk}.")
+            cause, merged_into = row
+            if merged_into is None:
+                break
+            pk = merged_into
+        self.problem_shown = ProblemRef(pk, cause)
+        return pk
 
     def clean_after(self) -> tuple | None:
         raw = self.cleaned_data.get("after") or ""
@@ -191,6 +223,7 @@ class SyncFilterForm(RangeForm):
             failed_items=bool(data.get("failed_items")),
             company=data.get("company"),
             fingerprint=data.get("fingerprint") or "",
+            problem=data.get("problem"),
             state=data.get("state") or "",
             sort=data.get("sort") or "time",
             descending=(data.get("dir") or "desc") == "desc",

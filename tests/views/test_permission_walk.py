@@ -88,7 +88,12 @@ DASHBOARD: dict[str, Walk] = {
     "sync-history": Walk(
         lambda e: reverse("sync-history"),
         READ,
-        variants=(Variant("?range=all", HTMX), Variant(f"?q={'0' * 8}")),
+        variants=(
+            Variant("?range=all", HTMX),
+            Variant(f"?q={'0' * 8}"),
+            # A problem that does not exist: the page says so.
+            Variant("?problem=999999", get=row(LOGIN, 403, 400, 400, 400, 400)),
+        ),
     ),
     "sync-history-csv": Walk(lambda e: reverse("sync-history-csv") + "?range=all", READ),
     "sync-detail": Walk(

@@ -1,0 +1,26 @@
+"""A problem's syncs: the tips of its outstanding items, a partial index of the current
+state, built concurrently."""
+
+from django.db import migrations, models
+
+from dashboard.db import online
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ("dashboard", "0027_problem_roles"),
+    ]
+
+    operations = [
+        online.AddIndexConcurrently(
+            model_name="transactionstate",
+            index=models.Index(
+                condition=models.Q(("outstanding", True)),
+                fields=["problem", "last_sync"],
+                include=["last_sync_utc"],
+                name="transaction_state_problem_tip",
+            ),
+        ),
+    ]
