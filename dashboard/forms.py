@@ -232,13 +232,15 @@ class SyncFilterForm(RangeForm):
 
 
 class ItemFilterForm(forms.Form):
-    """The Push items tab: search by core ID or data type, filter by status."""
+    """The Push items tab: search by core ID, data type or message, filter by status."""
 
     q = forms.CharField(
         required=False,
         max_length=MAX_SEARCH,
         label="Search",
-        widget=forms.TextInput(attrs={"placeholder": "Core ID or data type", "type": "search"}),
+        widget=forms.TextInput(
+            attrs={"placeholder": "Core ID, data type or words of the message", "type": "search"}
+        ),
     )
     status = forms.TypedMultipleChoiceField(choices=ItemStatus.choices, coerce=int, required=False)
     page = forms.IntegerField(min_value=1, max_value=100_000, required=False)

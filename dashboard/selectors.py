@@ -493,6 +493,10 @@ def item_counts(sync: Sync) -> dict[int, int]:
 
 
 def filtered_items(sync: Sync, q: str, statuses: list[int]) -> QuerySet[PushItem]:
+    """The sync's items with these statuses, whose core ID, data type or message matches `q`.
+
+    Only this sync's items are read (its `(sync, …)` indexes), whatever the search.
+    """
     items = PushItem.objects.filter(sync=sync)
     if statuses:
         items = items.filter(status__in=statuses)
@@ -500,7 +504,7 @@ def filtered_items(sync: Sync, q: str, statuses: list[int]) -> QuerySet[PushItem
         try:
             items = items.filter(transaction_id=uuid.UUID(q))
         except ValueError:
-            condition = Q(data_type__icontains=q)
+            condition = Q(data_type__icontains=q) | Q(message__icontains=q)
             if len(q) >= 4 and all(c in "0123456789abcdefABCDEF-" for c in q):
                 condition |= Q(transaction_id__startswith=q.lower())
             items = items.filter(condition)

@@ -320,6 +320,7 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
         "ancestors": ancestors,
         "retries": retries,
         "source_platform": "Sync for Expenses",
+        "cause": _sync_cause(sync),
     }
     if tab == "items":
         form = ItemFilterForm(request.GET)
@@ -329,10 +330,14 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
         items = selectors.filtered_items(sync, q, statuses)
         paginator = Paginator(items, ITEMS_PER_PAGE)
         page_number = form.cleaned_data.get("page") or 1 if not form.errors else 1
+        items_page = paginator.get_page(page_number)
+        shown = list(items_page)
+        groups = problem_rows.item_problems(sync, shown)
         context.update(
             {
                 "item_form": form,
-                "items_page": paginator.get_page(page_number),
+                "items_page": items_page,
+                "item_rows": [(item, groups.get(item.pk)) for item in shown],
                 "item_query": _query_without(request, "page"),
                 "statuses": list(ItemStatus),
             }
@@ -348,6 +353,14 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
             }
         )
     return context
+
+
+def _sync_cause(sync: Sync) -> problem_rows.Cause | None:
+    """The problems of the sync's outstanding items, or its own (a failed sync without items)."""
+    if not (sync.items_outstanding or sync.problem_id):
+        return None
+    cause = problem_rows.causes([sync]).get(sync.pk)
+    return cause if cause is not None and cause.problems else None
 
 
 @require_GET

@@ -66,6 +66,26 @@ def _uuid(value: uuid.UUID | str) -> str:
     return str(uuid.UUID(str(value)))
 
 
+# A message is shown whole; past this many characters of cause, the rest is in its details.
+FULL_LIMIT = 4000
+
+
+@register.simple_tag
+def full_message(message: str | None) -> SafeString:
+    """An upstream message in full, its cause first; what comes before the cause (Codat's
+    wrapper, its correlation ID) one click away, in a `<details>` that needs no script."""
+    if not message:
+        return html("")
+    shown = headline(message, FULL_LIMIT)
+    if shown == " ".join(message.split()):
+        return html("{}", message)
+    return html(
+        '<details class="message-cause"><summary>{}</summary><pre>{}</pre></details>',
+        shown,
+        message,
+    )
+
+
 def cause_cell(cause: Cause | None) -> SafeString:
     """A history row's cause: its problem (linked, the cause in full in its title) and
     how many others; else its message's cause, the message in full in its title."""

@@ -65,6 +65,7 @@ BUILDERS: dict[str, tuple[Callable[..., str], Callable[[], list[Any]]]] = {
         tables.sync_rows,
         lambda: [[_history_row(), _history_row()._replace(pk=2)], _causes()],
     ),
+    "full_message": (tables.full_message, lambda: ["message"]),
     "code_rows": (tables.code_rows, lambda: [[(9999, "text", 2, 5)], "/syncs/", "range=7d"]),
     "failing_company_rows": (
         tables.failing_company_rows,
