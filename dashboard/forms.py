@@ -16,6 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
 from .audit import AccessFilter
+from .failed_items import QUERY_MIN
 from .filters import DEFAULT_PRESET, PRESETS, SORTS, Range, SyncFilter, decode_cursor
 from .models import Problem
 from .platforms import platform_names
@@ -247,6 +248,42 @@ class ItemFilterForm(forms.Form):
 
     def clean_q(self) -> str:
         return str(self.cleaned_data.get("q") or "").strip()
+
+
+class ItemSearchForm(forms.Form):
+    """The item search: a transaction ID (or its first 8+ characters), or words of a message."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=MAX_SEARCH,
+        label="Search",
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "Transaction ID (or its first 8+ characters), or words of the "
+                "error message",
+                "type": "search",
+                "maxlength": MAX_SEARCH,
+            }
+        ),
+    )
+    after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
+    def clean_q(self) -> str:
+        q = " ".join(str(self.cleaned_data.get("q") or "").split())
+        if q and len(q.replace(" ", "")) < QUERY_MIN:
+            raise forms.ValidationError(
+                f"Search for at least {QUERY_MIN} characters: fewer match too much."
+            )
+        return q
+
+    def clean_after(self) -> tuple | None:
+        raw = self.cleaned_data.get("after") or ""
+        if not raw:
+            return None
+        cursor = decode_cursor(raw, "time")
+        if cursor is None:
+            raise forms.ValidationError("That page link is not valid; start from the newest.")
+        return cursor
 
 
 class PreferenceForm(forms.Form):

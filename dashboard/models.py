@@ -484,6 +484,13 @@ class TransactionState(models.Model):
                 name="transaction_state_problem_tip",
                 condition=models.Q(outstanding=True),
             ),
+            # Every outstanding item, newest first: the item search by message
+            # reads a bounded stretch of it, a page at a time.
+            models.Index(
+                fields=["-last_sync_utc", "-id"],
+                name="transaction_state_recent",
+                condition=models.Q(outstanding=True),
+            ),
         ]
 
     def __str__(self) -> str:

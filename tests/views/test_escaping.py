@@ -261,6 +261,8 @@ def test_no_page_shows_upstream_text_raw(viewer_client, hostile_mirror, counted)
         reverse("sync-history") + f"?q={str(sync.company.company_id)[:6]}",
         reverse("sync-history") + f"?problem={Problem.objects.get().pk}",
         reverse("sync-detail", args=[Sync.objects.get(status_code=9999).sync_id]),
+        reverse("item-search") + "?q=%3Cx%3E",
+        reverse("item-search") + f"?q={sync.items.get().transaction_id}",
     ]
     for url in pages:
         response = viewer_client.get(url)
@@ -268,6 +270,8 @@ def test_no_page_shows_upstream_text_raw(viewer_client, hostile_mirror, counted)
         body = response.content.decode()
         assert HOSTILE not in body, url
     assert "&lt;x&gt;" in viewer_client.get(reverse("summary")).content.decode()
-    # The causes and the problems show the text, escaped.
+    # The causes, the problems and the item search show the text, escaped.
     history = viewer_client.get(reverse("sync-history")).content.decode()
     assert history.count(f"Problem #{Problem.objects.get().pk}</a> &lt;x&gt;") == 2
+    found = viewer_client.get(reverse("item-search") + "?q=%3Cx%3E").content.decode()
+    assert 'data-testid="found-item"' in found and 'data-testid="found-problem"' in found

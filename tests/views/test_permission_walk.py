@@ -105,6 +105,16 @@ DASHBOARD: dict[str, Walk] = {
     "transaction-detail": Walk(
         lambda e: reverse("transaction-detail", args=[e["transaction_id"]]), READ
     ),
+    "item-search": Walk(
+        lambda e: reverse("item-search"),
+        READ,
+        variants=(
+            Variant("?q=period+has+closed"),
+            Variant(f"?q={str(uuid.UUID(int=0))[:8]}"),
+            # Too short a search: the page says why.
+            Variant("?q=ab", get=row(LOGIN, 403, 400, 400, 400, 400)),
+        ),
+    ),
     "config-download": Walk(
         lambda e: reverse("config-download", args=[e["company_id"], e["snapshot_id"]]), READ
     ),
