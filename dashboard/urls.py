@@ -27,6 +27,7 @@ urlpatterns = [
     path("retries/bulk/<int:pk>/", bulk_views.bulk_detail, name="bulk-detail"),
     path("retries/bulk/<int:pk>/review/", bulk_views.bulk_review, name="bulk-review"),
     path("retries/bulk/<int:pk>/cancel/", bulk_views.bulk_cancel, name="bulk-cancel"),
+    path("problems/<int:pk>/retry/", bulk_views.problem_retry, name="problem-retry"),
     path("audit/", audit_views.access_audit, name="access-audit"),
     path("preferences/", views.preferences, name="preferences"),
     path("webhooks/codat", webhooks.receive, name="webhook-codat"),

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("dashboard", "0027_problem_roles"),
+        ("dashboard", "0028_problem_retry"),
     ]
 
     operations = [

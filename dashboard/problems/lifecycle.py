@@ -2,7 +2,8 @@
 
 Views call these with the acting user after checking the permission
 (`dashboard.roles`): triage (assign, note, ticket, ignore, snooze, reopen)
-for runners and leads, playbooks and merging for leads. Each runs in one
+for runners and leads, playbooks and merging for leads; a confirmed bulk
+retry of the problem's items records itself (`retried`). Each runs in one
 transaction with the problem's row locked, so two people at once, or a
 double click, make two consistent changes rather than one lost one.
 """
@@ -176,6 +177,25 @@ def wake_due(now: datetime | None = None) -> int:
             _record(problem, None, ProblemEvent.WOKE, "The snooze's date passed.")
             woken += 1
     return woken
+
+
+def retried(
+    problem_pk: int, user: Any, *, bulk_pk: int, items: int, syncs: int, companies: int
+) -> None:
+    """Record that someone confirmed a bulk retry of the problem's outstanding items.
+
+    Called by the confirmation, in its transaction: a form confirmed twice records once.
+    """
+    ProblemActivity.objects.create(
+        problem_id=problem_pk,
+        user=user if getattr(user, "pk", None) else None,
+        username=getattr(user, "get_username", lambda: "")(),
+        event=ProblemEvent.RETRY,
+        text=f"Bulk retry {bulk_pk}: {items:,} item{'s' * (items != 1)} in "
+        f"{syncs:,} sync{'s' * (syncs != 1)} of {companies:,} "
+        f"compan{'ies' if companies != 1 else 'y'}",
+        detail={"bulk": bulk_pk, "items": items, "syncs": syncs, "companies": companies},
+    )
 
 
 def edit_playbook(problem_pk: int, user: Any, playbook: str, customer_message: str) -> Problem:

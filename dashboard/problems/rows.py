@@ -39,19 +39,8 @@ FAILED = frozenset(int(s) for s in FAILED_ITEM_STATUSES)
 
 
 def headline(message: str | None, limit: int = CAUSE_LIMIT) -> str:
-    """The message's cause, cut to `limit` characters (the last an ellipsis).
-
-    The cause comes first where the normaliser can tell it from Codat's
-    wrapper (`fingerprint.headline`); else it is the message, its whitespace
-    collapsed.
-    """
-    made = getattr(fingerprint, "headline", None)
-    if made is not None:
-        return str(made(message, limit))
-    text = " ".join((message or "")[: max(4 * limit, 4000)].split())
-    if limit <= 0:
-        return ""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """The message's cause (Codat's wrapper taken off), cut to `limit` characters."""
+    return fingerprint.headline(message, limit)
 
 
 @cache

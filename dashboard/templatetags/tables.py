@@ -23,6 +23,7 @@ from dashboard.markup import html, join
 from dashboard.problems.rows import TITLE_LIMIT, Cause, headline
 from dashboard.vocabulary import CATEGORY_CSS, Category
 
+from .causes import cause_markup
 from .humanize_extras import brief, clip, duration, stamp, thousands
 
 register = template.Library()
@@ -64,26 +65,6 @@ def _route(name: str) -> tuple[SafeString, SafeString]:
 def _uuid(value: uuid.UUID | str) -> str:
     """A UUID's canonical text; anything else raises (it never reaches a link)."""
     return str(uuid.UUID(str(value)))
-
-
-# A message is shown whole; past this many characters of cause, the rest is in its details.
-FULL_LIMIT = 4000
-
-
-@register.simple_tag
-def full_message(message: str | None) -> SafeString:
-    """An upstream message in full, its cause first; what comes before the cause (Codat's
-    wrapper, its correlation ID) one click away, in a `<details>` that needs no script."""
-    if not message:
-        return html("")
-    shown = headline(message, FULL_LIMIT)
-    if shown == " ".join(message.split()):
-        return html("{}", message)
-    return html(
-        '<details class="message-cause"><summary>{}</summary><pre>{}</pre></details>',
-        shown,
-        message,
-    )
 
 
 def cause_cell(cause: Cause | None) -> SafeString:
@@ -321,13 +302,17 @@ def long_running_rows(syncs: list[dict[str, Any]]) -> SafeString:
 
 @register.simple_tag
 def error_rows(errors: list[dict[str, Any]], history_url: str, query: str) -> SafeString:
-    """The most frequent error groups, each linked to its syncs."""
+    """The most frequent error groups, each linked to its syncs.
+
+    Each group reads as its cause, variable parts named, with an example
+    message as it came one click away.
+    """
     return join(
         html(
             '<tr><td class="message">{}</td>'
             '<td class="num"><a href="{}?{}&amp;fingerprint={}">{}</a></td>'
             '<td class="num">{}</td></tr>\n',
-            clip(e["message"], 220),
+            cause_markup(e.get("example"), 220, summary=e["message"]),
             history_url,
             query,
             e["fingerprint"],

@@ -65,7 +65,6 @@ BUILDERS: dict[str, tuple[Callable[..., str], Callable[[], list[Any]]]] = {
         tables.sync_rows,
         lambda: [[_history_row(), _history_row()._replace(pk=2)], _causes()],
     ),
-    "full_message": (tables.full_message, lambda: ["message"]),
     "code_rows": (tables.code_rows, lambda: [[(9999, "text", 2, 5)], "/syncs/", "range=7d"]),
     "failing_company_rows": (
         tables.failing_company_rows,
@@ -92,7 +91,15 @@ BUILDERS: dict[str, tuple[Callable[..., str], Callable[[], list[Any]]]] = {
     "error_rows": (
         tables.error_rows,
         lambda: [
-            [{"fingerprint": "0123456789abcdef", "count": 4, "companies": 2, "message": "m"}],
+            [
+                {
+                    "fingerprint": "0123456789abcdef",
+                    "count": 4,
+                    "companies": 2,
+                    "message": "m",
+                    "example": "An error occurred in a downstream service. Message: m",
+                }
+            ],
             "/syncs/",
             "range=7d",
         ],

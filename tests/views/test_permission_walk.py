@@ -28,7 +28,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import URLResolver, get_resolver, include, path, reverse
 
-from dashboard.models import BulkRetry, RetryRequest
+from dashboard.models import BulkRetry, RetryRequest, TransactionState
 from dashboard.vocabulary import BulkState
 from tests.support.users import make_user
 
@@ -160,6 +160,13 @@ DASHBOARD: dict[str, Walk] = {
         lambda e: reverse("bulk-cancel", args=[e["bulk"]]),
         POST_ONLY,
         post=row(LOGIN, 403, 403, 403, NOT_POSTED, NOT_POSTED),
+    ),
+    # A problem's retry opens a preview like the bulk retry's: leads (and the admin) only.
+    "problem-retry": Walk(
+        lambda e: reverse("problem-retry", args=[e["problem"]]),
+        POST_ONLY,
+        post=row(LOGIN, 403, 403, 403, NOT_POSTED, NOT_POSTED),
+        post_data={"key": str(uuid.UUID(int=2))},
     ),
     # Part of the app like any page: someone without a role has no times to read.
     "preferences": Walk(
@@ -373,7 +380,8 @@ def test_every_url_pattern_is_in_the_table():
 
 @pytest.fixture
 def walk_estate(estate) -> dict[str, Any]:
-    """Real IDs for every pattern: the views' estate, a retry, a bulk retry and a draft."""
+    """Real IDs for every pattern: the views' estate, a retry, a bulk retry, a draft and the
+    problem of the estate's failed item."""
     cast = {
         "no role": make_user("nobody"),
         "viewer": make_user("viewer", "Support viewer"),
@@ -401,6 +409,7 @@ def walk_estate(estate) -> dict[str, Any]:
         "retry": retry.pk,
         "bulk": bulk.pk,
         "draft": draft.pk,
+        "problem": TransactionState.objects.get(company=sync.company, outstanding=True).problem_id,
     }
 
 

@@ -111,7 +111,7 @@ def test_a_failed_sync_without_items_links_its_problem_beside_its_error(viewer_c
     assert f"Problem #{problem.pk}</a> Company &lt;b&gt;not&lt;/b&gt; configured" in problems
     assert "outstanding item" not in problems
     # Right before the error message.
-    assert body.index("sync-problems") < body.index("<summary>Error message</summary>")
+    assert body.index("sync-problems") < body.index('data-testid="error-message"')
 
 
 def test_a_sync_with_nothing_outstanding_names_no_problem(viewer_client, db):
