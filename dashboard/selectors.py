@@ -91,13 +91,23 @@ def problem_syncs(problem: int) -> Q:
     is always read whole. So the parts are asked for first: two index probes.
     """
     tips = TransactionState.objects.filter(problem_id=problem, outstanding=True)
-    failed = Sync.objects.filter(problem_id=problem)
+    failed = Sync.objects.filter(_streak_failure(problem))
     has_tips, has_failed = tips.exists(), failed.exists()
     if has_tips and has_failed:
         return Q(pk__in=tips.values("last_sync_id").union(failed.values("pk")))
     if has_failed:
-        return Q(problem_id=problem)
+        return _streak_failure(problem)
     return Q(pk__in=tips.values("last_sync_id"))
+
+
+def _streak_failure(problem: int) -> Q:
+    """A failed sync without items of the problem that still counts: in its company's
+    current failing streak (an older one keeps its problem as its cause, resolved)."""
+    return Q(
+        problem_id=problem,
+        company__failing_streak__gt=0,
+        sync_utc__gte=F("company__failing_since"),
+    )
 
 
 def problem_count(problem: int, span: Range) -> tuple[int, bool]:
@@ -112,7 +122,7 @@ def problem_count(problem: int, span: Range) -> tuple[int, bool]:
     if span.start is not None:
         tips = tips.filter(last_sync_utc__gte=span.start)
     distinct = tips.order_by().values("last_sync_id").distinct()[: COUNT_CAP + 1].count()
-    failed, _ = bounded_count(_in_range(Sync.objects.filter(problem_id=problem), span))
+    failed, _ = bounded_count(_in_range(Sync.objects.filter(_streak_failure(problem)), span))
     total = distinct + failed
     return min(total, COUNT_CAP), total > COUNT_CAP
 

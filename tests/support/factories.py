@@ -125,12 +125,12 @@ def problem_of(sync: Sync, transaction_id: uuid.UUID | None = None) -> Problem:
 def make_failed_sync_without_items(
     company: Company, message: str, *, code: int = 4000, **fields
 ) -> tuple[Sync, Problem]:
-    """A failed sync without items, given its problem as a refresh's failing streak does."""
-    from dashboard.problems import keys
+    """A failed sync without items, given its problem as a refresh does: by the company's
+    failing streak, which it is part of."""
+    from dashboard.ingest.refresh import update_streak
 
     sync = make_sync(company, code=code, error_message=message, **fields)
-    key = keys.key(sync.status_code, "", "", sync.error_fingerprint)
-    problem = keys.problems_for([key], lambda _: message)[key]
-    Sync.objects.filter(pk=sync.pk).update(problem_id=problem)
+    update_streak(Company.objects.get(pk=company.pk))
     sync.refresh_from_db()
-    return sync, Problem.objects.get(pk=problem)
+    assert sync.problem_id is not None, "the sync is in its company's failing streak"
+    return sync, Problem.objects.get(pk=sync.problem_id)
