@@ -28,6 +28,10 @@ from .models import (
     BulkRetry,
     Company,
     ConfigSnapshot,
+    PlaybookVersion,
+    Problem,
+    ProblemActivity,
+    ProblemAlias,
     PurgeRecord,
     PushItem,
     RankingSnapshot,
@@ -317,3 +321,57 @@ class PurgeRecordAdmin(AuditAdmin):
     readonly_fields = (
         "company_id", "reason", "requested_by", "requested_at", "finished_at", "removed",
     )  # fmt: skip
+
+
+class ProblemAliasInline(admin.TabularInline):
+    model = ProblemAlias
+    fields = ("status_code", "data_type", "fingerprint", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Problem)
+class ProblemAdmin(ReadOnlyAdmin):
+    """Problems, as ingest counts them. People change them on the site (/problems/), where
+    each change is recorded with who and when; here they are read."""
+
+    list_display = (
+        "pk",
+        "status_code",
+        "data_type",
+        "cause",
+        "state",
+        "companies_outstanding",
+        "items_outstanding",
+        "assignee",
+        "last_seen",
+    )
+    list_filter = ("state", "status_code")
+    search_fields = ("cause", "=aliases__fingerprint")
+    ordering = ("-companies_outstanding", "-items_outstanding", "pk")
+    list_select_related = ("assignee",)
+    raw_id_fields = ("assignee", "merged_into")
+    inlines = [ProblemAliasInline]
+
+
+@admin.register(ProblemActivity)
+class ProblemActivityAdmin(AuditAdmin):
+    """What people (and the mirror) did to each problem."""
+
+    list_display = ("at", "problem", "event", "username", "text")
+    list_filter = ("event",)
+    search_fields = ("=problem__id", "=username")
+    ordering = ("-at", "-id")
+    paginator = CappedPaginator
+    raw_id_fields = ("problem", "user")
+
+
+@admin.register(PlaybookVersion)
+class PlaybookVersionAdmin(AuditAdmin):
+    list_display = ("problem", "version", "edited_by", "edited_at")
+    search_fields = ("=problem__id", "=edited_by")
+    raw_id_fields = ("problem",)

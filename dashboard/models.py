@@ -40,7 +40,7 @@ class Company(models.Model):
         max_length=100, blank=True, default="", help_text="The accounting software (target)."
     )
     connection_status = models.CharField(max_length=50, blank=True, default="")
-    redirect_url = models.URLField(
+    redirect_url = models.CharField(
         max_length=500,
         blank=True,
         default="",
@@ -875,7 +875,9 @@ class Problem(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    ticket_url = models.URLField(max_length=500, blank=True, default="")
+    ticket_url = models.CharField(
+        max_length=500, blank=True, default="", help_text="An http(s) link."
+    )
     items_outstanding = models.PositiveIntegerField(default=0)
     syncs_outstanding = models.PositiveIntegerField(default=0)
     companies_outstanding = models.PositiveIntegerField(default=0)

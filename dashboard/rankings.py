@@ -21,7 +21,7 @@ from django.utils import timezone
 from .db.capped import COUNT_CAP, bounded_count
 from .db.locks import advisory_lock
 from .filters import PRESETS
-from .fingerprint import normalise
+from .fingerprint import BOUND, normalise
 from .models import Company, RankingSnapshot, Sync
 from .vocabulary import Category, Code
 
@@ -37,7 +37,9 @@ class Rankings:
     # {"company": {pk, company_id, name, platform_name}, "failed": n, "last": datetime},
     # most failed first.
     failing_companies: list[dict[str, Any]]
-    # {"fingerprint", "count", "companies", "message"}, most frequent first.
+    # {"fingerprint", "count", "companies", "message", "example"}, most frequent first:
+    # the message is the group's cause, its variable parts named; the example
+    # is one of its messages as it came (a snapshot counted before it has none).
     errors: list[dict[str, Any]]
     # When the counting happened: now for a live count, else the snapshot's time.
     counted_at: datetime
@@ -128,6 +130,7 @@ def count(
                 "count": row["n"],
                 "companies": row["companies"],
                 "message": normalise(examples.get(row["error_fingerprint"], "")),
+                "example": examples.get(row["error_fingerprint"], "")[:BOUND],
             }
             for row in groups
         ],

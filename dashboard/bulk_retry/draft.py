@@ -154,11 +154,13 @@ def groups(bulk: BulkRetry) -> list[Group]:
         )
         .order_by("-syncs", "status_code", "fingerprint")
     )
-    messages = dict(
-        Sync.objects.filter(pk__in=[row["sample"] for row in rows]).values_list(
-            "pk", "error_message"
-        )
-    )
+    # The fingerprint is of the error message, or of the exception message without one.
+    messages = {
+        pk: error or exception
+        for pk, error, exception in Sync.objects.filter(
+            pk__in=[row["sample"] for row in rows]
+        ).values_list("pk", "error_message", "exception_message")
+    }
     return [
         Group(
             key=group_key(row["status_code"], row["fingerprint"]),

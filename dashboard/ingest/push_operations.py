@@ -6,11 +6,14 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.db import transaction
 from django.utils import timezone
 
+from ..db import chunked
 from ..db import items as db_items
-from ..models import Company, RefreshState, Sync
+from ..models import Company, RefreshState, Sync, TransactionState
 from ..upstream import PushOperationRecord, Upstream
+from . import state
 from .records import parse_time, parse_uuid
 
 
@@ -49,7 +52,22 @@ def apply_types(company: Company, types: dict[uuid.UUID, str]) -> int:
     sync_ids = list(Sync.objects.filter(company=company).values_list("pk", flat=True))
     if not sync_ids:
         return 0
-    return db_items.set_types(sync_ids, types)
+    with transaction.atomic():
+        state.lock_companies([company.pk])
+        typed = db_items.set_types(sync_ids, types)
+        if typed:
+            # An outstanding item's problem names its data type: look again at
+            # the outstanding ones that got one.
+            outstanding = [
+                tid
+                for chunk in chunked(sorted(types), 1000)
+                for tid in TransactionState.objects.filter(
+                    company_id=company.pk, outstanding=True, transaction_id__in=chunk
+                ).values_list("transaction_id", flat=True)
+            ]
+            if outstanding:
+                state.recompute(company.pk, outstanding)
+    return typed
 
 
 def read_data_types(client: Upstream, company: Company, since: datetime) -> dict[uuid.UUID, str]:

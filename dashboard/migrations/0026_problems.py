@@ -123,7 +123,7 @@ class Migration(migrations.Migration):
                 migrations.AddField(
                     model_name="company",
                     name="redirect_url",
-                    field=models.URLField(
+                    field=models.CharField(
                         blank=True,
                         default="",
                         help_text="The upstream's `redirect`: the link that lets the customer connect (or reconnect) their accounting software.",
@@ -197,7 +197,7 @@ class Migration(migrations.Migration):
                             "state_before_snooze",
                             models.CharField(blank=True, default="", max_length=20),
                         ),
-                        ("ticket_url", models.URLField(blank=True, default="", max_length=500)),
+                        ("ticket_url", models.CharField(blank=True, default="", help_text="An http(s) link.", max_length=500)),
                         ("items_outstanding", models.PositiveIntegerField(default=0)),
                         ("syncs_outstanding", models.PositiveIntegerField(default=0)),
                         ("companies_outstanding", models.PositiveIntegerField(default=0)),

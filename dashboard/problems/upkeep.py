@@ -161,16 +161,21 @@ def recount(company_pks: Iterable[int]) -> None:
     if not pks:
         return
     deltas: dict[int, Delta] = defaultdict(Delta)
-    for chunk in chunked(pks, 500):
-        companies = Company.objects.filter(pk__in=chunk).only(
-            "pk", "failing_streak", "failing_since", "platform_name"
-        )
-        stored: dict[int, dict[int, ProblemCompany]] = defaultdict(dict)
-        for row in ProblemCompany.objects.filter(company_id__in=chunk):
-            stored[row.company_id][row.problem_id] = row
-        for company in companies:
-            _recount_company(company, stored.get(company.pk, {}), deltas)
-    apply(deltas)
+    with transaction.atomic():
+        for chunk in chunked(pks, 500):
+            _recount_chunk(chunk, deltas)
+        apply(deltas)
+
+
+def _recount_chunk(chunk: list[int], deltas: dict[int, Delta]) -> None:
+    companies = Company.objects.filter(pk__in=chunk).only(
+        "pk", "failing_streak", "failing_since", "platform_name"
+    )
+    stored: dict[int, dict[int, ProblemCompany]] = defaultdict(dict)
+    for row in ProblemCompany.objects.filter(company_id__in=chunk):
+        stored[row.company_id][row.problem_id] = row
+    for company in companies:
+        _recount_company(company, stored.get(company.pk, {}), deltas)
 
 
 def _recount_company(

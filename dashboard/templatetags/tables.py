@@ -22,6 +22,7 @@ from dashboard.chart import Chart
 from dashboard.markup import html, join
 from dashboard.vocabulary import CATEGORY_CSS, Category
 
+from .causes import cause_markup
 from .humanize_extras import brief, clip, duration, stamp, thousands
 
 register = template.Library()
@@ -266,13 +267,17 @@ def long_running_rows(syncs: list[dict[str, Any]]) -> SafeString:
 
 @register.simple_tag
 def error_rows(errors: list[dict[str, Any]], history_url: str, query: str) -> SafeString:
-    """The most frequent error groups, each linked to its syncs."""
+    """The most frequent error groups, each linked to its syncs.
+
+    Each group reads as its cause, variable parts named, with an example
+    message as it came one click away.
+    """
     return join(
         html(
             '<tr><td class="message">{}</td>'
             '<td class="num"><a href="{}?{}&amp;fingerprint={}">{}</a></td>'
             '<td class="num">{}</td></tr>\n',
-            clip(e["message"], 220),
+            cause_markup(e.get("example"), 220, summary=e["message"]),
             history_url,
             query,
             e["fingerprint"],

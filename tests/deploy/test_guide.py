@@ -57,6 +57,7 @@ RUN_BY = {
     r"with-environment python manage\.py createsuperuser": HERE
     + "test_an_administrator_is_made_through_the_environment",
     r"with-environment python manage\.py build_current_state": UPGRADE,
+    r"with-environment python manage\.py build_problems": UPGRADE,
     r"with-environment python manage\.py check --deploy --fail-level WARNING": HERE
     + "test_the_secret_key_command_makes_one_the_deploy_check_accepts",
     r"with-environment scripts/backup /var/lib/synchealth/backups/\S+\.dump": RESTORE_DRILL,

@@ -4,7 +4,7 @@ migrates forward, builds its current state, and serves.
 The database is installed at the previous release and filled through that
 release's models (`tests/support/previous_release.py`), then upgraded with
 the commands docs/deploy.md gives: `manage.py migrate`, then
-`manage.py build_current_state`. The result has exactly the schema of a
+`manage.py build_current_state` and `manage.py build_problems`. The result has exactly the schema of a
 fresh install, and the pages count what the history says: the outstanding
 items, syncs and companies on the dashboard, every sync in the history, and a
 resolved, a failed-again and a running sync as such.
@@ -78,6 +78,7 @@ def upgraded(django_db_setup, tmp_path_factory):
         )
         _manage(deployment, "migrate", "--no-input")
         built = _manage(deployment, "build_current_state")
+        built += _manage(deployment, "build_problems")
         _manage(deployment, "migrate", "--check")
         yield env, expected, built
 
@@ -86,6 +87,12 @@ def test_the_previous_release_upgrades_to_the_schema_of_a_fresh_install(upgraded
     env, _, built = upgraded
     assert schema(env["DATABASE_URL"]) == schema(database_url())
     assert "Current state built for 25 companies" in built
+    assert "Built the problems of 25 companies" in built
+
+
+def test_the_upgrade_groups_every_outstanding_item_into_problems(upgraded):
+    _, expected, built = upgraded
+    assert f"{expected['outstanding_items']:,} outstanding transactions" in built
 
 
 def test_the_upgraded_deployment_serves_what_its_history_says(upgraded):

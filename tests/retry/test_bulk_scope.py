@@ -7,6 +7,7 @@ UTC, tell the two readings apart. The worker never reads the filter again.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from unittest import mock
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import bulk_retry, preferences
+from dashboard.fingerprint import fingerprint
 from dashboard.models import BulkMember, BulkRetry, RetryRequest, Sync
 from dashboard.tasks import fan_out_bulk_task, follow_retries_task, run_retry_task
 from dashboard.vocabulary import Code
@@ -325,6 +327,38 @@ def test_a_whole_group_can_be_left_out_and_kept_again(client, lead, db):
     assert not Sync.objects.filter(
         sync_id__in=requested, error_fingerprint=tax.fingerprint
     ).exists()
+
+
+def test_each_group_shows_its_cause_first_with_the_full_message_a_click_away(client, lead, db):
+    wrapper = "An error occurred in a downstream service. Correlation ID: {}. Message:  "
+    company = make_company()
+    for n in range(3):
+        make_sync(
+            company, code=Code.DATA_PUSH_ERROR, items=FAILED,
+            error_message=wrapper.format(f"0b7f5f7e-6f0c-4e59-9d7a-0d2a3b2c1f0{n}")
+            + f"Invalid Reference Id: Accounts element id {40 + n} not found",
+        )  # fmt: skip
+    # A sync with an exception message and no error message: grouped, and shown, by it.
+    exception = wrapper.format("x") + "An unexpected error occurred while running the sync."
+    make_sync(
+        company, code=Code.SERVER_ERROR, items=FAILED, exception_message=exception,
+        error_fingerprint=fingerprint(exception),
+    )  # fmt: skip
+    client.force_login(lead)
+    bulk = open_preview(client, "range=7d")
+    groups = bulk_retry.groups(bulk)
+    assert [(g.status_code, g.syncs) for g in groups] == [(5130, 3), (5000, 1)]
+    assert groups[1].message == exception
+    review = reverse("bulk-review", args=[bulk.pk])
+    for url in (review, f"{review}?group={groups[0].key}"):
+        page = client.get(url).content.decode()
+        assert re.search(
+            r'<details class="message-cause"><summary>Invalid Reference Id: Accounts element id '
+            r"4\d not found</summary><pre>An error occurred in a downstream service\. ",
+            page,
+        ), url
+    page = client.get(review).content.decode()
+    assert "<summary>An unexpected error occurred while running the sync.</summary>" in page
 
 
 def test_a_large_preview_shows_groups_with_counts_and_pages_their_syncs(client, lead, db):

@@ -79,7 +79,15 @@ BUILDERS: dict[str, tuple[Callable[..., str], Callable[[], list[Any]]]] = {
     "error_rows": (
         tables.error_rows,
         lambda: [
-            [{"fingerprint": "0123456789abcdef", "count": 4, "companies": 2, "message": "m"}],
+            [
+                {
+                    "fingerprint": "0123456789abcdef",
+                    "count": 4,
+                    "companies": 2,
+                    "message": "m",
+                    "example": "An error occurred in a downstream service. Message: m",
+                }
+            ],
             "/syncs/",
             "range=7d",
         ],

@@ -66,7 +66,12 @@ def test_the_dashboard_lists_failing_companies_streaks_long_runs_and_errors(view
     assert "Acme Ltd" in body  # most failed syncs this week
     assert "4 in a row" in body
     assert str(estate["long"].sync_id)[:10] in body
-    assert "Correlation ID: &lt;id&gt;" in body  # the message, variable parts hidden
+    # The group's cause first, an example as it came (wrapper and all) a click away.
+    assert (
+        '<td class="message"><details class="message-cause"><summary>The account period has '
+        "closed.</summary><pre>An error occurred in a downstream service. Correlation ID: "
+        "1f6ab1bc-58c8-4c1a-a654-86464b065f69. Message: The account period has closed.</pre>"
+    ) in body
     assert f"fingerprint={estate['push_error'].error_fingerprint}" in body
 
 
@@ -96,6 +101,49 @@ def test_the_detail_shows_the_sync_its_note_and_messages(viewer_client, estate):
     assert note_for(5130).next_step.replace("'", "&#x27;") in body
     assert "The account period has closed." in body
     assert "1m 30s" in body  # duration
+
+
+WRAPPED = (
+    "An error occurred in a downstream service. Correlation ID: "
+    "0b7f5f7e-6f0c-4e59-9d7a-0d2a3b2c1f00. Message:  "
+)
+
+
+def test_messages_show_their_cause_first_and_the_full_text_one_click_away(viewer_client, db):
+    error = WRAPPED + (
+        "QuickBooks error 3180: The transaction date 2026-03-04 is prior to the closing date."
+    )
+    exception = WRAPPED.replace("0b7f", "9e1c") + "Timeout talking to QuickBooks <Desktop>"
+    item = WRAPPED + "Tax rate with id '4412' was not found in the company's mapping options."
+    sync = make_sync(
+        make_company(),
+        code=5130,
+        error_message=error,
+        exception_message=exception,
+        items=[(4, item), (4, "Tax rate missing")],
+    )
+    url = reverse("sync-detail", args=[sync.sync_id])
+    body = viewer_client.get(url).content.decode()
+    cause = error.removeprefix(WRAPPED)
+    assert (
+        f'<details class="message-cause"><summary>{cause}</summary><pre>{error}</pre></details>'
+        in body
+    )
+    assert (
+        "<summary>Timeout talking to QuickBooks &lt;Desktop&gt;</summary><pre>"
+        + exception.replace("<", "&lt;").replace(">", "&gt;")
+        + "</pre>"
+    ) in body
+    items = viewer_client.get(url + "?tab=items").content.decode()
+    assert (
+        "<summary>Tax rate with id &#x27;4412&#x27; was not found in the company&#x27;s mapping "
+        "options.</summary><pre>An error occurred in a downstream service." in items
+    )
+    assert '<td class="message">Tax rate missing</td>' in items  # all cause: just the text
+    transaction = viewer_client.get(
+        reverse("transaction-detail", args=[sync.items.filter(message=item).get().transaction_id])
+    ).content.decode()
+    assert "<summary>Tax rate with id &#x27;4412&#x27;" in transaction
 
 
 def test_the_items_tab_searches_filters_and_counts(viewer_client, db):
@@ -194,7 +242,7 @@ def test_every_dashboard_table_shows_upstream_text_as_text(viewer_client, db, co
     assert body.count(f"Evil {escaped} &#x27;q&quot;") == 3
     assert f"P {escaped}" in body
     # The error group, its variable parts hidden.
-    assert "Failed: &lt;script&gt;alert(&lt;n&gt;)&lt;/script&gt;" in body
+    assert "Failed: &lt;script&gt;alert({number})&lt;/script&gt;" in body
     company_page = reverse("company-detail", args=[evil.company_id])
     assert body.count(f'href="{company_page}"') == 2
 
