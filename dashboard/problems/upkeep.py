@@ -247,6 +247,25 @@ def _recount_company(
         )
 
 
+# What `apply` writes of a problem.
+WRITTEN = [
+    "items_outstanding",
+    "syncs_outstanding",
+    "companies_outstanding",
+    "trend",
+    "platforms",
+    "first_seen",
+    "last_seen",
+    "state",
+    "state_changed_at",
+    "resolved_at",
+    "regressed_at",
+    "snoozed_until",
+    "snooze_until_failures",
+    "state_before_snooze",
+]
+
+
 def apply(deltas: dict[int, Delta]) -> None:
     """Add the changes to the problems (locked in order of ID: no deadlock), and move
     each to resolved, regressed or awake when its counts say so."""
@@ -277,25 +296,11 @@ def apply(deltas: dict[int, Delta]) -> None:
                 ProblemActivity(problem=problem, at=now, event=event, detail=_counts(problem))
             )
         changed.append(problem)
-    Problem.objects.bulk_update(
-        changed,
-        [
-            "items_outstanding",
-            "syncs_outstanding",
-            "companies_outstanding",
-            "trend",
-            "platforms",
-            "first_seen",
-            "last_seen",
-            "state",
-            "state_changed_at",
-            "resolved_at",
-            "regressed_at",
-            "snoozed_until",
-            "snooze_until_failures",
-            "state_before_snooze",
-        ],
-        batch_size=200,
+    # An upsert keyed by the primary key writes the rows locked above (so it
+    # always takes its update branch) from one array per column; bulk_update
+    # builds a CASE per column and row, which cost 6 ms a problem in Python.
+    Problem.objects.bulk_create(
+        changed, update_conflicts=True, unique_fields=["id"], update_fields=WRITTEN
     )
     if events:
         ProblemActivity.objects.bulk_create(events)
