@@ -78,29 +78,23 @@ def shares(company: Company) -> dict[int, Share]:
     open_states = TransactionState.objects.filter(
         company_id=company.pk, outstanding=True, problem__isnull=False
     ).order_by()
-    for problem, items, syncs, first, last in (
-        open_states.values("problem_id")
-        .annotate(
-            n=Count("*"),
-            s=Count("last_sync_id", distinct=True),
-            first=Min("last_sync_utc"),
-            last=Max("last_sync_utc"),
-        )
-        .values_list("problem_id", "n", "s", "first", "last")
+    start = trend_start()
+    # One row per problem and sync (a sync's items share its start, so its day):
+    # the counts, the distinct syncs, first and last seen and the trend's days at once.
+    syncs: dict[int, set[int]] = defaultdict(set)
+    for problem, sync, day, n, first, last in (
+        open_states.values("problem_id", "last_sync_id", day=TruncDate("last_sync_utc"))
+        .annotate(n=Count("*"), first=Min("last_sync_utc"), last=Max("last_sync_utc"))
+        .values_list("problem_id", "last_sync_id", "day", "n", "first", "last")
     ):
         share = found[problem]
-        share.items += items
-        share.syncs += syncs
+        share.items += n
+        syncs[problem].add(sync)
         share.add_seen(first, last)
-    start = trend_start()
-    for problem, day, n in (
-        open_states.filter(last_sync_utc__date__gte=start)
-        .annotate(day=TruncDate("last_sync_utc"))
-        .values("problem_id", "day")
-        .annotate(n=Count("*"))
-        .values_list("problem_id", "day", "n")
-    ):
-        found[problem].days[day.isoformat()] = n
+        if day >= start:
+            share.days[day.isoformat()] = share.days.get(day.isoformat(), 0) + n
+    for problem, ids in syncs.items():
+        found[problem].syncs += len(ids)
     for problem, sync_utc in _streak_failures(company):
         share = found[problem]
         share.syncs += 1
