@@ -388,9 +388,59 @@ def timed(client, url: str) -> tuple[float, float]:
     for _ in range(RUNS):
         began = time.perf_counter()
         response = client.get(url)
+        if response.streaming:  # an export: the time to its last byte
+            b"".join(response.streaming_content)
         samples.append((time.perf_counter() - began) * 1000)
         assert response.status_code == 200, (url, response.status_code)
     return statistics.median(samples), harness.percentile(samples, 0.95)
+
+
+def problem_pages(client) -> dict[str, tuple[str, str | None]]:
+    """The Problems page, its filters and export, and the pages of a large and a mid-size
+    problem, once the site has them."""
+    import re
+
+    from django.urls import NoReverseMatch, reverse
+
+    from dashboard.models import Problem
+
+    try:
+        listed, export = reverse("problem-list"), reverse("problem-list-csv")
+    except NoReverseMatch:
+        print("(no Problems page in this version: its pages are not timed)")
+        return {}
+    by_size = list(
+        Problem.objects.filter(items_outstanding__gt=0)
+        .order_by("-items_outstanding", "pk")
+        .values_list("pk", flat=True)
+    )
+    largest, middle = by_size[0], by_size[len(by_size) // 2]
+    pages: dict[str, tuple[str, str | None]] = {
+        "problems": (listed, None),
+        "problems_open": (listed + "?state=open", None),
+        "problems_code_5130": (listed + "?code=5130", None),
+        "problems_platform": (listed + "?platform=Xero", None),
+        "problems_changed": (listed + "?changed=on", None),
+        "problems_any_state": (listed + "?state=all", None),
+        "problems_export": (export, None),
+    }
+    for name, pk in (("largest", largest), ("middle", middle)):
+        detail = reverse("problem-detail", args=[pk])
+        pages[f"problem_{name}"] = (detail, None)
+        # The next page of its outstanding items, by the page's own link.
+        body = client.get(detail).content.decode()
+        match = re.search(r'<a rel="next" href="([^"]*items_after[^"]*)"', body)
+        if match:
+            link = match.group(1).replace("&amp;", "&")
+            pages[f"problem_{name}_items_2"] = (
+                link if link.startswith("/") else detail + link,
+                None,
+            )
+    from dashboard.forms import SyncFilterForm
+
+    if "problem" in SyncFilterForm.base_fields:
+        pages["history_problem"] = (f"/syncs/?range=all&problem={largest}", None)
+    return pages
 
 
 def main() -> None:
@@ -514,6 +564,8 @@ def main() -> None:
     pages["detail_outstanding"] = (f"/syncs/{outstanding.sync_id}/", None)
     pages["detail_resolved"] = (f"/syncs/{resolved.sync_id}/", None)
     pages["retry_confirm"] = (f"/syncs/{outstanding.sync_id}/retry/", None)
+
+    pages.update(problem_pages(client))
 
     results: dict[str, dict] = {}
     print(f"{'page':28} {'p50':>7} {'p95':>7} {'admin p50':>10} {'admin p95':>10} {'ratio':>7}")
