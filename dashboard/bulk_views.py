@@ -2,7 +2,9 @@
 
 Opening the preview (GET, with the history's filter) freezes the candidate
 syncs as a draft seen only by its author and sends them to its review page;
-the draft enqueues nothing, so it is a snapshot, not a change of state. Every
+the draft enqueues nothing, so it is a snapshot, not a change of state. A
+problem's page opens one (POST, its button's token) for the problem's
+outstanding items; it is reviewed and confirmed on the same pages. Every
 change — leaving syncs out, confirming, cancelling — is a POST with a CSRF
 token and the bulk-retry permission, checked here on the server.
 """
@@ -30,7 +32,9 @@ from . import bulk_retry
 from .bulk_retry import BulkRefused, CountMismatch
 from .filters import SyncFilter
 from .forms import BulkReviewForm, SyncFilterForm
-from .models import BulkMember, BulkRetry, Company, group_key
+from .models import BulkMember, BulkRetry, Company, Problem, group_key
+from .problems import retries
+from .retry_views import RETRY_PERMISSION
 from .roles import LEAD, RoleRequired
 from .vocabulary import BulkState
 
@@ -95,6 +99,55 @@ def bulk_open(request: HttpRequest) -> HttpResponse:
             {"form": form, "scope": scope, "description": _describe(filters, zone)},
         )
     return HttpResponseRedirect(reverse("bulk-review", args=[bulk.pk]))
+
+
+@require_POST
+def problem_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Freeze a problem's outstanding items as a draft and show it for review.
+
+    The button's form carries a token: posted twice (a double click), it opens
+    the one preview. Nothing is requested until the preview is confirmed.
+    """
+    problem = get_object_or_404(Problem, pk=pk)
+    if not request.user.has_perm(BULK_PERMISSION):
+        BulkRetry.objects.create(
+            key=uuid.uuid4(), user=_user(request), state=BulkState.DENIED, scope="",
+            problem=problem, description=f"Denied: no permission to retry in bulk "
+            f"({bulk_retry.describe(problem)}).",
+        )  # fmt: skip
+        raise RoleRequired(
+            LEAD,
+            "retry a problem's outstanding items",
+            advice="You can retry the items of one sync at a time from the sync's page."
+            if request.user.has_perm(RETRY_PERMISSION)
+            else "",
+        )
+    context: dict[str, object] = {
+        "problem": problem,
+        "problem_url": retries.page_url(problem),
+        "description": bulk_retry.describe(problem),
+    }
+    key = _token(request.POST.get("key"))
+    if key is None:
+        context["refused"] = "The form was incomplete: reload the problem's page and try again."
+        return render(request, "dashboard/bulk_open.html", context, status=400)
+    try:
+        bulk = bulk_retry.open_problem_draft(
+            user=_user(request), problem=problem, key=key, limit=settings.BULK_RETRY_MAX_SYNCS
+        )
+    except BulkRefused as exc:
+        context["refused"] = str(exc)
+        return render(request, "dashboard/bulk_open.html", context, status=409)
+    if bulk is None:
+        return render(request, "dashboard/bulk_open.html", context)
+    return HttpResponseRedirect(reverse("bulk-review", args=[bulk.pk]))
+
+
+def _token(raw: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        return None
 
 
 def _describe(filters: SyncFilter, zone: str) -> str:
@@ -220,6 +273,12 @@ def _render_review(
         "threshold": threshold,
         "place": place,
     }
+    if bulk.problem is not None:
+        context |= {
+            "problem_url": retries.page_url(bulk.problem),
+            "along": bulk_retry.along(bulk),
+            "named": bulk_retry.named_count(bulk),
+        }
     if place.group is not None:
         key = group_key(*place.group)
         chosen = next((g for g in groups if g.key == key), None)
@@ -244,7 +303,9 @@ def _render_review(
 @vary_on_headers("HX-Request")
 def bulk_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The report: progress, item outcomes summed, and each member sync with its request."""
-    bulk = get_object_or_404(BulkRetry.objects.select_related("user", "cancelled_by"), pk=pk)
+    bulk = get_object_or_404(
+        BulkRetry.objects.select_related("user", "cancelled_by", "problem"), pk=pk
+    )
     if bulk.state == BulkState.DRAFT:
         if bulk.user_id != request.user.pk:
             raise Http404("No such bulk retry.")
@@ -270,6 +331,7 @@ def bulk_detail(request: HttpRequest, pk: int) -> HttpResponse:
             page.object_list, cancelled=bulk.state == BulkState.CANCELLED
         ),
         "can_cancel": request.user.has_perm(BULK_PERMISSION) and bulk_retry.can_cancel(bulk),
+        "problem_url": retries.page_url(bulk.problem) if bulk.problem is not None else "",
     }
     htmx = getattr(request, "htmx", None)
     if htmx and request.GET.get("poll"):

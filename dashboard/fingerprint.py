@@ -14,7 +14,8 @@ amounts, quoted names). `normalise` puts the cause first and replaces those
 with named placeholders (`{uuid}`, `{date}`, `{amount}`, `{number}`...), as
 Sentry parameterises messages; what identifies a cause rather than an
 instance stays: words, HTTP statuses such as `failed(409)`, platform error
-codes such as `QuickBooks error 3180` or `BL01001973`. Its hash is the
+codes such as `QuickBooks error 3180`, or one that leads the message
+(`BL01001973 Could not create …`). Its hash is the
 fingerprint, and the normalised text is what the UI shows for the group.
 """
 
@@ -138,7 +139,7 @@ _KEPT_BEFORE = re.compile(
     r"|status(?:[ _]code)?))\s*[:#]?\s*-?\Z"
 ).search
 _HTTP_STATUS = re.compile(r"[1-5]\d\d").fullmatch
-# Message codes such as BL01001973.
+# Message codes such as BL01001973 (kept only where they lead the message).
 _MESSAGE_CODE = re.compile(r"[A-Z]{1,4}\d{4,}").fullmatch
 # Long hex IDs: 0x..., or eight or more hex digits, one a letter.
 _HEX_ID = re.compile(r"0x[0-9a-fA-F]+|(?=\d*[a-fA-F])[0-9a-fA-F]{8,}").fullmatch
@@ -149,7 +150,9 @@ def _token(match: re.Match[str]) -> str:
     """A word with a digit in it: kept when it identifies the cause, else hidden."""
     token = match.group(0)
     if _MESSAGE_CODE(token):
-        return token
+        # A code that leads the message names its kind (BL01001973 Could not
+        # create …); one inside it is a value (Tax rate TX100003 is missing).
+        return token if not match.string[: match.start()].strip(" :-") else "{code}"
     if _HEX_ID(token):
         return "{hex}"
     if not token.isdecimal():

@@ -1,5 +1,9 @@
 """HTML built in Python, escaped by default.
 
+`markdown(text)` is the other way in: text a person wrote (a playbook) as
+Markdown, its HTML cut down by a sanitiser (nh3) to a few tags and to links
+that lead out over http(s) or mail, never raw.
+
 `html(template, *args)` follows Django's `format_html` rule: every argument is
 escaped unless it is already safe (markup made here, or marked safe by Django).
 It escapes with the standard library's `html.escape`, which gives the same
@@ -11,11 +15,16 @@ markup safe; the tables and the chart are made of `html` and `join` alone.
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from html import escape as _escape
 from uuid import UUID
 
+import markdown as _markdown
+import nh3
 from django.utils.safestring import SafeData, SafeString
+from markdown.extensions import Extension
+from markdown.treeprocessors import Treeprocessor
 
 # Types whose text holds no markup character: escaping them would change nothing.
 _PLAIN = (int, UUID)
@@ -43,3 +52,37 @@ def html(template: str, *args: object) -> SafeString:
 def join(parts: Iterable[object], separator: str = "") -> SafeString:
     """The parts one after another; any part that is not already safe is escaped."""
     return SafeString(separator.join(map(escape, parts)))
+
+
+# What a playbook may hold once rendered: text structure, code, and links out.
+MARKDOWN_TAGS = frozenset(
+    {"p", "ul", "ol", "li", "strong", "em", "code", "pre", "a", "h3", "h4", "blockquote", "br"}
+)
+_CLEANER = nh3.Cleaner(
+    tags=set(MARKDOWN_TAGS),
+    attributes={"a": {"href"}},
+    url_schemes={"http", "https", "mailto"},
+    url_relative="deny",
+    link_rel="noopener noreferrer",
+)
+# Headings sit under the page's own (h1, h2): a playbook's "#" is an h3.
+_HEADINGS = {"h1": "h3", "h2": "h3", "h3": "h3", "h4": "h4", "h5": "h4", "h6": "h4"}
+
+
+class _Headings(Treeprocessor):
+    def run(self, root: ET.Element) -> None:
+        for element in root.iter():
+            if element.tag in _HEADINGS:
+                element.tag = _HEADINGS[element.tag]
+
+
+class _PageHeadings(Extension):
+    def extendMarkdown(self, md: _markdown.Markdown) -> None:
+        md.treeprocessors.register(_Headings(md), "page_headings", 0)
+
+
+def markdown(text: str) -> SafeString:
+    """Markdown as HTML that holds only `MARKDOWN_TAGS`: raw HTML, scripts and
+    javascript: links are removed by the sanitiser, whatever the text says."""
+    rendered = _markdown.Markdown(extensions=[_PageHeadings()]).convert(text or "")
+    return SafeString(_CLEANER.clean(rendered))

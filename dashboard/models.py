@@ -544,12 +544,15 @@ class UserPreference(models.Model):
 
 
 class BulkRetry(models.Model):
-    """Many retry requests made at once from a filter (history or company page).
+    """Many retry requests made at once from a filter (history or company page), or for a
+    problem's outstanding items (its page).
 
     Opening the preview freezes the filter's candidate syncs as members of a
     *draft*, read in the user's time zone; confirming turns the draft (minus
     the members left out) into the exact set the worker retries. The filter
     is kept to describe the selection and link back to it, never read again.
+    A problem's retry freezes the problem's outstanding transactions instead
+    (`dashboard.bulk_retry.problem`).
     """
 
     key = models.UUIDField(unique=True, help_text="The confirmation form's token.")
@@ -557,7 +560,9 @@ class BulkRetry(models.Model):
     created_at = models.DateTimeField(
         default=timezone.now, help_text="When the preview was opened and its syncs frozen."
     )
-    scope = models.TextField(help_text="The filter, as the history's query string.")
+    scope = models.TextField(
+        help_text="The filter, as the history's query string; empty for a problem's retry."
+    )
     time_zone = models.CharField(
         max_length=64, default="UTC", help_text="The zone the filter's dates were read in."
     )
@@ -610,6 +615,18 @@ class BulkMember(models.Model):
     )
     items = models.PositiveIntegerField(help_text="Its outstanding items in the preview.")
     included = models.BooleanField(default=True, help_text="False: left out in the preview.")
+    transaction_ids = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="A problem's retry: only these transactions are requested, as the preview "
+        "froze them (those still outstanding then). Null: every outstanding item of the chain.",
+    )
+    named = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="A problem's retry: the syncs its request was to name in the preview, where "
+        "each of those transactions last failed.",
+    )
     request = models.OneToOneField(
         "RetryRequest",
         null=True,
@@ -633,6 +650,38 @@ class BulkMember(models.Model):
     @property
     def group_key(self) -> str:
         return group_key(self.status_code, self.fingerprint)
+
+
+class BulkAlong(models.Model):
+    """Outstanding items of other causes that a problem's bulk retry re-pushes too.
+
+    Codat re-pushes every failed item of the syncs a retry names, and nobody
+    can pick items: a sync holding the problem's items may hold others'. The
+    preview counts them per named sync and per problem, once, so the person
+    sees what goes along before confirming.
+    """
+
+    bulk = models.ForeignKey(BulkRetry, on_delete=models.CASCADE, related_name="along")
+    member = models.ForeignKey(BulkMember, on_delete=models.CASCADE, related_name="along")
+    sync = models.ForeignKey(
+        Sync, on_delete=models.CASCADE, related_name="+", help_text="The named sync holding them."
+    )
+    problem = models.ForeignKey(
+        "Problem",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Their problem in the preview; empty: in none.",
+    )
+    items = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name_plural = "bulk retry items along"
+        indexes = [models.Index(fields=["bulk", "problem"], name="bulk_along_problem")]
+
+    def __str__(self) -> str:
+        return f"{self.items} along in {self.sync_id} (bulk retry {self.bulk_id})"
 
 
 def group_key(status_code: int, fingerprint: str) -> str:

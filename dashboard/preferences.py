@@ -1,8 +1,20 @@
-"""Each user's display preferences: the time zone their pages show times in."""
+"""Each user's display preferences: the time zone their pages show times in, and when
+they last looked at the Problems page."""
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
 from .models import UserPreference
+
+# The Problems page compares with the look before this visit: a visit is a run
+# of looks (filters, next pages) less than this apart.
+LOOK_SESSION_KEY = "sync_health_problems_look"
+VISIT_GAP = timedelta(minutes=30)
 
 
 def for_user(user_id: int) -> UserPreference:
@@ -22,3 +34,44 @@ def active_zone(user_id: int) -> str:
     """The zone this user sees times in: their local zone if they chose it, else UTC."""
     preference = UserPreference.objects.filter(user_id=user_id).first()
     return preference.active_zone if preference is not None else "UTC"
+
+
+def last_problems_look(
+    session: MutableMapping[str, Any], user_id: int, *, mark: bool
+) -> datetime | None:
+    """When the user looked at the Problems page before this visit (None: never).
+
+    `problems_seen_at` holds their latest look; the session remembers the look
+    before it for as long as the visit lasts, so the visit's next pages still
+    say what was new when it began. `mark`: this request is a look.
+    """
+    preference = for_user(user_id)
+    latest = preference.problems_seen_at
+    kept = session.get(LOOK_SESSION_KEY)
+    now = timezone.now()
+    before = latest
+    if (
+        isinstance(kept, dict)
+        and latest is not None
+        and kept.get("latest") == latest.isoformat()
+        and now - latest < VISIT_GAP
+    ):
+        before = _moment(kept.get("before"))
+    if mark:
+        preference.problems_seen_at = now
+        preference.save(update_fields=["problems_seen_at"])
+        session[LOOK_SESSION_KEY] = {
+            "before": before.isoformat() if before else None,
+            "latest": now.isoformat(),
+        }
+    return before
+
+
+def _moment(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None

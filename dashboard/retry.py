@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -58,6 +59,13 @@ MAX_ATTEMPTS = 8
 # How far the upstream's clock may be behind ours, when looking for a sync an
 # earlier attempt started: it began after that attempt's POST, by our clock.
 CLOCK_SKEW = timedelta(minutes=1)
+
+
+# Why a problem's retry of a sync requests nothing.
+NOTHING_LEFT = (
+    "Nothing left to retry here: each of the problem's items this retry was to re-push has "
+    "been pushed since the preview."
+)
 
 
 class RetryRefused(Exception):
@@ -112,16 +120,32 @@ def outstanding_item_ids(sync: Sync) -> list[str]:
     return list(dict.fromkeys(str(tid) for tid in ids))
 
 
-def plan(sync: Sync) -> Plan:
-    """The outstanding items of `sync`, the syncs a retry of them names, and what goes along."""
-    items = outstanding_item_ids(sync)
-    if not items:
-        return Plan([], [], 0)
+def plan(sync: Sync, only: Collection[str] | None = None) -> Plan:
+    """The outstanding items of `sync`, the syncs a retry of them names, and what goes along.
+
+    `only` (a problem's retry): these transactions of the sync's company instead,
+    those of them still outstanding, so that the retry names only the syncs
+    where they last failed, not every sync where the chain's other items did.
+    """
     tips: dict[int, str] = {}
-    for pushes in state.pushes(sync.company_id, [uuid.UUID(t) for t in items]).values():
-        failed = [push for push in pushes if push.left_outstanding] or pushes
-        tip = max(failed, key=lambda push: push.order)
-        tips[tip.sync_pk] = str(tip.sync_id)
+    if only is not None:
+        items = []
+        histories = state.pushes(sync.company_id, [uuid.UUID(t) for t in only])
+        for tid in dict.fromkeys(only):
+            cause = state.cause(histories.get(uuid.UUID(tid), []))
+            if cause is not None:
+                items.append(tid)
+                tips[cause.sync_pk] = str(cause.sync_id)
+        if not items:
+            return Plan([], [], 0)
+    else:
+        items = outstanding_item_ids(sync)
+        if not items:
+            return Plan([], [], 0)
+        for pushes in state.pushes(sync.company_id, [uuid.UUID(t) for t in items]).values():
+            failed = [push for push in pushes if push.left_outstanding] or pushes
+            tip = max(failed, key=lambda push: push.order)
+            tips[tip.sync_pk] = str(tip.sync_id)
     names = sorted(set(tips.values()) or {str(sync.sync_id)})
     mine = {uuid.UUID(t) for t in items}
     along: set[uuid.UUID] = set()
@@ -201,12 +225,19 @@ def record_denied(*, sync: Sync, user: User | AnonymousUser, reason: str) -> Non
 
 
 def request_retry(
-    *, sync: Sync, user: User, key: uuid.UUID, bulk: BulkRetry | None = None
+    *,
+    sync: Sync,
+    user: User,
+    key: uuid.UUID,
+    bulk: BulkRetry | None = None,
+    only: Collection[str] | None = None,
 ) -> tuple[RetryRequest, bool]:
     """Record a retry request and queue it. Returns (request, created).
 
     The same key (a double-submitted form), or a sync that already has a
     request in flight, gives back the existing request instead of a new one.
+    `only`: retry these transactions of the sync's chain, not all its outstanding
+    items (a problem's bulk retry; see `plan`).
     """
     existing = RetryRequest.objects.filter(key=key).first()
     if existing is not None:
@@ -219,9 +250,9 @@ def request_retry(
             # One company's requests are made one at a time, so that two of them
             # never name the same sync: Codat would push its items twice.
             state.lock_companies([sync.company_id])
-            planned = plan(sync)
+            planned = plan(sync, only)
             if not planned.items:
-                raise RetryRefused(resolution(sync))
+                raise RetryRefused(resolution(sync) if only is None else NOTHING_LEFT)
             overlapping = _naming_any(sync.company_id, planned.sync_ids)
             if overlapping is not None:
                 return overlapping, False

@@ -41,6 +41,7 @@ from .filters import PRESETS, SORTS, SyncFilter, short_id
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
 from .middleware import ZONE_SESSION_KEY
 from .models import Sync
+from .problems import selectors as problem_selectors
 from .roles import EXPORT_BEYOND_CAP_PERMISSION, LEAD, VIEWER, RoleRequired
 from .vocabulary import FAILED_ITEM_STATUSES, STATUS_CODES, Category, ItemStatus, note_for
 
@@ -116,6 +117,8 @@ def summary(request: HttpRequest) -> HttpResponse:
     context["chart"] = chart.build(result.buckets, result.bucket_unit)
     platform = filters.platform if filters else ""
     context["platform_query"] = "&" + urlencode({"platform": platform}) if platform else ""
+    context["top_problems"] = problem_selectors.top(platform)
+    context["problem_query"] = "?" + urlencode({"platform": platform}) if platform else ""
     return render(request, "dashboard/summary.html", context, status=_status(request, form))
 
 

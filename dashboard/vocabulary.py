@@ -315,3 +315,14 @@ UNKNOWN_NOTE = Note(
 
 def note_for(code: int) -> Note:
     return NOTES.get(code, UNKNOWN_NOTE)
+
+
+# Codat's documentation of each status code, where the pages link to it. One
+# page explains them all for now; a code with a page of its own gets its entry.
+SYNC_STATUS_DOCS = "https://docs.codat.io/sync-for-expenses/sync-process/syncing-expenses"
+STATUS_CODE_DOCS: dict[int, str] = {int(code): SYNC_STATUS_DOCS for code in Code}
+
+
+def docs_for(code: int) -> str:
+    """The page of Codat's documentation that explains a status code."""
+    return STATUS_CODE_DOCS.get(code, SYNC_STATUS_DOCS)

@@ -6,7 +6,8 @@ confirms; the worker makes one retry request per member still included and
 never reads the filter again (`run`), so what is retried is exactly what was
 shown, whatever arrived, changed or was resolved in between (a member with
 nothing left to retry is skipped, and says why). The report sums the item
-outcomes of its requests (`report`).
+outcomes of its requests (`report`). A problem's retry (`problem`) freezes
+the problem's outstanding items instead of a filter's syncs.
 """
 
 from .draft import (
@@ -25,6 +26,16 @@ from .draft import (
     parse_group_key,
     samples,
     sweep_drafts,
+)
+from .problem import (
+    Along,
+    AlongGroup,
+    along,
+    describe,
+    named_count,
+    open_problem_draft,
+    retries_of,
+    under_way,
 )
 from .report import (
     RUNNING_LONG,
@@ -50,6 +61,8 @@ __all__ = [
     "CANCELLED_REASON",
     "DRAFT_LIFETIME",
     "RUNNING_LONG",
+    "Along",
+    "AlongGroup",
     "BulkRefused",
     "Cancelled",
     "CountMismatch",
@@ -58,23 +71,29 @@ __all__ = [
     "Report",
     "RunningLong",
     "Totals",
+    "along",
     "can_cancel",
     "cancel",
     "candidates",
     "choose",
     "confirm",
+    "describe",
     "fan_out",
     "group_members",
     "groups",
     "is_finished",
     "kept_totals",
     "member_rows",
+    "named_count",
     "open_draft",
+    "open_problem_draft",
     "parse_group_key",
     "report",
+    "retries_of",
     "running_long",
     "samples",
     "skip_unclaimed",
     "stalled_fan_outs",
     "sweep_drafts",
+    "under_way",
 ]

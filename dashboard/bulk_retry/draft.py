@@ -17,13 +17,14 @@ from datetime import timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, F, Min, Q, QuerySet, Sum, Window
+from django.db.models import Count, F, Min, Prefetch, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from .. import selectors
 from ..filters import SyncFilter
-from ..models import BulkMember, BulkRetry, Sync, group_key
+from ..models import BulkAlong, BulkMember, BulkRetry, Sync, group_key
+from ..problems import lifecycle
 from ..vocabulary import BulkState, status_label
 
 # A preview left unconfirmed this long is stale: it can no longer be
@@ -183,11 +184,24 @@ def parse_group_key(raw: str) -> tuple[int, str] | None:
     return int(code), fingerprint
 
 
+def _with_along(members: QuerySet[BulkMember], bulk: BulkRetry) -> QuerySet[BulkMember]:
+    """A problem's members with what goes along in the syncs they name."""
+    if bulk.problem_id is None:
+        return members
+    return members.prefetch_related(
+        Prefetch(
+            "along",
+            queryset=BulkAlong.objects.select_related("sync", "problem").order_by("-items", "pk"),
+        )
+    )
+
+
 def group_members(bulk: BulkRetry, status_code: int, fingerprint: str) -> QuerySet[BulkMember]:
-    return (
+    return _with_along(
         BulkMember.objects.filter(bulk=bulk, status_code=status_code, fingerprint=fingerprint)
         .select_related("sync", "company")
-        .order_by("pk")
+        .order_by("pk"),
+        bulk,
     )
 
 
@@ -198,7 +212,7 @@ def samples(bulk: BulkRetry, shown: Iterable[Group], per_group: int) -> dict[str
         wanted |= Q(status_code=group.status_code, fingerprint=group.fingerprint)
     if not wanted:
         return {}
-    ranked = (
+    ranked: QuerySet[BulkMember] = (
         BulkMember.objects.filter(wanted, bulk=bulk)
         .annotate(
             rank=Window(
@@ -211,6 +225,7 @@ def samples(bulk: BulkRetry, shown: Iterable[Group], per_group: int) -> dict[str
         .select_related("sync", "company")
         .order_by("pk")
     )
+    ranked = _with_along(ranked, bulk)
     found: dict[str, list[BulkMember]] = {}
     for member in ranked:
         found.setdefault(member.group_key, []).append(member)
@@ -267,8 +282,9 @@ def confirm(
         if bulk.state != BulkState.DRAFT:
             return bulk, False
         if bulk.created_at < timezone.now() - DRAFT_LIFETIME:
+            where = "the problem's page" if bulk.problem_id else "the history"
             raise BulkRefused(
-                "This preview was opened more than a day ago; open a fresh one from the history."
+                f"This preview was opened more than a day ago; open a fresh one from {where}."
             )
         totals = kept_totals(bulk)
         if not totals.syncs:
@@ -294,6 +310,15 @@ def confirm(
             planned_items=totals.items,
             planned_companies=totals.companies,
         )
+        if bulk.problem_id is not None:
+            lifecycle.retried(
+                bulk.problem_id,
+                User.objects.get(pk=bulk.user_id),
+                bulk_pk=bulk.pk,
+                items=totals.items,
+                syncs=totals.syncs,
+                companies=totals.companies,
+            )
         transaction.on_commit(lambda: _enqueue_fan_out(bulk.pk))
     bulk.refresh_from_db()
     return bulk, True

@@ -1,8 +1,9 @@
 """A confirmed bulk retry at work: one request per member, and its cancel.
 
 The worker makes a request for each member still included, never reading the
-filter again; a cancel stops the members not yet requested and skips the
-requests no worker has claimed.
+filter again (a problem's member asks only for the transactions it froze); a
+cancel stops the members not yet requested and skips the requests no worker
+has claimed.
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ def _request_for(bulk: BulkRetry, user: User, member: BulkMember) -> tuple[Retry
     if existing is not None:
         return existing, False
     try:
-        request, created = retry.request_retry(sync=member.sync, user=user, key=key, bulk=bulk)
+        request, created = retry.request_retry(
+            sync=member.sync, user=user, key=key, bulk=bulk, only=member.transaction_ids
+        )
     except retry.RetryRefused as exc:
         return _skipped(bulk, user, member, key, str(exc)), False
     if created:

@@ -2,14 +2,15 @@
 
 Views call these with the acting user after checking the permission
 (`dashboard.roles`): triage (assign, note, ticket, ignore, snooze, reopen)
-for runners and leads, playbooks and merging for leads. Each runs in one
+for runners and leads, playbooks and merging for leads; a confirmed bulk
+retry of the problem's items records itself (`retried`). Each runs in one
 transaction with the problem's row locked, so two people at once, or a
 double click, make two consistent changes rather than one lost one.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -31,6 +32,7 @@ from . import upkeep
 User = AbstractBaseUser | AnonymousUser
 NOTE_MAX = 10_000
 PLAYBOOK_MAX = 20_000
+NOTE_REPEAT_WINDOW = timedelta(minutes=1)
 
 
 def _record(problem: Problem, user: Any, event: str, text: str = "", **detail: Any) -> None:
@@ -68,6 +70,19 @@ def note(problem_pk: int, user: Any, text: str) -> Problem:
         raise ValidationError(f"A note is at most {NOTE_MAX:,} characters.")
     with transaction.atomic():
         problem = _locked(problem_pk)
+        # A double click (or a form sent again) is one note: the same text by the
+        # same person moments ago is the one already recorded.
+        latest = (
+            ProblemActivity.objects.filter(problem=problem)
+            .order_by("-at", "-id")
+            .values_list("event", "user_id", "text", "at")
+            .first()
+        )
+        if latest is not None:
+            event, author, said, at = latest
+            repeated = (event, author, said) == (ProblemEvent.NOTE, getattr(user, "pk", None), text)
+            if repeated and timezone.now() - at < NOTE_REPEAT_WINDOW:
+                return problem
         _record(problem, user, ProblemEvent.NOTE, text)
     return problem
 
@@ -176,6 +191,25 @@ def wake_due(now: datetime | None = None) -> int:
             _record(problem, None, ProblemEvent.WOKE, "The snooze's date passed.")
             woken += 1
     return woken
+
+
+def retried(
+    problem_pk: int, user: Any, *, bulk_pk: int, items: int, syncs: int, companies: int
+) -> None:
+    """Record that someone confirmed a bulk retry of the problem's outstanding items.
+
+    Called by the confirmation, in its transaction: a form confirmed twice records once.
+    """
+    ProblemActivity.objects.create(
+        problem_id=problem_pk,
+        user=user if getattr(user, "pk", None) else None,
+        username=getattr(user, "get_username", lambda: "")(),
+        event=ProblemEvent.RETRY,
+        text=f"Bulk retry {bulk_pk}: {items:,} item{'s' * (items != 1)} in "
+        f"{syncs:,} sync{'s' * (syncs != 1)} of {companies:,} "
+        f"compan{'ies' if companies != 1 else 'y'}",
+        detail={"bulk": bulk_pk, "items": items, "syncs": syncs, "companies": companies},
+    )
 
 
 def edit_playbook(problem_pk: int, user: Any, playbook: str, customer_message: str) -> Problem:

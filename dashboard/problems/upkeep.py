@@ -339,11 +339,15 @@ def transition(
     """
     if problem.state == ProblemState.SNOOZED:
         if outstanding != was_outstanding:
-            problem.state_before_snooze = (
-                ProblemState.REGRESSED
-                if outstanding and problem.state_before_snooze == ProblemState.RESOLVED
-                else (ProblemState.OPEN if outstanding else ProblemState.RESOLVED)
-            )
+            if outstanding and problem.state_before_snooze == ProblemState.RESOLVED:
+                # It came back while snoozed: it wakes as regressed, since now.
+                problem.state_before_snooze = ProblemState.REGRESSED
+                problem.regressed_at = now
+            elif outstanding:
+                problem.state_before_snooze = ProblemState.OPEN
+            else:
+                problem.state_before_snooze = ProblemState.RESOLVED
+                problem.resolved_at = now
         if (
             problem.snooze_until_failures is not None
             and problem.items_outstanding >= problem.snooze_until_failures

@@ -402,9 +402,12 @@ def remove_syncs(pks: list[int]) -> Counter[str]:
     """
     counts: Counter[str] = Counter()
     requests = list(RetryRequest.objects.filter(sync_id__in=pks).values_list("pk", flat=True))
-    counts["bulk retry members"] = BulkMember.objects.filter(
-        Q(sync_id__in=pks) | Q(request_id__in=requests)
-    ).delete()[0]
+    # The members, not what goes along with them (a problem's retry: deleted with them).
+    counts["bulk retry members"] = (
+        BulkMember.objects.filter(Q(sync_id__in=pks) | Q(request_id__in=requests))
+        .delete()[1]
+        .get(BulkMember._meta.label, 0)
+    )
     counts["retry requests"] = RetryRequest.objects.filter(pk__in=requests).delete()[0]
     # The syncs' delete takes their items and states along, a statement each.
     _, by_model = Sync.objects.filter(pk__in=pks).delete()

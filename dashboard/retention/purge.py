@@ -118,7 +118,8 @@ def _purge_retries(record: PurgeRecord, company_pk: int) -> None:
         bulks = set(requests.exclude(bulk=None).values_list("bulk_id", flat=True))
         bulks |= set(members.values_list("bulk_id", flat=True))
         counts: Counter[str] = Counter()
-        counts["bulk retry members"] = members.delete()[0]
+        # The members, not what goes along with them (a problem's retry: deleted with them).
+        counts["bulk retry members"] = members.delete()[1].get(BulkMember._meta.label, 0)
         counts["retry requests"] = requests.delete()[0]
         counts["bulk retries"] = (
             BulkRetry.objects.filter(pk__in=bulks)

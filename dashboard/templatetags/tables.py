@@ -22,7 +22,6 @@ from dashboard.chart import Chart
 from dashboard.markup import html, join
 from dashboard.vocabulary import CATEGORY_CSS, Category
 
-from .causes import cause_markup
 from .humanize_extras import brief, clip, duration, stamp, thousands
 
 register = template.Library()
@@ -262,29 +261,6 @@ def long_running_rows(syncs: list[dict[str, Any]]) -> SafeString:
             brief(s["sync_utc"]),
         )
         for s in syncs
-    )
-
-
-@register.simple_tag
-def error_rows(errors: list[dict[str, Any]], history_url: str, query: str) -> SafeString:
-    """The most frequent error groups, each linked to its syncs.
-
-    Each group reads as its cause, variable parts named, with an example
-    message as it came one click away.
-    """
-    return join(
-        html(
-            '<tr><td class="message">{}</td>'
-            '<td class="num"><a href="{}?{}&amp;fingerprint={}">{}</a></td>'
-            '<td class="num">{}</td></tr>\n',
-            cause_markup(e.get("example"), 220, summary=e["message"]),
-            history_url,
-            query,
-            e["fingerprint"],
-            thousands(e["count"]),
-            e["companies"],
-        )
-        for e in errors
     )
 
 

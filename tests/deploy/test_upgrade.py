@@ -4,8 +4,9 @@ migrates forward, builds its current state, and serves.
 The database is installed at the previous release and filled through that
 release's models (`tests/support/previous_release.py`), then upgraded with
 the commands docs/deploy.md gives: `manage.py migrate`, then
-`manage.py build_current_state` and `manage.py build_problems`. The result has exactly the schema of a
-fresh install, and the pages count what the history says: the outstanding
+`manage.py build_current_state` and `manage.py build_problems`. The result
+has exactly the schema of a fresh install, and the pages count what the
+history says: the outstanding
 items, syncs and companies on the dashboard, every sync in the history, and a
 resolved, a failed-again and a running sync as such.
 """

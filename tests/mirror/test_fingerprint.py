@@ -438,3 +438,16 @@ def test_the_filter_is_the_headline():
     assert _render("{{ m|cause }}", m=text) == headline(text)
     assert _render("{{ m|cause:20 }}", m=text) == "QuickBooks error 31…"
     assert cause(None) == "" and cause(text, "not a number") == headline(text)
+
+
+def test_a_code_leading_the_message_names_its_kind_and_one_inside_it_is_a_value():
+    assert fingerprint("Tax rate TX100003 is missing") == fingerprint(
+        "Tax rate TX100004 is missing"
+    )
+    assert normalise("Tax rate TX100003 is missing") == "Tax rate {code} is missing"
+    assert normalise("BL01001973 Could not create Bill record!") == (
+        "BL01001973 Could not create Bill record!"
+    )
+    assert fingerprint("BL01001973 Document number 1 already exists.") != fingerprint(
+        "BL03000018 Document number 1 already exists."
+    )

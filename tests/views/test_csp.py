@@ -31,9 +31,19 @@ def _policy(header: str) -> dict[str, set[str]]:
 
 
 def _pages(estate) -> list[str]:
+    from dashboard.models import Problem
+    from dashboard.problems import lifecycle
+
     failed = estate["push_error"].sync_id
     detail = reverse("sync-detail", args=[failed])
+    problem = Problem.objects.get()
+    lifecycle.edit_playbook(problem.pk, None, "**Check** the period.", "")
+    other = Problem.objects.create(status_code=4000, cause="other")
     return [
+        reverse("problem-list"),
+        reverse("problem-detail", args=[problem.pk]),
+        reverse("problem-playbook-version", args=[problem.pk, 1]),
+        reverse("problem-merge", args=[problem.pk]) + f"?into={other.pk}",
         reverse("summary"),
         reverse("summary") + "?range=24h",
         reverse("sync-history") + "?range=all&sort=duration&dir=asc",

@@ -76,22 +76,6 @@ BUILDERS: dict[str, tuple[Callable[..., str], Callable[[], list[Any]]]] = {
         tables.long_running_rows,
         lambda: [[{"sync_id": str(uuid.uuid4()), "sync_utc": MOMENT, "company": {"name": "A"}}]],
     ),
-    "error_rows": (
-        tables.error_rows,
-        lambda: [
-            [
-                {
-                    "fingerprint": "0123456789abcdef",
-                    "count": 4,
-                    "companies": 2,
-                    "message": "m",
-                    "example": "An error occurred in a downstream service. Message: m",
-                }
-            ],
-            "/syncs/",
-            "range=7d",
-        ],
-    ),
     "chart_bars": (tables.chart_bars, lambda: [_chart(), "/syncs/", "Xero"]),
     "status_badge": (
         tables.status_badge,

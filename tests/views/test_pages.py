@@ -60,37 +60,19 @@ def test_every_dashboard_number_links_to_exactly_what_it_counts(viewer_client, e
     assert str(estate["push_error"].sync_id) in history and ">1 sync<" in history
 
 
-def test_the_dashboard_lists_failing_companies_streaks_long_runs_and_errors(viewer_client, estate):
+def test_the_dashboard_lists_top_problems_failing_companies_streaks_and_long_runs(
+    viewer_client, estate
+):
+    from dashboard.models import Problem
+
     Company.objects.filter(pk=estate["qbo"].pk).update(failing_streak=4)
     body = viewer_client.get(reverse("summary")).content.decode()
     assert "Acme Ltd" in body  # most failed syncs this week
     assert "4 in a row" in body
     assert str(estate["long"].sync_id)[:10] in body
-    # The group's cause first, an example as it came (wrapper and all) a click away.
-    assert (
-        '<td class="message"><details class="message-cause"><summary>The account period has '
-        "closed.</summary><pre>An error occurred in a downstream service. Correlation ID: "
-        "1f6ab1bc-58c8-4c1a-a654-86464b065f69. Message: The account period has closed.</pre>"
-    ) in body
-    assert f"fingerprint={estate['push_error'].error_fingerprint}" in body
-
-
-def test_an_error_group_shows_the_exception_message_when_there_is_no_error_message(
-    viewer_client, db
-):
-    from dashboard.fingerprint import fingerprint
-
-    exception = "Timeout talking to Xero after 30 s (attempt 3)"
-    for _ in range(2):
-        make_sync(
-            make_company(),
-            code=5000,
-            exception_message=exception,
-            error_fingerprint=fingerprint(exception),
-        )
-    body = viewer_client.get(reverse("summary")).content.decode()
-    assert "Timeout talking to Xero after" in body
-    assert f"fingerprint={fingerprint(exception)}" in body
+    # The outstanding failure's problem: its cause first, variable parts named.
+    assert "Correlation ID: {correlation_id}. Period closed {date}" in body
+    assert reverse("problem-detail", args=[Problem.objects.get().pk]) in body
 
 
 def test_the_detail_shows_the_sync_its_note_and_messages(viewer_client, estate):
@@ -229,7 +211,7 @@ def test_every_dashboard_table_shows_upstream_text_as_text(viewer_client, db, co
     from dashboard import rankings
 
     evil = make_company(name=f"Evil {XSS} 'q\"", platform_name=f"P {XSS}")
-    make_sync(evil, code=5130, error_message=f"Failed: {XSS}")
+    make_sync(evil, code=5130, error_message=f"Failed: {XSS}", items=[(4, f"Failed: {XSS}")])
     make_sync(evil, code=1010, ago=timedelta(minutes=30))
     Company.objects.filter(pk=evil.pk).update(failing_streak=2, failing_since=timezone.now())
     if counted:
@@ -238,10 +220,10 @@ def test_every_dashboard_table_shows_upstream_text_as_text(viewer_client, db, co
     assert ("Counted at" in body) is counted
     assert "<script>" not in body
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
-    # Failing companies (name and platform), the streak, the long-running sync, the error.
+    # Failing companies (name and platform), the streak, the long-running sync.
     assert body.count(f"Evil {escaped} &#x27;q&quot;") == 3
     assert f"P {escaped}" in body
-    # The error group, its variable parts hidden.
+    # The top problem, its variable parts hidden.
     assert "Failed: &lt;script&gt;alert({number})&lt;/script&gt;" in body
     company_page = reverse("company-detail", args=[evil.company_id])
     assert body.count(f'href="{company_page}"') == 2
@@ -280,7 +262,7 @@ def test_query_counts_do_not_grow_with_the_rows(viewer_client, db, page):
             other = make_company() if i % 2 else company
             last = make_sync(
                 other, code=5130 if i % 3 else 2000, ago=timedelta(hours=i + 1),
-                items=[(3, None), (4, f"error {i}")] * (n // 2 or 1),
+                items=[(3, None), (4, f"failed {i}")] * (n // 2 or 1),
                 error_message=f"boom {i}",
             )  # fmt: skip
         return last

@@ -28,7 +28,8 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import URLResolver, get_resolver, include, path, reverse
 
-from dashboard.models import BulkRetry, RetryRequest
+from dashboard.models import BulkRetry, Problem, RetryRequest
+from dashboard.problems import lifecycle
 from dashboard.vocabulary import BulkState
 from tests.support.users import make_user
 
@@ -144,6 +145,48 @@ DASHBOARD: dict[str, Walk] = {
     "bulk-cancel": Walk(
         lambda e: reverse("bulk-cancel", args=[e["bulk"]]),
         POST_ONLY,
+        post=row(LOGIN, 403, 403, 403, NOT_POSTED, NOT_POSTED),
+    ),
+    # A problem's retry opens a preview like the bulk retry's: leads (and the admin) only.
+    "problem-retry": Walk(
+        lambda e: reverse("problem-retry", args=[e["problem"]]),
+        POST_ONLY,
+        post=row(LOGIN, 403, 403, 403, NOT_POSTED, NOT_POSTED),
+        post_data={"key": str(uuid.UUID(int=2))},
+    ),
+    # Problems: everyone with a role reads them (and exports the list).
+    "problem-list": Walk(
+        lambda e: reverse("problem-list"),
+        READ,
+        variants=(Variant("?state=all&changed=on&sort=recent"),),
+    ),
+    "problem-list-csv": Walk(lambda e: reverse("problem-list-csv") + "?state=all", READ),
+    "problem-detail": Walk(
+        lambda e: reverse("problem-detail", args=[e["problem"]]),
+        READ,
+        variants=(Variant(f"?company={uuid.UUID(int=7)}"),),
+    ),
+    "problem-playbook-version": Walk(
+        lambda e: reverse("problem-playbook-version", args=[e["problem"], 1]), READ
+    ),
+    # Triage: runners and leads.
+    **{
+        f"problem-{name}": Walk(
+            lambda e, name=name: reverse(f"problem-{name}", args=[e["problem"]]),
+            POST_ONLY,
+            post=row(LOGIN, 403, 403, NOT_POSTED, NOT_POSTED, NOT_POSTED),
+        )
+        for name in ("assign", "note", "ticket", "ignore", "snooze", "reopen")
+    },
+    # The playbook and merging: leads.
+    "problem-playbook": Walk(
+        lambda e: reverse("problem-playbook", args=[e["problem"]]),
+        POST_ONLY,
+        post=row(LOGIN, 403, 403, 403, NOT_POSTED, NOT_POSTED),
+    ),
+    "problem-merge": Walk(
+        lambda e: reverse("problem-merge", args=[e["problem"]]),
+        row(LOGIN, 403, 403, 403, 200, 200),
         post=row(LOGIN, 403, 403, 403, NOT_POSTED, NOT_POSTED),
     ),
     # Part of the app like any page: someone without a role has no times to read.
@@ -358,7 +401,8 @@ def test_every_url_pattern_is_in_the_table():
 
 @pytest.fixture
 def walk_estate(estate) -> dict[str, Any]:
-    """Real IDs for every pattern: the views' estate, a retry, a bulk retry and a draft."""
+    """Real IDs for every pattern: the views' estate, a retry, a bulk retry, a draft and the
+    problem of the estate's failed item."""
     cast = {
         "no role": make_user("nobody"),
         "viewer": make_user("viewer", "Support viewer"),
@@ -374,6 +418,8 @@ def walk_estate(estate) -> dict[str, Any]:
         key=uuid.uuid4(), user=cast["lead"], scope="range=all", state=BulkState.FANNED_OUT
     )
     draft = BulkRetry.objects.create(key=uuid.uuid4(), user=cast["lead"], scope="range=all")
+    problem = Problem.objects.get(status_code=sync.status_code)
+    lifecycle.edit_playbook(problem.pk, cast["lead"], "Check the period.", "")
     return {
         "cast": cast,
         "sync": sync,
@@ -386,6 +432,7 @@ def walk_estate(estate) -> dict[str, Any]:
         "retry": retry.pk,
         "bulk": bulk.pk,
         "draft": draft.pk,
+        "problem": problem.pk,
     }
 
 

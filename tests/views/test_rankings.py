@@ -110,7 +110,7 @@ def test_custom_ranges_and_other_filters_are_counted_live(viewer_client, failure
     url = reverse("summary") + "?" + query.format(week_ago=today - timedelta(days=7), today=today)
     body = viewer_client.get(url).content.decode()
     assert 'data-testid="ranked-at"' not in body
-    assert "Alpha Ltd" in body and "Tax rate" in body
+    assert "Alpha Ltd" in body
 
 
 def test_a_stale_snapshot_is_ignored_and_the_page_counts_live(viewer_client, failures):
@@ -123,7 +123,7 @@ def test_a_stale_snapshot_is_ignored_and_the_page_counts_live(viewer_client, fai
     assert rankings.snapshot("7d") is None
     body = viewer_client.get(reverse("summary")).content.decode()
     assert 'data-testid="ranked-at"' not in body
-    assert "Alpha Ltd" in body and "Config bad" in body
+    assert "Alpha Ltd" in body
 
 
 def test_without_a_snapshot_the_dashboard_counts_live(viewer_client, failures):
