@@ -28,12 +28,15 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from ..db import chunked
+from ..db.maintenance import analyze
 from ..fingerprint import fingerprint
-from ..models import Company, PushItem, Sync, TransactionState
+from ..models import Company, ProblemCompany, PushItem, Sync, TransactionState
 from ..vocabulary import FAILED_ITEM_STATUSES, ItemStatus
 
 FAILED = [int(s) for s in FAILED_ITEM_STATUSES]
 BATCH = 1000
+# The statistics of the tables it rewrites are refreshed this often (companies).
+ANALYZE_EVERY = 500
 
 
 @dataclass
@@ -118,6 +121,10 @@ def build(
         built.items_fingerprinted += items
         built.syncs_fingerprinted += syncs
         built.transactions += transactions
+        if built.companies % ANALYZE_EVERY == 0:
+            # The rows it gives a problem had none when the statistics were taken.
+            analyze(TransactionState)
+            analyze(ProblemCompany)
         if progress is not None and built.companies % 100 == 0:
             progress(built)
     return built

@@ -75,8 +75,13 @@ def trend_start(now: datetime | None = None) -> date:
 def shares(company: Company) -> dict[int, Share]:
     """The company's outstanding share of each problem, counted from its rows now."""
     found: dict[int, Share] = defaultdict(Share)
+    # Only the company and `outstanding` in the condition: the company's partial
+    # index of outstanding rows answers it whatever the statistics say. With
+    # `problem_id IS NOT NULL` too, statistics taken while no row had a problem
+    # (an estate before its backfill) send PostgreSQL to the problems' index,
+    # through every grouped row of every company.
     open_states = TransactionState.objects.filter(
-        company_id=company.pk, outstanding=True, problem__isnull=False
+        company_id=company.pk, outstanding=True
     ).order_by()
     start = trend_start()
     # One row per problem and sync (a sync's items share its start, so its day):
@@ -87,6 +92,8 @@ def shares(company: Company) -> dict[int, Share]:
         .annotate(n=Count("*"), first=Min("last_sync_utc"), last=Max("last_sync_utc"))
         .values_list("problem_id", "last_sync_id", "day", "n", "first", "last")
     ):
+        if problem is None:
+            continue  # not grouped yet: the backfill gives it its problem
         share = found[problem]
         share.items += n
         syncs[problem].add(sync)
