@@ -55,16 +55,11 @@ CODES = [
     (2000, 78.0), (2040, 8.0), (5130, 8.0), (5120, 1.5), (5000, 1.2), (5080, 1.0),
     (4000, 0.8), (4220, 0.5), (4040, 0.3), (4260, 0.3), (1000, 0.2), (1010, 0.2),
 ]  # fmt: skip
-MESSAGES = [
-    "An error occurred in a downstream service. Correlation ID: {id}. Message:  The account "
-    "period has closed. Date: 2026-0{n}-28.",
-    "An error occurred in a downstream service. Correlation ID: {id}. Message:  Invalid "
-    "Reference Id: Accounts element id {n}42 not found",
-    "Tax rate with id '{n}7' was not found in the company's mapping options.",
-    'QuickBooks error 3140: There is an invalid reference to QuickBooks Account "{n}01".',
-    "BL03000018 Invalid account number {n}99; the account does not exist or is inactive.",
-    "Feed Connection failed(409): The AccountToken is already connected ({id}).",
-]
+# Syncs that fail before pushing anything have no items: the company is gone,
+# unlinked or its subscription expired. Their error is the problem's cause.
+NO_ITEMS = frozenset({4040, 4220, 4260})
+# Syncs that stopped before pushing: their items failed with the sync's error.
+SYNC_ERROR_ONLY = frozenset({4000, 5000, 5080})
 
 
 def _indexes(cursor, tables: list[str]) -> list[tuple[str, str]]:
@@ -85,8 +80,15 @@ def build(
 
     from dashboard.fingerprint import fingerprint
     from dashboard.ingest import sync_category
+    from sandbox import catalogue
+    from sandbox.models import Platform
 
+    platform_keys = {label: value for value, label in Platform.choices}
     rng = random.Random(5)
+    # The messages are drawn apart from `rng` too: they vary the causes (as
+    # the sandbox does, per platform, in Codat's wrapper, with their own IDs,
+    # dates and amounts) without moving the estate's rows.
+    words = random.Random(11)
     now = datetime.now(UTC)
     started = time.monotonic()
     with connection.cursor() as cursor:
@@ -103,18 +105,17 @@ def build(
         with raw.cursor().copy(
             "COPY dashboard_company (id, company_id, name, description, platform_key, "
             "platform_name, connection_status, created, first_seen, updated, failing_streak, "
-            "failing_since, items_outstanding, syncs_outstanding) FROM STDIN"
+            "failing_since, items_outstanding, syncs_outstanding, redirect_url) FROM STDIN"
         ) as copy:
             for n in range(1, companies + 1):
                 streak = rng.choice([0] * 20 + [1, 2, 3, 5, 8, 13])
                 copy.write_row(
                     (n, uuid.UUID(int=rng.getrandbits(128), version=4), f"Company {n} Ltd", "",
                      "", PLATFORMS[n % len(PLATFORMS)], "Linked", now, now, now, streak,
-                     now - timedelta(days=streak) if streak else None, 0, 0)
+                     now - timedelta(days=streak) if streak else None, 0, 0, "")
                 )  # fmt: skip
         codes = [c for c, _ in CODES]
         weights = [w for _, w in CODES]
-        fingerprints = {}
         item_id = 0
         sync_sql = (
             "COPY dashboard_sync (id, sync_id, company_id, status_code, status_text, "
@@ -131,7 +132,8 @@ def build(
         item_rows: list[tuple] = []
         # Drawn apart from `rng`, so the originals stay the estate they always were.
         chains = random.Random(7)
-        retried: list[tuple[int, int, datetime, list[uuid.UUID]]] = []
+        # (sync, company, start, its failed items: transaction ID, data type, message)
+        retried: list[tuple[int, int, datetime, list[tuple[uuid.UUID, str, str]]]] = []
 
         def flush() -> None:
             # One COPY at a time on the connection: the syncs, then their items.
@@ -153,7 +155,8 @@ def build(
                 else timedelta(seconds=rng.uniform(0, days * 86400))
             )
             start = now - age
-            total = 0 if code == 2040 else max(1, int(rng.gauss(items_per_sync, 4)))
+            drawn = 0 if code == 2040 else max(1, int(rng.gauss(items_per_sync, 4)))
+            total = 0 if code in NO_ITEMS else drawn
             failed = 0
             if code == 5130:
                 failed = max(1, total // rng.choice([1, 2, 4, 10]))
@@ -163,37 +166,37 @@ def build(
                 failed = 1
             pending = total if running else 0
             completed = total - failed - pending
-            message = ""
-            error_fp = ""
-            if code >= 4000:
-                template = MESSAGES[n % len(MESSAGES)]
-                message = template.format(id=uuid.UUID(int=rng.getrandbits(128)), n=n % 9)
-                key = (n % len(MESSAGES), n % 9)
-                if key not in fingerprints:
-                    fingerprints[key] = fingerprint(message)
-                error_fp = fingerprints[key]
             duration = None if running else int(rng.uniform(5, 600))
             # Drawn in the order the load has always drawn them (same estate).
             sync_uuid = uuid.UUID(int=rng.getrandbits(128), version=4)
             company = rng.randint(1, companies)
+            platform = platform_keys[PLATFORMS[company % len(PLATFORMS)]]
+            error, exception = catalogue.sync_messages(words, platform, code)
+            error_fp = fingerprint(error or exception)
             sync_rows.append(
                 (n, sync_uuid, company,
-                 code, "", message, message, start, code == 2000, sync_category(code, failed),
+                 code, "", error, exception, start, code == 2000, sync_category(code, failed),
                  start, None if running else start + timedelta(seconds=duration or 0), now,
                  total, completed, failed, pending, code, error_fp, duration,
                  PLATFORMS[company % len(PLATFORMS)], None)
             )  # fmt: skip
             failed_ids = []
-            for i in range(total):
-                item_id += 1
+            for i in range(drawn):
                 status = 3 if i >= failed + pending else (1 if i < pending else 4)
                 tid = uuid.UUID(int=rng.getrandbits(128), version=4)
-                if status == 4:
-                    failed_ids.append(tid)
+                if i >= total:
+                    continue  # drawn all the same: the rows after it stay as they were
+                item_id += 1
+                data_type = "directCosts" if i % 3 else "bankTransactions"
+                message = None
+                if status == 4 and code == 5120:
+                    status, message = 2, catalogue.validation_error_message(words)
+                elif status == 4 and code not in SYNC_ERROR_ONLY:
+                    message = catalogue.push_error_message(words, platform)
+                    failed_ids.append((tid, data_type, message))
                 item_rows.append(
-                    (item_id, n, tid, "expenses",
-                     "directCosts" if i % 3 else "bankTransactions", status,
-                     "Tax rate missing" if status == 4 else None, "")
+                    (item_id, n, tid, "expenses", data_type, status, message,
+                     fingerprint(message))
                 )  # fmt: skip
             if failed_ids and code in (5130, 2000) and chains.random() < RETRIED:
                 retried.append((n, company, start, failed_ids))
@@ -213,6 +216,7 @@ def build(
                 sync_n += 1
                 parent_start += timedelta(minutes=chains.uniform(10, 600))
                 still = [t for t in outstanding if chains.random() < 0.3]
+                failing = {tid for tid, _, _ in still}
                 code = 5130 if still else 2000
                 sync_rows.append(
                     (sync_n, uuid.UUID(int=chains.getrandbits(128), version=4), company, code,
@@ -221,12 +225,15 @@ def build(
                          seconds=60), now, len(outstanding), len(outstanding) - len(still),
                      len(still), 0, code, "", 60, PLATFORMS[company % len(PLATFORMS)], original)
                 )  # fmt: skip
-                for tid in outstanding:
+                for tid, data_type, message in outstanding:
                     item_id += 1
-                    status = 4 if tid in still else 3
+                    again = None
+                    if tid in failing:
+                        # The same cause, through a new downstream call.
+                        again = catalogue.correlated(words, message.split("Message:  ", 1)[1])
                     item_rows.append(
-                        (item_id, sync_n, tid, "expenses", "directCosts", status,
-                         "Tax rate missing" if status == 4 else None, "")
+                        (item_id, sync_n, tid, "expenses", data_type, 4 if again else 3, again,
+                         fingerprint(again))
                     )  # fmt: skip
                 outstanding = still
             if len(item_rows) >= 200_000:
@@ -259,6 +266,76 @@ def build_state() -> float | None:
     elapsed = time.monotonic() - began
     print(f"built the current state in {elapsed:.0f}s", flush=True)
     return round(elapsed, 1)
+
+
+def forget_problems() -> None:
+    """The estate as one mirrored before problems existed: no problem, no share, no link.
+
+    The current state's backfill groups what it recomputes, as ingest does
+    now; an upgraded estate has its current state and none of that.
+    """
+    from django.db import connection
+
+    from dashboard.models import (
+        BulkRetry,
+        PlaybookVersion,
+        Problem,
+        ProblemActivity,
+        ProblemAlias,
+        ProblemCompany,
+        Sync,
+        TransactionState,
+    )
+
+    began = time.monotonic()
+    TransactionState.objects.filter(problem__isnull=False).update(problem=None)
+    Sync.objects.filter(problem__isnull=False).update(problem=None)
+    BulkRetry.objects.filter(problem__isnull=False).update(problem=None)
+    for model in (ProblemCompany, ProblemActivity, PlaybookVersion, ProblemAlias, Problem):
+        model.objects.all().delete()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) dashboard_transactionstate")
+    print(f"forgot the problems in {time.monotonic() - began:.0f}s", flush=True)
+
+
+def build_problems() -> dict:
+    """The problems' backfill, as an upgrade runs it: `manage.py build_problems`.
+
+    Runs when no problem exists while some transaction is outstanding (never
+    built, or forgotten with BENCH_UI_REBUILD_PROBLEMS=1).
+    """
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.models import Q
+
+    from dashboard.models import Problem, ProblemCompany, TransactionState
+
+    if os.environ.get("BENCH_UI_REBUILD_PROBLEMS") == "1":
+        forget_problems()
+    outstanding = TransactionState.objects.filter(outstanding=True).count()
+    figures: dict = {"problems_backfill_s": None, "outstanding_transactions": outstanding}
+    if Problem.objects.exists() or not outstanding:
+        print("problems already built")
+    else:
+        began = time.monotonic()
+        call_command("build_problems")
+        figures["problems_backfill_s"] = round(time.monotonic() - began, 1)
+        print(f"built the problems in {figures['problems_backfill_s']:.0f}s", flush=True)
+        with connection.cursor() as cursor:
+            for table in ("transactionstate", "problem", "problemcompany", "problemalias"):
+                cursor.execute(f"VACUUM (ANALYZE) dashboard_{table}")
+    figures["problems"] = Problem.objects.count()
+    figures["problems_outstanding"] = Problem.objects.filter(
+        Q(items_outstanding__gt=0) | Q(syncs_outstanding__gt=0)
+    ).count()
+    figures["problem_companies"] = ProblemCompany.objects.count()
+    print(
+        f"{figures['problems']:,} problems ({figures['problems_outstanding']:,} with something "
+        f"outstanding), {figures['problem_companies']:,} company shares, "
+        f"{outstanding:,} outstanding transactions",
+        flush=True,
+    )
+    return figures
 
 
 # Outstanding items derived from the history at read time, as one would
@@ -311,9 +388,59 @@ def timed(client, url: str) -> tuple[float, float]:
     for _ in range(RUNS):
         began = time.perf_counter()
         response = client.get(url)
+        if response.streaming:  # an export: the time to its last byte
+            b"".join(response.streaming_content)
         samples.append((time.perf_counter() - began) * 1000)
         assert response.status_code == 200, (url, response.status_code)
     return statistics.median(samples), harness.percentile(samples, 0.95)
+
+
+def problem_pages(client) -> dict[str, tuple[str, str | None]]:
+    """The Problems page, its filters and export, and the pages of a large and a mid-size
+    problem, once the site has them."""
+    import re
+
+    from django.urls import NoReverseMatch, reverse
+
+    from dashboard.models import Problem
+
+    try:
+        listed, export = reverse("problem-list"), reverse("problem-list-csv")
+    except NoReverseMatch:
+        print("(no Problems page in this version: its pages are not timed)")
+        return {}
+    by_size = list(
+        Problem.objects.filter(items_outstanding__gt=0)
+        .order_by("-items_outstanding", "pk")
+        .values_list("pk", flat=True)
+    )
+    largest, middle = by_size[0], by_size[len(by_size) // 2]
+    pages: dict[str, tuple[str, str | None]] = {
+        "problems": (listed, None),
+        "problems_open": (listed + "?state=open", None),
+        "problems_code_5130": (listed + "?code=5130", None),
+        "problems_platform": (listed + "?platform=Xero", None),
+        "problems_changed": (listed + "?changed=on", None),
+        "problems_any_state": (listed + "?state=all", None),
+        "problems_export": (export, None),
+    }
+    for name, pk in (("largest", largest), ("middle", middle)):
+        detail = reverse("problem-detail", args=[pk])
+        pages[f"problem_{name}"] = (detail, None)
+        # The next page of its outstanding items, by the page's own link.
+        body = client.get(detail).content.decode()
+        match = re.search(r'<a rel="next" href="([^"]*items_after[^"]*)"', body)
+        if match:
+            link = match.group(1).replace("&amp;", "&")
+            pages[f"problem_{name}_items_2"] = (
+                link if link.startswith("/") else detail + link,
+                None,
+            )
+    from dashboard.forms import SyncFilterForm
+
+    if "problem" in SyncFilterForm.base_fields:
+        pages["history_problem"] = (f"/syncs/?range=all&problem={largest}", None)
+    return pages
 
 
 def main() -> None:
@@ -332,6 +459,12 @@ def main() -> None:
     else:
         print(f"reusing the loaded database ({syncs:,} syncs, {items:,} items)")
     backfill_s = build_state()
+    if backfill_s is not None:
+        # It grouped what it recomputed, as ingest does; the benchmark's estate
+        # stands for one mirrored before problems, so the problems' own backfill
+        # builds them.
+        forget_problems()
+    problem_figures = build_problems()
     roll_up()
     from dashboard import rankings
 
@@ -432,6 +565,8 @@ def main() -> None:
     pages["detail_resolved"] = (f"/syncs/{resolved.sync_id}/", None)
     pages["retry_confirm"] = (f"/syncs/{outstanding.sync_id}/retry/", None)
 
+    pages.update(problem_pages(client))
+
     results: dict[str, dict] = {}
     print(f"{'page':28} {'p50':>7} {'p95':>7} {'admin p50':>10} {'admin p95':>10} {'ratio':>7}")
     for name, (ours, theirs) in pages.items():
@@ -475,6 +610,7 @@ def main() -> None:
             ),
             "runs_per_page": RUNS,
             "backfill_s": backfill_s,
+            **problem_figures,
             "ratio_vs_naive_min": min(
                 r["ratio_vs_naive"] for r in results.values() if "ratio_vs_naive" in r
             ),

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from ..fingerprint import normalise
@@ -52,16 +51,17 @@ def known(keys: set[Key]) -> dict[Key, int]:
 def _lookup(keys: set[Key]) -> dict[Key, int]:
     found: dict[Key, int] = {}
     ordered = sorted(keys)
-    for start in range(0, len(ordered), 200):
-        condition = Q()
-        for code, data_type, fingerprint in ordered[start : start + 200]:
-            condition |= Q(status_code=code, data_type=data_type, fingerprint=fingerprint)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        # The aliases of these codes and fingerprints, then exactly these keys: two
+        # IN lists cost less to build than an OR of a condition per key.
         for code, data_type, fingerprint, problem, merged_into in ProblemAlias.objects.filter(
-            condition
+            status_code__in={k[0] for k in chunk}, fingerprint__in={k[2] for k in chunk}
         ).values_list(
             "status_code", "data_type", "fingerprint", "problem_id", "problem__merged_into_id"
         ):
-            found[(code, data_type, fingerprint)] = merged_into or problem
+            if (code, data_type, fingerprint) in keys:
+                found[(code, data_type, fingerprint)] = merged_into or problem
     return found
 
 

@@ -75,32 +75,33 @@ def trend_start(now: datetime | None = None) -> date:
 def shares(company: Company) -> dict[int, Share]:
     """The company's outstanding share of each problem, counted from its rows now."""
     found: dict[int, Share] = defaultdict(Share)
+    # Only the company and `outstanding` in the condition: the company's partial
+    # index of outstanding rows answers it whatever the statistics say. With
+    # `problem_id IS NOT NULL` too, statistics taken while no row had a problem
+    # (an estate before its backfill) send PostgreSQL to the problems' index,
+    # through every grouped row of every company.
     open_states = TransactionState.objects.filter(
-        company_id=company.pk, outstanding=True, problem__isnull=False
+        company_id=company.pk, outstanding=True
     ).order_by()
-    for problem, items, syncs, first, last in (
-        open_states.values("problem_id")
-        .annotate(
-            n=Count("*"),
-            s=Count("last_sync_id", distinct=True),
-            first=Min("last_sync_utc"),
-            last=Max("last_sync_utc"),
-        )
-        .values_list("problem_id", "n", "s", "first", "last")
-    ):
-        share = found[problem]
-        share.items += items
-        share.syncs += syncs
-        share.add_seen(first, last)
     start = trend_start()
-    for problem, day, n in (
-        open_states.filter(last_sync_utc__date__gte=start)
-        .annotate(day=TruncDate("last_sync_utc"))
-        .values("problem_id", "day")
-        .annotate(n=Count("*"))
-        .values_list("problem_id", "day", "n")
+    # One row per problem and sync (a sync's items share its start, so its day):
+    # the counts, the distinct syncs, first and last seen and the trend's days at once.
+    syncs: dict[int, set[int]] = defaultdict(set)
+    for problem, sync, day, n, first, last in (
+        open_states.values("problem_id", "last_sync_id", day=TruncDate("last_sync_utc"))
+        .annotate(n=Count("*"), first=Min("last_sync_utc"), last=Max("last_sync_utc"))
+        .values_list("problem_id", "last_sync_id", "day", "n", "first", "last")
     ):
-        found[problem].days[day.isoformat()] = n
+        if problem is None:
+            continue  # not grouped yet: the backfill gives it its problem
+        share = found[problem]
+        share.items += n
+        syncs[problem].add(sync)
+        share.add_seen(first, last)
+        if day >= start:
+            share.days[day.isoformat()] = share.days.get(day.isoformat(), 0) + n
+    for problem, ids in syncs.items():
+        found[problem].syncs += len(ids)
     for problem, sync_utc in _streak_failures(company):
         share = found[problem]
         share.syncs += 1
@@ -247,6 +248,25 @@ def _recount_company(
         )
 
 
+# What `apply` writes of a problem.
+WRITTEN = [
+    "items_outstanding",
+    "syncs_outstanding",
+    "companies_outstanding",
+    "trend",
+    "platforms",
+    "first_seen",
+    "last_seen",
+    "state",
+    "state_changed_at",
+    "resolved_at",
+    "regressed_at",
+    "snoozed_until",
+    "snooze_until_failures",
+    "state_before_snooze",
+]
+
+
 def apply(deltas: dict[int, Delta]) -> None:
     """Add the changes to the problems (locked in order of ID: no deadlock), and move
     each to resolved, regressed or awake when its counts say so."""
@@ -277,25 +297,11 @@ def apply(deltas: dict[int, Delta]) -> None:
                 ProblemActivity(problem=problem, at=now, event=event, detail=_counts(problem))
             )
         changed.append(problem)
-    Problem.objects.bulk_update(
-        changed,
-        [
-            "items_outstanding",
-            "syncs_outstanding",
-            "companies_outstanding",
-            "trend",
-            "platforms",
-            "first_seen",
-            "last_seen",
-            "state",
-            "state_changed_at",
-            "resolved_at",
-            "regressed_at",
-            "snoozed_until",
-            "snooze_until_failures",
-            "state_before_snooze",
-        ],
-        batch_size=200,
+    # An upsert keyed by the primary key writes the rows locked above (so it
+    # always takes its update branch) from one array per column; bulk_update
+    # builds a CASE per column and row, which cost 6 ms a problem in Python.
+    Problem.objects.bulk_create(
+        changed, update_conflicts=True, unique_fields=["id"], update_fields=WRITTEN
     )
     if events:
         ProblemActivity.objects.bulk_create(events)
