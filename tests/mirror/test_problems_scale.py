@@ -94,8 +94,13 @@ def _retry_some(upstream) -> int:
 
 
 def test_ingest_and_the_backfill_build_the_same_problems_at_100000_items(
-    aimed, in_process_upstream
+    aimed, in_process_upstream, sandbox_config
 ):
+    # The pull is thousands of requests in a minute or two: the sandbox's own
+    # limit (as Codat's) is not what this test is about.
+    sandbox_config.rate_limit_per_minute = 1_000_000
+    sandbox_config.rate_limit_per_day = 10_000_000
+    sandbox_config.save()
     built = estate.build_estate(
         companies=COMPANIES, syncs_per_company=SYNCS, items_per_sync=ITEMS, days=20, seed=11
     )
