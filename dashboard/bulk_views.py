@@ -166,6 +166,8 @@ def _describe(filters: SyncFilter, zone: str) -> str:
         parts.append(f"company {company.name if company else filters.company}")
     if filters.fingerprint:
         parts.append("one error group")
+    if filters.problem is not None:
+        parts.append(f"problem #{filters.problem}")
     if filters.q:
         parts.append(f"matching “{filters.q}”")
     return "; ".join(parts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import re
 import uuid
@@ -148,6 +149,9 @@ class SyncFilter:
     failed_items: bool = False
     company: uuid.UUID | None = None
     fingerprint: str = ""
+    # A problem's syncs: those holding its outstanding items (the tips of their
+    # retry chains), and its failed syncs without items.
+    problem: int | None = None
     # Current state: "outstanding" (something still to push), "resolved", or
     # "failing" (an original whose retry chain still counts as failed).
     state: str = ""
@@ -176,8 +180,14 @@ class SyncFilter:
             or self.failed_items
             or self.company
             or self.fingerprint
+            or self.problem is not None
             or self.state
         )
+
+    @property
+    def problem_only(self) -> bool:
+        """Whether a problem and the date range are the only filters (a problem's syncs)."""
+        return self.problem is not None and dataclasses.replace(self, problem=None).range_only
 
     @property
     def rollup_countable(self) -> bool:
@@ -188,6 +198,7 @@ class SyncFilter:
             or self.failed_items
             or self.company
             or self.fingerprint
+            or self.problem is not None
             or self.state
         )
 

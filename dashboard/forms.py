@@ -16,8 +16,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
 from .audit import AccessFilter
+from .failed_items import QUERY_MIN
 from .filters import DEFAULT_PRESET, PRESETS, SORTS, Range, SyncFilter, decode_cursor
+from .models import Problem
 from .platforms import platform_names
+from .problems.rows import ProblemRef
 from .vocabulary import CATEGORY_BY_KEY, STATUS_CODES, AccessAction, ItemStatus, RetryState
 
 MAX_SEARCH = 200
@@ -147,9 +150,22 @@ class SyncFilterForm(RangeForm):
         regex=r"^[0-9a-f]{16}$", required=False, widget=forms.HiddenInput,
         error_messages={"invalid": "That error group is not valid."},
     )  # fmt: skip
+    problem = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": "That problem is not valid: a problem is named by its number.",
+            "min_value": "That problem is not valid: a problem is named by its number.",
+            "max_value": "That problem is not valid: a problem is named by its number.",
+        },
+    )
     sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
     dir = forms.ChoiceField(choices=[("desc", "Descending"), ("asc", "Ascending")], required=False)
     after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+    # The problem the filter names, for its chip (once the form is valid).
+    problem_shown: ProblemRef | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -163,6 +179,23 @@ class SyncFilterForm(RangeForm):
 
     def clean_q(self) -> str:
         return " ".join(str(self.cleaned_data.get("q") or "").split())
+
+    def clean_problem(self) -> int | None:
+        """The problem named, or the one it was merged into (its items moved there)."""
+        pk = self.cleaned_data.get("problem")
+        if pk is None:
+            return None
+        cause = ""
+        for _ in range(5):  # a merge never names a merged problem: one hop, in practice
+            row = Problem.objects.filter(pk=pk).values_list("cause", "merged_into_id").first()
+            if row is None:
+                raise forms.ValidationError(f"There is no problem #{pk}.")
+            cause, merged_into = row
+            if merged_into is None:
+                break
+            pk = merged_into
+        self.problem_shown = ProblemRef(pk, cause)
+        return pk
 
     def clean_after(self) -> tuple | None:
         raw = self.cleaned_data.get("after") or ""
@@ -191,6 +224,7 @@ class SyncFilterForm(RangeForm):
             failed_items=bool(data.get("failed_items")),
             company=data.get("company"),
             fingerprint=data.get("fingerprint") or "",
+            problem=data.get("problem"),
             state=data.get("state") or "",
             sort=data.get("sort") or "time",
             descending=(data.get("dir") or "desc") == "desc",
@@ -199,19 +233,57 @@ class SyncFilterForm(RangeForm):
 
 
 class ItemFilterForm(forms.Form):
-    """The Push items tab: search by core ID or data type, filter by status."""
+    """The Push items tab: search by core ID, data type or message, filter by status."""
 
     q = forms.CharField(
         required=False,
         max_length=MAX_SEARCH,
         label="Search",
-        widget=forms.TextInput(attrs={"placeholder": "Core ID or data type", "type": "search"}),
+        widget=forms.TextInput(
+            attrs={"placeholder": "Core ID, data type or words of the message", "type": "search"}
+        ),
     )
     status = forms.TypedMultipleChoiceField(choices=ItemStatus.choices, coerce=int, required=False)
     page = forms.IntegerField(min_value=1, max_value=100_000, required=False)
 
     def clean_q(self) -> str:
         return str(self.cleaned_data.get("q") or "").strip()
+
+
+class ItemSearchForm(forms.Form):
+    """The item search: a transaction ID (or its first 8+ characters), or words of a message."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=MAX_SEARCH,
+        label="Search",
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "Transaction ID (or its first 8+ characters), or words of the "
+                "error message",
+                "type": "search",
+                "maxlength": MAX_SEARCH,
+            }
+        ),
+    )
+    after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
+    def clean_q(self) -> str:
+        q = " ".join(str(self.cleaned_data.get("q") or "").split())
+        if q and len(q.replace(" ", "")) < QUERY_MIN:
+            raise forms.ValidationError(
+                f"Search for at least {QUERY_MIN} characters: fewer match too much."
+            )
+        return q
+
+    def clean_after(self) -> tuple | None:
+        raw = self.cleaned_data.get("after") or ""
+        if not raw:
+            return None
+        cursor = decode_cursor(raw, "time")
+        if cursor is None:
+            raise forms.ValidationError("That page link is not valid; start from the newest.")
+        return cursor
 
 
 class PreferenceForm(forms.Form):

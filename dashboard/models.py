@@ -476,6 +476,21 @@ class TransactionState(models.Model):
                 name="transaction_state_problem",
                 condition=models.Q(outstanding=True),
             ),
+            # A problem's syncs: the tips holding its outstanding items, read (and
+            # counted, distinct) from the index alone on PostgreSQL.
+            models.Index(
+                fields=["problem", "last_sync"],
+                include=["last_sync_utc"],
+                name="transaction_state_problem_tip",
+                condition=models.Q(outstanding=True),
+            ),
+            # Every outstanding item, newest first: the item search by message
+            # reads a bounded stretch of it, a page at a time.
+            models.Index(
+                fields=["-last_sync_utc", "-id"],
+                name="transaction_state_recent",
+                condition=models.Q(outstanding=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -18,9 +18,11 @@ from django.utils import timezone
 
 from . import rankings, rollup, search
 from .db import rollup as db_rollup
-from .db.capped import bounded_count
+from .db.capped import COUNT_CAP, bounded_count
 from .filters import Range, SyncFilter, encode_cursor
-from .models import Company, ConfigSnapshot, PushItem, Sync
+from .models import Company, ConfigSnapshot, PushItem, Sync, TransactionState
+from .problems import rows as problem_rows
+from .problems.rows import Cause
 from .vocabulary import IN_PROGRESS_CODES, STATUS_CODES, Category, ItemStatus, status_label
 
 COMPANY_MATCH_CAP = 2_000
@@ -63,6 +65,8 @@ def _selected(filters: SyncFilter) -> QuerySet[Sync]:
         syncs = syncs.filter(company__company_id=filters.company)
     if filters.fingerprint:
         syncs = syncs.filter(error_fingerprint=filters.fingerprint)
+    if filters.problem is not None:
+        syncs = syncs.filter(problem_syncs(filters.problem))
     if filters.state == "outstanding":
         # Originals: a retry's outstanding items are its original's, counted there.
         syncs = syncs.filter(items_outstanding__gt=0, retry_of__isnull=True)
@@ -74,6 +78,53 @@ def _selected(filters: SyncFilter) -> QuerySet[Sync]:
     if filters.q:
         syncs = _searched(syncs, filters)
     return syncs
+
+
+def problem_syncs(problem: int) -> Q:
+    """A problem's syncs: the tips holding its outstanding items (each where it last
+    failed), and its failed syncs without items.
+
+    Each part alone is a semi-join the planner can read in the history's order,
+    probing each sync's outstanding tips (`transaction_state_tip`) and stopping
+    at a page, or read from the problem's own partial index when it is small;
+    a union of the two (rare: a problem of both items and syncs without items)
+    is always read whole. So the parts are asked for first: two index probes.
+    """
+    tips = TransactionState.objects.filter(problem_id=problem, outstanding=True)
+    failed = Sync.objects.filter(_streak_failure(problem))
+    has_tips, has_failed = tips.exists(), failed.exists()
+    if has_tips and has_failed:
+        return Q(pk__in=tips.values("last_sync_id").union(failed.values("pk")))
+    if has_failed:
+        return _streak_failure(problem)
+    return Q(pk__in=tips.values("last_sync_id"))
+
+
+def _streak_failure(problem: int) -> Q:
+    """A failed sync without items of the problem that still counts: in its company's
+    current failing streak (an older one keeps its problem as its cause, resolved)."""
+    return Q(
+        problem_id=problem,
+        company__failing_streak__gt=0,
+        sync_utc__gte=F("company__failing_since"),
+    )
+
+
+def problem_count(problem: int, span: Range) -> tuple[int, bool]:
+    """(count, capped) of a problem's syncs in the range, without reading a sync.
+
+    Its tips are counted from its outstanding items' own index (an item's
+    `last_sync_utc` is its tip's start), distinct; its failed syncs without
+    items from theirs. The two never share a sync: a tip has items.
+    """
+    tips = TransactionState.objects.filter(problem_id=problem, outstanding=True)
+    tips = tips.filter(last_sync_utc__lt=span.end)
+    if span.start is not None:
+        tips = tips.filter(last_sync_utc__gte=span.start)
+    distinct = tips.order_by().values("last_sync_id").distinct()[: COUNT_CAP + 1].count()
+    failed, _ = bounded_count(_in_range(Sync.objects.filter(_streak_failure(problem)), span))
+    total = distinct + failed
+    return min(total, COUNT_CAP), total > COUNT_CAP
 
 
 def _searched(syncs: QuerySet[Sync], filters: SyncFilter) -> QuerySet[Sync]:
@@ -114,6 +165,9 @@ def outside_range(
 
 def history_count(filters: SyncFilter, syncs: QuerySet[Sync]) -> tuple[int, bool]:
     """(count, capped): exact from the rollup when it can tell, else bounded."""
+    if filters.problem_only:
+        assert filters.problem is not None
+        return problem_count(filters.problem, filters.span)
     if not filters.rollup_countable:
         return bounded_count(syncs)
     span = filters.span
@@ -143,6 +197,9 @@ class HistoryRow(NamedTuple):
     company_uuid: uuid.UUID
     company_name: str
     retry_of_id: int | None = None
+    problem_id: int | None = None
+    error_message: str = ""
+    exception_message: str = ""
 
     @property
     def status_label(self) -> str:
@@ -153,7 +210,8 @@ class HistoryRow(NamedTuple):
 HISTORY_ROW_COLUMNS = (
     "id", "sync_id", "status_code", "status_text", "category", "sync_utc", "items_total",
     "items_failed", "items_outstanding", "resolved_at", "duration_s", "platform_name",
-    "company__company_id", "company__name", "retry_of_id",
+    "company__company_id", "company__name", "retry_of_id", "problem_id", "error_message",
+    "exception_message",
 )  # fmt: skip
 # The row's field that holds each sort column's value (the next page's cursor).
 ROW_FIELD = dict(zip(HISTORY_ROW_COLUMNS, HistoryRow._fields, strict=True))
@@ -170,6 +228,8 @@ class HistoryPage:
     # How many syncs an ID search finds that the date range hides (capped: more than that).
     outside: int = 0
     outside_capped: bool = False
+    # Each row's cause, by its pk (a row without one has none).
+    causes: dict[int, Cause] = field(default_factory=dict)
 
 
 NULLABLE_SORTS = {"duration_s"}
@@ -237,7 +297,17 @@ def history_page(filters: SyncFilter, size: int = PAGE_SIZE) -> HistoryPage:
         key = getattr(last, ROW_FIELD[column])
         next_cursor = encode_cursor(key.isoformat() if isinstance(key, datetime) else key, last.pk)
     outside, outside_capped = outside_range(filters, selected) or (0, False)
-    return HistoryPage(rows, next_cursor, count, capped, sort, direction, outside, outside_capped)
+    return HistoryPage(
+        rows,
+        next_cursor,
+        count,
+        capped,
+        sort,
+        direction,
+        outside,
+        outside_capped,
+        causes=problem_rows.causes(rows),
+    )
 
 
 def export_rows(filters: SyncFilter) -> QuerySet[Sync]:
@@ -433,6 +503,10 @@ def item_counts(sync: Sync) -> dict[int, int]:
 
 
 def filtered_items(sync: Sync, q: str, statuses: list[int]) -> QuerySet[PushItem]:
+    """The sync's items with these statuses, whose core ID, data type or message matches `q`.
+
+    Only this sync's items are read (its `(sync, …)` indexes), whatever the search.
+    """
     items = PushItem.objects.filter(sync=sync)
     if statuses:
         items = items.filter(status__in=statuses)
@@ -440,7 +514,7 @@ def filtered_items(sync: Sync, q: str, statuses: list[int]) -> QuerySet[PushItem
         try:
             items = items.filter(transaction_id=uuid.UUID(q))
         except ValueError:
-            condition = Q(data_type__icontains=q)
+            condition = Q(data_type__icontains=q) | Q(message__icontains=q)
             if len(q) >= 4 and all(c in "0123456789abcdefABCDEF-" for c in q):
                 condition |= Q(transaction_id__startswith=q.lower())
             items = items.filter(condition)

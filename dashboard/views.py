@@ -41,6 +41,7 @@ from .filters import PRESETS, SORTS, SyncFilter, short_id
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
 from .middleware import ZONE_SESSION_KEY
 from .models import Sync
+from .problems import rows as problem_rows
 from .problems import selectors as problem_selectors
 from .roles import EXPORT_BEYOND_CAP_PERMISSION, LEAD, VIEWER, RoleRequired
 from .vocabulary import FAILED_ITEM_STATUSES, STATUS_CODES, Category, ItemStatus, note_for
@@ -140,6 +141,7 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
             "sort_choices": list(SORTS.items()),
             "sort_query": _query_without(request, "sort", "dir", "after"),
             "page_query": _query_without(request, "after"),
+            "without_problem_query": _query_without(request, "problem", "after"),
             "export_query": _query_without(request, "after"),
             "export_cap": settings.CSV_EXPORT_MAX_ROWS,
             "is_first_page": not request.GET.get("after"),
@@ -184,7 +186,7 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         "sync_id", "company_id", "company", "platform", "status_code", "status", "category",
         "sync_utc", "completed_utc", "duration_s", "items", "items_completed", "items_failed",
         "items_outstanding", "resolved_utc", "resolved_by", "retry_of", "data_pushed",
-        "error_message",
+        "error_message", "cause", "problem_id",
     ]  # fmt: skip
 
     def lines() -> Iterator[str]:
@@ -193,9 +195,9 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         streamed, finished = 0, False
         try:
             yield writer.writerow(header)
-            for sync in rows.iterator(chunk_size=2000):
+            for sync, cause in _with_causes(rows):
                 streamed += 1
-                yield writer.writerow(_csv_values(sync))
+                yield writer.writerow(_csv_values(sync, cause))
             finished = True
         finally:
             audit.export_ended(event, rows=streamed, finished=finished)
@@ -224,7 +226,28 @@ def _check_export_cap(request: HttpRequest, rows: QuerySet[Sync]) -> None:
         )
 
 
-def _csv_values(sync: Sync) -> list[Any]:
+# Syncs whose causes are read at once (two queries a batch).
+CAUSE_BATCH = 500
+
+
+def _with_causes(rows: QuerySet[Sync]) -> Iterator[tuple[Sync, problem_rows.Cause]]:
+    """Each sync with its cause, read a batch of syncs at a time."""
+    batch: list[Sync] = []
+    for sync in rows.iterator(chunk_size=2000):
+        batch.append(sync)
+        if len(batch) == CAUSE_BATCH:
+            yield from _caused(batch)
+            batch = []
+    yield from _caused(batch)
+
+
+def _caused(batch: list[Sync]) -> Iterator[tuple[Sync, problem_rows.Cause]]:
+    causes = problem_rows.causes(batch) if batch else {}
+    for sync in batch:
+        yield sync, causes.get(sync.pk, problem_rows.NO_CAUSE)
+
+
+def _csv_values(sync: Sync, cause: problem_rows.Cause) -> list[Any]:
     """One sync's CSV row, in the header's order."""
     values = (
         str(sync.sync_id),
@@ -247,6 +270,8 @@ def _csv_values(sync: Sync) -> list[Any]:
         str(sync.retry_of.sync_id) if sync.retry_of else "",
         "yes" if sync.data_pushed else "no",
         sync.error_message,
+        cause.text,
+        cause.problem.pk if cause.problem else "",
     )
     return [neutralise(value) for value in values]
 
@@ -298,6 +323,7 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
         "ancestors": ancestors,
         "retries": retries,
         "source_platform": "Sync for Expenses",
+        "cause": _sync_cause(sync),
     }
     if tab == "items":
         form = ItemFilterForm(request.GET)
@@ -307,10 +333,14 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
         items = selectors.filtered_items(sync, q, statuses)
         paginator = Paginator(items, ITEMS_PER_PAGE)
         page_number = form.cleaned_data.get("page") or 1 if not form.errors else 1
+        items_page = paginator.get_page(page_number)
+        shown = list(items_page)
+        groups = problem_rows.item_problems(sync, shown)
         context.update(
             {
                 "item_form": form,
-                "items_page": paginator.get_page(page_number),
+                "items_page": items_page,
+                "item_rows": [(item, groups.get(item.pk)) for item in shown],
                 "item_query": _query_without(request, "page"),
                 "statuses": list(ItemStatus),
             }
@@ -326,6 +356,14 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
             }
         )
     return context
+
+
+def _sync_cause(sync: Sync) -> problem_rows.Cause | None:
+    """The problems of the sync's outstanding items, or its own (a failed sync without items)."""
+    if not (sync.items_outstanding or sync.problem_id):
+        return None
+    cause = problem_rows.causes([sync]).get(sync.pk)
+    return cause if cause is not None and cause.problems else None
 
 
 @require_GET

@@ -40,6 +40,14 @@ def problems_for(
     return found
 
 
+def known(keys: set[Key]) -> dict[Key, int]:
+    """The problem of each of these keys that has one (merged ones: where they went).
+
+    For the pages: a key never seen makes nothing here.
+    """
+    return _lookup(keys) if keys else {}
+
+
 def _lookup(keys: set[Key]) -> dict[Key, int]:
     found: dict[Key, int] = {}
     ordered = sorted(keys)

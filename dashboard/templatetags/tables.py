@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString
 
 from dashboard.chart import Chart
 from dashboard.markup import html, join
+from dashboard.problems.rows import TITLE_LIMIT, Cause, headline
 from dashboard.vocabulary import CATEGORY_CSS, Category
 
 from .humanize_extras import brief, clip, duration, stamp, thousands
@@ -65,9 +66,42 @@ def _uuid(value: uuid.UUID | str) -> str:
     return str(uuid.UUID(str(value)))
 
 
+def cause_cell(cause: Cause | None) -> SafeString:
+    """A history row's cause: its problem (linked, the cause in full in its title) and
+    how many others; else its message's cause, the message in full in its title."""
+    if cause is None:
+        return html('<td class="cause"></td>')
+    problem = cause.problem
+    if problem is None:
+        return html(
+            '<td class="cause"><span title="{}">{}</span></td>',
+            clip(cause.message, TITLE_LIMIT),
+            headline(cause.message),
+        )
+    others = cause.others
+    more = (
+        html(
+            ' <span class="muted" title="Also: {}">+{} more</span>',
+            ", ".join(ref.label for ref in others),
+            len(others),
+        )
+        if others
+        else ""
+    )
+    return html(
+        '<td class="cause"><a href="{}" title="{}">{}</a> {}{}</td>',
+        problem.url,
+        clip(problem.cause, TITLE_LIMIT),
+        problem.label,
+        problem.headline,
+        more,
+    )
+
+
 @register.simple_tag
-def sync_rows(syncs: list[Any]) -> SafeString:
-    """The history table's rows (`selectors.HistoryRow`)."""
+def sync_rows(syncs: list[Any], causes: dict[int, Cause] | None = None) -> SafeString:
+    """The history table's rows (`selectors.HistoryRow`), with their causes by pk."""
+    causes = causes or {}
     company_head, company_tail = _route("company-detail")
     sync_head, sync_tail = _route("sync-detail")
     rows = []
@@ -98,7 +132,7 @@ def sync_rows(syncs: list[Any]) -> SafeString:
                 '<tr><td>{}</td><td><a href="{}{}{}">{}</a></td><td>{}</td>'
                 '<td><span class="badge cat-{}" title="{}">{}</span> <span class="muted">{}</span>'
                 '</td><td class="num">{}{}</td><td class="num">{}</td>'
-                '<td><a class="mono" href="{}{}{}">{}</a></td></tr>\n',
+                '<td><a class="mono" href="{}{}{}">{}</a></td>{}</tr>\n',
                 stamp(sync.sync_utc),
                 company_head,
                 sync.company_uuid,
@@ -116,6 +150,7 @@ def sync_rows(syncs: list[Any]) -> SafeString:
                 sync.sync_id,
                 sync_tail,
                 sync.sync_id,
+                cause_cell(causes.get(sync.pk)),
             )
         )
     return join(rows)

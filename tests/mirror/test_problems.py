@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.db import close_old_connections, connection
 
-from dashboard import ingest, retention
+from dashboard import ingest, retention, selectors
 from dashboard import models as mirror
 from dashboard.ingest import refresh, state
 from dashboard.ingest.companies import upsert_companies
@@ -169,10 +169,15 @@ def test_a_failed_sync_without_items_counts_while_its_company_keeps_failing():
         0,
         2,
     )
+    listed = mirror.Sync.objects.filter(selectors.problem_syncs(problem.pk))
+    assert listed.count() == 2
     make_sync(company, code=2000, ago=timedelta(hours=1), items=[(ItemStatus.COMPLETED, None)])
     refresh.update_streak(company)
     problem.refresh_from_db()
     assert problem.syncs_outstanding == 0 and problem.state == ProblemState.RESOLVED
+    # Still their cause, no longer outstanding: the history's problem filter lists none.
+    assert mirror.Sync.objects.filter(problem=problem).count() == 2
+    assert not mirror.Sync.objects.filter(selectors.problem_syncs(problem.pk)).exists()
     assert_consistent()
 
 

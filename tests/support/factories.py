@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from dashboard.fingerprint import fingerprint
 from dashboard.ingest import state, sync_category
-from dashboard.models import Company, ConfigSnapshot, PushItem, Sync
+from dashboard.models import Company, ConfigSnapshot, Problem, PushItem, Sync, TransactionState
 from dashboard.vocabulary import FAILED_ITEM_STATUSES, OPEN_ITEM_STATUSES, ItemStatus
 
 _n = itertools.count(1)
@@ -106,3 +106,31 @@ def make_config(
         digest=config_digest(config),
         fetched_at=timezone.now() - ago,
     )
+
+
+def problem_of(sync: Sync, transaction_id: uuid.UUID | None = None) -> Problem:
+    """The problem a transaction of the sync (else its first failed one) is outstanding with."""
+    if transaction_id is None:
+        transaction_id = (
+            sync.items.filter(status__in=FAILED_ITEM_STATUSES)
+            .order_by("pk")
+            .values_list("transaction_id", flat=True)[0]
+        )
+    state = TransactionState.objects.get(
+        company_id=sync.company_id, transaction_id=transaction_id, outstanding=True
+    )
+    return Problem.objects.get(pk=state.problem_id)
+
+
+def make_failed_sync_without_items(
+    company: Company, message: str, *, code: int = 4000, **fields
+) -> tuple[Sync, Problem]:
+    """A failed sync without items, given its problem as a refresh does: by the company's
+    failing streak, which it is part of."""
+    from dashboard.ingest.refresh import update_streak
+
+    sync = make_sync(company, code=code, error_message=message, **fields)
+    update_streak(Company.objects.get(pk=company.pk))
+    sync.refresh_from_db()
+    assert sync.problem_id is not None, "the sync is in its company's failing streak"
+    return sync, Problem.objects.get(pk=sync.problem_id)

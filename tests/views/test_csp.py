@@ -52,6 +52,8 @@ def _pages(estate) -> list[str]:
         detail + "?tab=config",
         reverse("sync-detail", args=[estate["running"].sync_id]),
         reverse("company-detail", args=[estate["xero"].company_id]),
+        reverse("item-search") + "?q=period+has+closed",
+        reverse("item-search") + f"?q={estate['push_error'].items.first().transaction_id}",
         reverse("preferences"),
         reverse("sync-retry", args=[failed]),
         reverse("retry-audit"),

@@ -20,7 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import chart, rankings
-from dashboard.models import Company, ConfigSnapshot, PushItem, Sync
+from dashboard.models import Company, ConfigSnapshot, Problem, PushItem, Sync, TransactionState
+from dashboard.problems.rows import Cause, ProblemRef
 from dashboard.selectors import HistoryRow
 from dashboard.templatetags import tables
 from dashboard.vocabulary import Category, ItemStatus
@@ -33,6 +34,14 @@ def _history_row() -> HistoryRow:
     return HistoryRow(
         1, uuid.uuid4(), 9999, "text", 2, MOMENT, 3, 1, 1, None, 90, "Xero", uuid.uuid4(), "Acme"
     )
+
+
+def _causes() -> dict[int, Cause]:
+    """A cause for each kind of row: outstanding problems, a message."""
+    return {
+        1: Cause(((ProblemRef(7, "cause"), 3), (ProblemRef(8, "other"), 1))),
+        2: Cause(message="message"),
+    }
 
 
 def _company() -> dict[str, Any]:
@@ -52,7 +61,10 @@ class _Form(forms.Form):
 
 # Each builder with arguments that hold text in every place a row can.
 BUILDERS: dict[str, tuple[Callable[..., str], Callable[[], list[Any]]]] = {
-    "sync_rows": (tables.sync_rows, lambda: [[_history_row()]]),
+    "sync_rows": (
+        tables.sync_rows,
+        lambda: [[_history_row(), _history_row()._replace(pk=2)], _causes()],
+    ),
     "code_rows": (tables.code_rows, lambda: [[(9999, "text", 2, 5)], "/syncs/", "range=7d"]),
     "failing_company_rows": (
         tables.failing_company_rows,
@@ -194,12 +206,24 @@ def hostile_mirror(db) -> Sync:
                 **values,
             )
         )
-    PushItem.objects.create(
+    item = PushItem.objects.create(
         sync=syncs[0],
         transaction_id=uuid.uuid4(),
         status=ItemStatus.PUSH_ERROR,
         **_hostile_values(PushItem),
     )
+    problem = Problem.objects.create(status_code=5130, **_hostile_values(Problem))
+    TransactionState.objects.create(
+        company=company,
+        transaction_id=item.transaction_id,
+        last_sync=syncs[0],
+        last_sync_utc=syncs[0].sync_utc,
+        status=ItemStatus.PUSH_ERROR,
+        outstanding=True,
+        problem=problem,
+    )
+    Sync.objects.filter(pk=syncs[0].pk).update(items_outstanding=1)
+    Sync.objects.filter(pk=syncs[2].pk).update(problem=problem, items_total=0, items_failed=0)
     ConfigSnapshot.objects.create(
         company=company, digest="d", config={HOSTILE: HOSTILE, "nested": [HOSTILE]}
     )
@@ -226,6 +250,10 @@ def test_no_page_shows_upstream_text_raw(viewer_client, hostile_mirror, counted)
         reverse("sync-history") + f"?q={sync.items.get().transaction_id}",
         reverse("sync-history") + f"?q={str(sync.sync_id)[:8]}",
         reverse("sync-history") + f"?q={str(sync.company.company_id)[:6]}",
+        reverse("sync-history") + f"?problem={Problem.objects.get().pk}",
+        reverse("sync-detail", args=[Sync.objects.get(status_code=9999).sync_id]),
+        reverse("item-search") + "?q=%3Cx%3E",
+        reverse("item-search") + f"?q={sync.items.get().transaction_id}",
     ]
     for url in pages:
         response = viewer_client.get(url)
@@ -233,3 +261,8 @@ def test_no_page_shows_upstream_text_raw(viewer_client, hostile_mirror, counted)
         body = response.content.decode()
         assert HOSTILE not in body, url
     assert "&lt;x&gt;" in viewer_client.get(reverse("summary")).content.decode()
+    # The causes, the problems and the item search show the text, escaped.
+    history = viewer_client.get(reverse("sync-history")).content.decode()
+    assert history.count(f"Problem #{Problem.objects.get().pk}</a> &lt;x&gt;") == 2
+    found = viewer_client.get(reverse("item-search") + "?q=%3Cx%3E").content.decode()
+    assert 'data-testid="found-item"' in found and 'data-testid="found-problem"' in found

@@ -137,7 +137,7 @@ def test_the_items_tab_searches_filters_and_counts(viewer_client, db):
     assert "Completed: 55" in body and "PushError: 3" in body
     assert "Page 1 of 2" in body
     failed = viewer_client.get(url + "?tab=items&status=4").content.decode()
-    assert failed.count("Tax rate missing") == 3
+    assert failed.count('<td class="message">Tax rate missing</td>') == 3
     one = sync.items.filter(status=4).first()
     by_id = viewer_client.get(url + f"?tab=items&q={one.transaction_id}").content.decode()
     assert str(one.transaction_id) in by_id and by_id.count('<td class="mono">') == 1

@@ -89,7 +89,12 @@ DASHBOARD: dict[str, Walk] = {
     "sync-history": Walk(
         lambda e: reverse("sync-history"),
         READ,
-        variants=(Variant("?range=all", HTMX), Variant(f"?q={'0' * 8}")),
+        variants=(
+            Variant("?range=all", HTMX),
+            Variant(f"?q={'0' * 8}"),
+            # A problem that does not exist: the page says so.
+            Variant("?problem=999999", get=row(LOGIN, 403, 400, 400, 400, 400)),
+        ),
     ),
     "sync-history-csv": Walk(lambda e: reverse("sync-history-csv") + "?range=all", READ),
     "sync-detail": Walk(
@@ -100,6 +105,16 @@ DASHBOARD: dict[str, Walk] = {
     "company-detail": Walk(lambda e: reverse("company-detail", args=[e["company_id"]]), READ),
     "transaction-detail": Walk(
         lambda e: reverse("transaction-detail", args=[e["transaction_id"]]), READ
+    ),
+    "item-search": Walk(
+        lambda e: reverse("item-search"),
+        READ,
+        variants=(
+            Variant("?q=period+has+closed"),
+            Variant(f"?q={str(uuid.UUID(int=0))[:8]}"),
+            # Too short a search: the page says why.
+            Variant("?q=ab", get=row(LOGIN, 403, 400, 400, 400, 400)),
+        ),
     ),
     "config-download": Walk(
         lambda e: reverse("config-download", args=[e["company_id"], e["snapshot_id"]]), READ
