@@ -10,7 +10,8 @@ twin elsewhere. Both twins stay importable (`upsert_postgresql`,
 - `locks`: `advisory_lock`, `advisory_locks`; `capped`: `bounded_count` (up to `COUNT_CAP`);
 - `maintenance`: `analyze` a table (the same on both databases);
 - `state`: the `pushes` of transactions, for the current state's upkeep;
-- `retention`: the `earlier_unfinished` pushes of a batch's transactions.
+- `retention`: the `earlier_unfinished` pushes of a batch's transactions;
+- `problems`: the `companies_sharing` a selection of problems.
 
 `online` is the migrations' side: operations that build indexes concurrently
 on PostgreSQL and plainly elsewhere, so the big tables stay in use during an

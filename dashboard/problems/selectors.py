@@ -3,7 +3,8 @@ companies, items, failed syncs, activity, examples and playbook versions.
 
 The list reads only problem rows (the `problem_impact`, `problem_impact_all`
 and `problem_last_seen` indexes) and, for its headline's distinct companies,
-the problems' shares; a problem's lists each read one page of one index
+the problems' shares, or past `SHARES_READ_AT_MOST` of them one probe a
+company (`db.problems.companies_sharing`); a problem's lists each read one page of one index
 (`problem_company_items`, `transaction_state_problem`, `sync_problem_time`,
 `problem_activity_time`). Nothing here counts the history. Pages are keyset
 pages: a cursor holds the last row's sort values, never an offset.
@@ -22,6 +23,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from ..db import problems as db_problems
 from ..models import (
     Company,
     PlaybookVersion,
@@ -36,6 +38,8 @@ from ..vocabulary import ACTIVE_PROBLEM_STATES, ProblemState
 from .upkeep import TREND_DAYS
 
 PAGE_SIZE = 50
+# The headline counts its distinct companies from the shares up to this many.
+SHARES_READ_AT_MOST = 20_000
 DETAIL_PAGE_SIZE = 25
 EXAMPLES = 5
 VERSIONS = 20
@@ -194,16 +198,29 @@ def headline(filters: ProblemFilter) -> Headline:
     and how many are new or came back since `filters.since`."""
     selected = matching(replace(filters, after=None)).order_by()
     since = filters.since
-    counted: dict[str, Any] = {"problems": Count("pk"), "items": Sum("items_outstanding")}
+    counted: dict[str, Any] = {
+        "problems": Count("pk"),
+        "items": Sum("items_outstanding"),
+        # A problem has a share per company it affects.
+        "shares": Sum("companies_outstanding"),
+    }
     if since is not None:
         counted["new"] = Count("pk", filter=Q(created_at__gt=since))
         counted["regressed"] = Count("pk", filter=Q(regressed_at__gt=since))
     counts = selected.aggregate(**counted)
-    # Distinct: a company with two problems is one company affected.
-    shares = ProblemCompany.objects.filter(problem__in=selected.values("pk"))
-    if filters.platform:
-        shares = _on_platform(shares, filters.platform)
-    companies = shares.order_by().values("company_id").distinct().count()
+    # Distinct: a company with two problems is one company affected. A few
+    # shares are read through their problems' index; past that, each company
+    # is probed for one (the default selection holds nearly every share).
+    if (counts["shares"] or 0) <= SHARES_READ_AT_MOST:
+        shares = ProblemCompany.objects.filter(problem__in=selected.values("pk"))
+        if filters.platform:
+            shares = shares.filter(company__platform_name__in=_platform_names(filters.platform))
+        companies = shares.order_by().values("company_id").distinct().count()
+    else:
+        companies = db_problems.companies_sharing(
+            list(selected.values_list("pk", flat=True)),
+            _platform_names(filters.platform) if filters.platform else None,
+        )
     return Headline(
         problems=counts["problems"],
         companies=companies,
@@ -214,11 +231,12 @@ def headline(filters: ProblemFilter) -> Headline:
     )
 
 
-def _on_platform(shares: QuerySet[ProblemCompany], platform: str) -> QuerySet[ProblemCompany]:
-    # A company without a platform counts under "Unknown" in a problem's platforms.
-    if platform == "Unknown":
-        return shares.filter(company__platform_name__in=["", "Unknown"])
-    return shares.filter(company__platform_name=platform)
+def _platform_names(platform: str) -> list[str]:
+    """The companies' platform names that a problem's platform stands for.
+
+    A company without a platform counts under "Unknown" in a problem's platforms.
+    """
+    return ["", "Unknown"] if platform == "Unknown" else [platform]
 
 
 def export_rows(filters: ProblemFilter) -> QuerySet[Problem]:

@@ -132,6 +132,25 @@ def test_the_headline_counts_problems_and_distinct_companies(viewer_client, prob
     assert "first look" in text
 
 
+@pytest.mark.parametrize("platform", ["", "Xero", "Unknown"])
+def test_the_headline_counts_the_same_companies_from_the_shares_or_the_companies(
+    viewer_client, problems, monkeypatch, platform
+):
+    """Few shares are read from the problems' side, many by probing each company."""
+    from dashboard.problems import selectors
+
+    url = f"{LIST}?platform={platform}" if platform else LIST
+
+    def companies() -> str:
+        body = viewer_client.get(url).content.decode()
+        headline = re.search(r'data-testid="headline">(.*?)</p>', body, re.S).group(1)
+        return re.sub(r"<[^>]+>", "", headline).split(" (")[0]
+
+    from_shares = companies()
+    monkeypatch.setattr(selectors, "SHARES_READ_AT_MOST", -1)
+    assert companies() == from_shares
+
+
 def test_the_headline_says_what_is_new_or_regressed_since_the_look_before(
     viewer_client, viewer, problems
 ):
