@@ -27,6 +27,8 @@ TRIAGE_PERMISSION = "dashboard.triage_problem"
 PLAYBOOK_PERMISSION = "dashboard.edit_playbook"
 # Two problems made one (leads).
 MERGE_PERMISSION = "dashboard.merge_problem"
+# Alert rules and channels, their test sends and the delivery log (leads).
+ALERTS_PERMISSION = "alerts.manage_alerts"
 
 VIEW = [
     "view_company",
@@ -38,6 +40,8 @@ VIEW = [
     "view_retryrequest",
     "view_bulkretry",
     "view_problem",
+    "alerts.view_rule",
+    "alerts.view_transition",
 ]
 GROUPS = {
     VIEWER: VIEW,
@@ -52,6 +56,9 @@ GROUPS = {
         "triage_problem",
         "edit_playbook",
         "merge_problem",
+        "alerts.manage_alerts",
+        "alerts.view_channel",
+        "alerts.view_delivery",
     ],
 }
 
@@ -71,12 +78,18 @@ class RoleRequired(PermissionDenied):
         super().__init__(f"You need the {role} role to {action}.")
 
 
+def permissions(codenames: list[str]) -> list[tuple[str, str]]:
+    """(app label, codename) for each name; a bare codename is the dashboard's."""
+    return [tuple(name.split(".", 1)) if "." in name else ("dashboard", name) for name in codenames]  # type: ignore[misc]
+
+
 def ensure_groups() -> dict[str, Group]:
     groups = {}
     for name, codenames in GROUPS.items():
         group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.add(
-            *Permission.objects.filter(content_type__app_label="dashboard", codename__in=codenames)
-        )
+        for app_label, codename in permissions(codenames):
+            group.permissions.add(
+                *Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+            )
         groups[name] = group
     return groups

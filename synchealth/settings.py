@@ -120,6 +120,7 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "dashboard",
+    "alerts",
     "sandbox",
 ]
 
@@ -340,6 +341,11 @@ CELERY_BEAT_SCHEDULE = {
     # hour; it also carries on with a company purge whose worker died.
     "dashboard-retention": {"task": "dashboard.apply_retention", "schedule": 3600.0},
     "sandbox-prune-request-log": {"task": "sandbox.prune_request_log", "schedule": 3600.0},
+    # Alerts: the time-based conditions (long-running syncs, our own health),
+    # deliveries that are due again, and digests.
+    "alerts-evaluate": {"task": "alerts.evaluate", "schedule": 60.0},
+    "alerts-deliver-due": {"task": "alerts.deliver_due", "schedule": 30.0},
+    "alerts-digests": {"task": "alerts.send_digests", "schedule": 300.0},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -581,3 +587,15 @@ if SANDBOX_ENABLED and not DEBUG and SANDBOX_API_KEY == DEMO_SANDBOX_API_KEY:
         "development)."
     )
 # --- end of Production guards ---
+
+
+# --- Alerts ---
+# Absolute links in alert messages ("https://synchealth.example.com"); without
+# it, messages carry the path alone.
+SITE_URL = os.environ.get("SITE_URL", "").strip().rstrip("/")
+# Channel secrets are encrypted with this key (any long random text); when
+# unset, with a key derived from SECRET_KEY.
+ALERTS_ENCRYPTION_KEY = os.environ.get("ALERTS_ENCRYPTION_KEY", "")
+# Channels may not point at private, loopback or link-local addresses (a lead
+# must not reach internal services through the worker) unless listed here.
+ALERTS_ALLOWED_NETWORKS = env_networks("ALERTS_ALLOWED_NETWORKS")
