@@ -1,0 +1,1 @@
+"""Imports every check module so each registers itself. A new module is added here."""
