@@ -30,7 +30,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	SYNCHEALTH_ALLOW_INSECURE_SECRET=1 $(BIN)/mypy synchealth dashboard sandbox accounts
+	SYNCHEALTH_ALLOW_INSECURE_SECRET=1 $(BIN)/mypy synchealth dashboard alerts sandbox accounts
 	$(BIN)/lint-imports --no-cache
 	SYNCHEALTH_ALLOW_INSECURE_SECRET=1 $(BIN)/python manage.py makemigrations --check --dry-run
 
