@@ -41,8 +41,8 @@ def render(transition: Transition) -> Message:
     fired = transition.kind == TransitionKind.FIRED
     title = _one_line(f"{TransitionKind(transition.kind).label}: {transition.summary}")
     url = link(transition.path)
-    lines = [title, ""]
-    lines += _detail_lines(transition.detail)
+    # The title goes with it on every channel; the body carries the rest.
+    lines = _detail_lines(transition.detail)
     lines += [
         f"Rule: {rule.name} ({_condition_text(rule)})",
         f"When: {when(transition.at)}",
@@ -73,7 +73,7 @@ def render_digest(
     recovered = len(transitions) - started
     changes = "1 change" if total == 1 else f"{total} changes"
     title = _one_line(f"Summary: {changes} for {rule.name}")
-    lines = [title, ""]
+    lines = []
     if len(transitions) == total:
         lines.append(f"Started: {started}, recovered: {recovered}")
     for item in transitions[:DIGEST_LINES]:
@@ -105,8 +105,6 @@ def render_digest(
 def render_test(channel: Channel, *, at: datetime | None = None) -> Message:
     at = at or timezone.now()
     lines = [
-        TEST_TITLE,
-        "",
         f"Channel: {channel.name}",
         f"When: {when(at)}",
     ]
