@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import httpx
 from django.utils import timezone
 
-from . import netguard
+from . import crypto, netguard
 from .vocabulary import ChannelKind
 
 if TYPE_CHECKING:
@@ -71,12 +71,15 @@ def send(channel: Channel, message: Message, *, message_id: str | None = None) -
     was saved). `message_id` is the signed webhook's `webhook-id`, the same for
     every attempt of one delivery, so a receiver can drop a repeat.
     """
-    url = channel.url
-    secrets = secrets_of(url, channel.signing_secret_encrypted and channel.signing_secret)
+    try:
+        url, signing_secret = channel.url, channel.signing_secret
+    except crypto.UndecryptableSecret as exc:
+        raise DeliveryError(str(exc), permanent=True) from None
+    secrets = secrets_of(url, signing_secret)
     try:
         netguard.check_destination(url)
         if channel.kind == ChannelKind.SIGNED_WEBHOOK:
-            _post_signed(url, channel.signing_secret, message, message_id or str(uuid.uuid4()))
+            _post_signed(url, signing_secret, message, message_id or str(uuid.uuid4()))
         else:
             _notify(url, message)
     except netguard.RefusedDestination as exc:
@@ -97,7 +100,7 @@ def _notify(url: str, message: Message) -> None:
         "alert.fired": apprise.NotifyType.FAILURE,
         "alert.recovered": apprise.NotifyType.SUCCESS,
     }.get(str(message.payload.get("type")), apprise.NotifyType.INFO)
-    with apprise.LogCapture(level=apprise.logging.WARNING) as captured:
+    with apprise.LogCapture(level=apprise.logging.WARNING, fmt="%(message)s") as captured:
         sent = notifier.notify(
             title=message.title,
             body=message.body,
@@ -114,12 +117,20 @@ def _post_signed(url: str, secret: str, message: Message, message_id: str) -> No
 
     body = json.dumps(message.payload, separators=(",", ":"), sort_keys=True)
     now = timezone.now()
+    try:
+        signature = Webhook(secret).sign(message_id, now, body)
+    except Exception:
+        # svix says little more than "bad base64"; the lead needs to know which field.
+        raise DeliveryError(
+            "The signing secret is missing or is not a whsec_… secret; enter it again.",
+            permanent=True,
+        ) from None
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "webhook-id": message_id,
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, now, body),
+        "webhook-signature": signature,
     }
     try:
         # Redirects are not followed: the guard checked this host, not another.

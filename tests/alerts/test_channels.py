@@ -207,3 +207,22 @@ def test_a_time_in_the_signature_header_is_the_sending_time(db, local, time_mach
     assert received.headers["webhook-timestamp"] == str(
         int(datetime(2026, 11, 28, 9, 14, tzinfo=UTC).timestamp())
     )
+
+
+@pytest.mark.parametrize("secret", ["", "not-base64!"])
+def test_a_signed_webhook_without_a_usable_secret_is_refused_for_good(db, local, secret):
+    channel = make_channel("http://127.0.0.1:9/hook", kind=ChannelKind.SIGNED_WEBHOOK)
+    if secret:
+        channel.signing_secret = secret
+        channel.save()
+    with pytest.raises(DeliveryError, match="signing secret") as refused:
+        send(channel, MESSAGE)
+    assert refused.value.permanent
+
+
+def test_a_secret_encrypted_with_another_key_asks_to_be_entered_again(db, settings):
+    channel = make_channel("slack://T1/B2/C3")
+    settings.ALERTS_ENCRYPTION_KEY = "a-rotated-key"
+    with pytest.raises(DeliveryError, match="enter it again") as refused:
+        send(channel, MESSAGE)
+    assert refused.value.permanent

@@ -4,9 +4,11 @@ swept up when a task is lost, summarised once per period for digest rules."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from alerts import channels, delivery
 from alerts.delivery import attempt, backoff, enqueue_for, send_test
@@ -25,6 +27,7 @@ from tests.support.channels import (
     make_transition,
 )
 from tests.support.metrics import TOKEN, scrape
+from tests.support.services import only_on_postgresql
 from tests.support.users import make_user
 
 NOW = datetime(2026, 11, 28, 9, 14, tzinfo=UTC)
@@ -164,6 +167,36 @@ def test_two_claims_at_once_make_one_send(db, clock, monkeypatch):
     assert attempt(delivery_id=created.pk).state == DeliveryState.DELIVERED
     assert second_claims == [None]
     assert sends == [str(created.key)]
+
+
+@only_on_postgresql("two workers' claims at once need a database that runs them at once")
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_claiming_at_once_send_once(monkeypatch):
+    channel = make_channel("json://hooks.example.com/a")
+    enqueue_for([make_transition(make_rule(channel))])
+    [created] = Delivery.objects.all()
+    together = threading.Barrier(2)
+    sends, outcomes = [], []
+
+    def send(channel, message, *, message_id=None):
+        sends.append(message_id)
+
+    def worker():
+        together.wait()
+        try:
+            outcomes.append(attempt(delivery_id=created.pk))
+        finally:
+            connection.close()
+
+    monkeypatch.setattr(channels, "send", send)
+    workers = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+
+    assert sends == [str(created.key)]
+    assert sorted(str(o and o.state) for o in outcomes) == ["None", "delivered"]
 
 
 def test_a_delivery_whose_worker_died_mid_send_is_swept_up_when_its_lease_ends(
