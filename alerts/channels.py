@@ -64,11 +64,30 @@ def describe(url: str) -> str:
     return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
 
 
+def check(*, kind: str, url: str) -> None:
+    """What the channel form asks before saving: the URL fits the channel's kind,
+    and its destination may be sent to. Raises netguard.RefusedDestination."""
+    scheme = netguard.scheme_of(url)
+    if kind == ChannelKind.SIGNED_WEBHOOK and scheme not in netguard.WEB_SCHEMES:
+        raise netguard.RefusedDestination("A signed webhook is sent to an http:// or https:// URL.")
+    if kind == ChannelKind.NOTIFY and scheme in netguard.WEB_SCHEMES:
+        import apprise
+
+        # apprise reads some services from their own web addresses (a Slack or
+        # Discord webhook's https:// URL); a plain web address it cannot send to.
+        if apprise.Apprise.instantiate(url.strip()) is None:
+            raise netguard.RefusedDestination(
+                "No service is known at this web address. For a plain JSON webhook use "
+                "json:// or jsons://, or make it a signed webhook."
+            )
+    netguard.check_destination(url)
+
+
 def send(channel: Channel, message: Message, *, message_id: str | None = None) -> None:
     """Send `message` to `channel`; raise DeliveryError if it did not arrive.
 
-    The destination is checked again first (DNS can change after the channel
-    was saved). `message_id` is the signed webhook's `webhook-id`, the same for
+    The URL is checked again first (DNS can change after the channel was
+    saved). `message_id` is the signed webhook's `webhook-id`, the same for
     every attempt of one delivery, so a receiver can drop a repeat.
     """
     try:
@@ -77,7 +96,7 @@ def send(channel: Channel, message: Message, *, message_id: str | None = None) -
         raise DeliveryError(str(exc), permanent=True) from None
     secrets = secrets_of(url, signing_secret)
     try:
-        netguard.check_destination(url)
+        check(kind=channel.kind, url=url)
         if channel.kind == ChannelKind.SIGNED_WEBHOOK:
             _post_signed(url, signing_secret, message, message_id or str(uuid.uuid4()))
         else:

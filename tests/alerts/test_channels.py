@@ -13,8 +13,9 @@ import pytest
 import requests
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from alerts.channels import DeliveryError, describe, send
+from alerts.channels import DeliveryError, check, describe, send
 from alerts.messages import Message
+from alerts.netguard import RefusedDestination
 from alerts.vocabulary import ChannelKind
 from tests.support.channels import (
     SIGNING_SECRET,
@@ -226,3 +227,26 @@ def test_a_secret_encrypted_with_another_key_asks_to_be_entered_again(db, settin
     with pytest.raises(DeliveryError, match="enter it again") as refused:
         send(channel, MESSAGE)
     assert refused.value.permanent
+
+
+@pytest.mark.parametrize(
+    ("kind", "url", "says"),
+    [
+        (ChannelKind.SIGNED_WEBHOOK, "json://hooks.example.com/x", "http:// or https://"),
+        (ChannelKind.NOTIFY, "https://hooks.example.com/x", "json:// or jsons://"),
+    ],
+)
+def test_a_url_that_does_not_fit_its_kind_is_refused_for_good(db, public_dns, kind, url, says):
+    with pytest.raises(RefusedDestination, match=says):
+        check(kind=kind, url=url)
+    with pytest.raises(DeliveryError, match=says) as refused:
+        send(make_channel(url, kind=kind, secret=SIGNING_SECRET), MESSAGE)
+    assert refused.value.permanent
+
+
+def test_a_slack_webhook_s_own_web_address_is_a_notification_url(db, public_dns, posted):
+    url = "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
+    check(kind=ChannelKind.NOTIFY, url=url)
+    send(make_channel(url), MESSAGE)
+    [call] = posted
+    assert call["url"] == url
