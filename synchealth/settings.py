@@ -347,6 +347,9 @@ CELERY_BEAT_SCHEDULE = {
     "alerts-deliver-due": {"task": "alerts.deliver_due", "schedule": 30.0},
     "alerts-digests": {"task": "alerts.send_digests", "schedule": 300.0},
 }
+# Autodiscovery imports each app's `tasks` module; the alerts' sending tasks
+# (alerts.deliver, alerts.deliver_due, alerts.send_digests) live in a module of their own.
+CELERY_IMPORTS = ["alerts.delivery_tasks"]
 CELERY_TIMEZONE = "UTC"
 
 # The upstream: the real Codat API or the embedded sandbox. Pointing

@@ -15,6 +15,7 @@ mark dead processes in (README "Health and metrics").
 """
 
 from .catalogue import (
+    ALERT_DELIVERIES,
     BUDGET_USED,
     IN_FLIGHT_MAX,
     QUOTA_LIMIT,
@@ -32,6 +33,7 @@ from .catalogue import (
 from .series import recorder
 
 __all__ = [
+    "ALERT_DELIVERIES",
     "BUDGET_USED",
     "IN_FLIGHT_MAX",
     "QUOTA_LIMIT",

@@ -102,6 +102,31 @@ RETRY_ACTIVE = Gauge(
     ("state",),
 )
 
+# --- alerts ---
+
+ALERT_DELIVERY_KINDS = ("transition", "digest", "test")
+ALERT_DELIVERY_OUTCOMES = ("delivered", "retrying", "failed")
+ALERT_DELIVERIES = Counter(
+    "synchealth_alert_deliveries_total",
+    "Attempts to send an alert to a channel, by kind (transition, digest, test) and outcome: "
+    "delivered, retrying (failed, tried again later), failed (given up).",
+    ("kind", "outcome"),
+    initial=[
+        {"kind": kind, "outcome": outcome}
+        for kind in ALERT_DELIVERY_KINDS
+        for outcome in ALERT_DELIVERY_OUTCOMES
+    ],
+)
+ALERT_DELIVERIES_WAITING = Gauge(
+    "synchealth_alert_deliveries_waiting",
+    "Alert deliveries not yet sent or given up, by state: pending, sending, retrying.",
+    ("state",),
+)
+ALERT_CHANNELS_FAILING = Gauge(
+    "synchealth_alert_channels_failing",
+    "Enabled alert channels whose latest attempt failed (none delivered since).",
+)
+
 # --- the mirror and the queue ---
 
 MIRROR_OLDEST_REFRESH_AGE = Gauge(
@@ -158,6 +183,9 @@ CATALOGUE: tuple[Counter | Histogram | Gauge, ...] = (
     RETRY_REQUESTS,
     RETRY_ITEMS,
     RETRY_ACTIVE,
+    ALERT_DELIVERIES,
+    ALERT_DELIVERIES_WAITING,
+    ALERT_CHANNELS_FAILING,
     MIRROR_OLDEST_REFRESH_AGE,
     MIRROR_NEWEST_REFRESH_AGE,
     MIRROR_NEVER_REFRESHED,

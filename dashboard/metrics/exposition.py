@@ -160,6 +160,28 @@ def database() -> Iterator[Metric]:
     for state, count in active.items():
         family.add_metric([state], count)
     yield family
+    yield from alerts()
+
+
+def alerts() -> Iterator[Metric]:
+    # Read here rather than by the alerts app: one scrape, one database source.
+    from alerts.models import Channel, Delivery
+    from alerts.vocabulary import DeliveryState
+
+    states = [DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.RETRYING]
+    waiting = dict.fromkeys([str(s) for s in states], 0) | dict(
+        Delivery.objects.filter(state__in=states)
+        .order_by()
+        .values("state")
+        .annotate(n=Count("pk"))
+        .values_list("state", "n")
+    )
+    family = _gauge(c.ALERT_DELIVERIES_WAITING)
+    for state, count in waiting.items():
+        family.add_metric([state], count)
+    yield family
+    failing = Channel.objects.filter(enabled=True, failing_since__isnull=False).count()
+    yield _gauge(c.ALERT_CHANNELS_FAILING, failing)
 
 
 def age(moment: datetime | None, now: datetime) -> float | None:
