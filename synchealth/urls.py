@@ -15,5 +15,6 @@ urlpatterns = [
     path("sandbox/", include("sandbox.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("alerts/", include("alerts.urls")),
     path("", include("dashboard.urls")),
 ]

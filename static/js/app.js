@@ -81,4 +81,42 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () { suggestZone(document); });
+
+  // <button data-copy-from="#id">: copy that field's value (a secret offered
+  // before it is saved) to the clipboard.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy-from]");
+    var field = button && document.querySelector(button.dataset.copyFrom);
+    if (!field || !navigator.clipboard) {
+      return;
+    }
+    navigator.clipboard.writeText(field.value).then(
+      function () { button.textContent = "Copied"; },
+      function () { button.textContent = "Copy failed"; }
+    );
+  });
+
+  // <div data-shown-when="name=a,b">: shown only while the form's field
+  // `name` holds one of the values (a rule's threshold for the conditions
+  // that take one). Without this script everything stays shown.
+  function showWhen(form) {
+    form.querySelectorAll("[data-shown-when]").forEach(function (element) {
+      var rule = element.dataset.shownWhen.split("=");
+      var field = form.elements.namedItem(rule[0]);
+      element.hidden = !!field && rule[1].split(",").indexOf(field.value) === -1;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    var form = event.target.form;
+    if (form && form.querySelector("[data-shown-when]")) {
+      showWhen(form);
+    }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form").forEach(function (form) {
+      if (form.querySelector("[data-shown-when]")) {
+        showWhen(form);
+      }
+    });
+  });
 })();

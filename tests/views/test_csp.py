@@ -31,6 +31,8 @@ def _policy(header: str) -> dict[str, set[str]]:
 
 
 def _pages(estate) -> list[str]:
+    from alerts.models import Channel, Delivery, Rule, Transition
+    from alerts.vocabulary import Condition, DeliveryKind
     from dashboard.models import Problem
     from dashboard.problems import lifecycle
 
@@ -39,7 +41,29 @@ def _pages(estate) -> list[str]:
     problem = Problem.objects.get()
     lifecycle.edit_playbook(problem.pk, None, "**Check** the period.", "")
     other = Problem.objects.create(status_code=4000, cause="other")
+    channel = Channel(name="Ops", display="json://hooks.example.com")
+    channel.url = "json://hooks.example.com/in?token=secret"
+    channel.save()
+    rule = Rule.objects.create(name="Streaks", condition=Condition.STREAK, threshold=3)
+    Delivery.objects.create(kind=DeliveryKind.TEST, channel=channel, title="Test", body="")
+    Transition.objects.create(
+        rule=rule, subject="system", sequence=1, kind="fired", summary="It started"
+    )
     return [
+        reverse("alert-list"),
+        reverse("alert-rule-new"),
+        reverse("alert-rule-detail", args=[rule.pk]),
+        reverse("alert-rule-edit", args=[rule.pk]),
+        reverse("alert-rule-delete", args=[rule.pk]),
+        reverse("alert-mute-new") + f"?company={estate['xero'].company_id}",
+        reverse("alert-channel-list"),
+        reverse("alert-channel-new"),
+        reverse("alert-channel-edit", args=[channel.pk]),
+        reverse("alert-channel-delete", args=[channel.pk]),
+        reverse("alert-delivery-list"),
+        reverse("admin:alerts_channel_add"),
+        reverse("admin:alerts_channel_change", args=[channel.pk]),
+        reverse("admin:alerts_rule_add"),
         reverse("problem-list"),
         reverse("problem-detail", args=[problem.pk]),
         reverse("problem-playbook-version", args=[problem.pk, 1]),
@@ -77,7 +101,12 @@ def test_every_page_carries_the_strict_policy_and_no_inline_code(admin_client: C
 
 def test_the_fragments_htmx_swaps_in_carry_it_too(admin_client: Client, estate):
     detail = reverse("sync-detail", args=[estate["running"].sync_id])
-    for url in [reverse("sync-history") + "?range=all", detail + "?poll=1"]:
+    from alerts.models import Channel, Delivery
+
+    channel = Channel.objects.create(name="Ops", display="slack")
+    made = Delivery.objects.create(kind="test", channel=channel, title="Test", body="")
+    polled = reverse("alert-delivery-list") + f"?delivery={made.pk}"
+    for url in [reverse("sync-history") + "?range=all", detail + "?poll=1", polled]:
         response = admin_client.get(url, headers={"HX-Request": "true"})
         assert response.status_code == 200, url
         assert _policy(response["Content-Security-Policy"]) == STRICT, url

@@ -28,6 +28,8 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import URLResolver, get_resolver, include, path, reverse
 
+from alerts.models import Channel, Delivery, Mute, Rule
+from alerts.vocabulary import Condition, DeliveryKind
 from dashboard.models import BulkRetry, Problem, RetryRequest
 from dashboard.problems import lifecycle
 from dashboard.vocabulary import BulkState
@@ -57,6 +59,9 @@ READ = row(LOGIN, 403, 200, 200, 200, 200)
 ACCOUNT = row(LOGIN, 200, 200, 200, 200, 200)
 # POST-only: the role check comes before the method check.
 POST_ONLY = row(LOGIN, 403, 405, 405, 405, 405)
+# Pages and changes of the leads (and the admin) alone.
+LEADS_PAGE = row(LOGIN, 403, 403, 403, 200, 200)
+LEADS_POST = row(LOGIN, 403, 403, 403, NOT_POSTED, NOT_POSTED)
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,47 @@ DASHBOARD: dict[str, Walk] = {
         lambda e: reverse("preferences"),
         READ,
         post=row(LOGIN, 403, NOT_POSTED, NOT_POSTED, NOT_POSTED, NOT_POSTED),
+    ),
+    # Alerts: everyone with a role reads what is firing and the rules; leads change them.
+    "alert-list": Walk(lambda e: reverse("alert-list"), READ),
+    "alert-rule-detail": Walk(
+        lambda e: reverse("alert-rule-detail", args=[e["rule"]]),
+        READ,
+        # A page link that is not one: the page says so.
+        variants=(Variant("?before=abc", get=row(LOGIN, 403, 400, 400, 400, 400)),),
+    ),
+    **{
+        name: Walk(url, LEADS_PAGE, post=LEADS_POST)
+        for name, url in {
+            "alert-rule-new": lambda e: reverse("alert-rule-new"),
+            "alert-rule-edit": lambda e: reverse("alert-rule-edit", args=[e["rule"]]),
+            "alert-rule-delete": lambda e: reverse("alert-rule-delete", args=[e["rule"]]),
+            "alert-mute-new": lambda e: reverse("alert-mute-new"),
+            # Channels (their names, kinds and hosts) and the delivery log: leads only.
+            "alert-channel-new": lambda e: reverse("alert-channel-new"),
+            "alert-channel-edit": lambda e: reverse("alert-channel-edit", args=[e["channel"]]),
+            "alert-channel-delete": lambda e: reverse("alert-channel-delete", args=[e["channel"]]),
+        }.items()
+    },
+    **{
+        name: Walk(url, POST_ONLY, post=LEADS_POST)
+        for name, url in {
+            "alert-rule-toggle": lambda e: reverse("alert-rule-toggle", args=[e["rule"]]),
+            "alert-rule-snooze": lambda e: reverse("alert-rule-snooze", args=[e["rule"]]),
+            "alert-mute-delete": lambda e: reverse("alert-mute-delete", args=[e["mute"]]),
+            "alert-channel-test": lambda e: reverse("alert-channel-test", args=[e["channel"]]),
+        }.items()
+    },
+    "alert-channel-list": Walk(lambda e: reverse("alert-channel-list"), LEADS_PAGE),
+    "alert-delivery-list": Walk(
+        lambda e: reverse("alert-delivery-list"),
+        LEADS_PAGE,
+        variants=(
+            Variant("?state=failed&channel=1"),
+            Variant("?state=bogus", get=row(LOGIN, 403, 403, 403, 400, 400)),
+            # A row polled that does not exist (any more): stop polling.
+            Variant("?delivery=999999", HTMX, row(LOGIN, 403, 403, 403, 286, 286)),
+        ),
     ),
     # Public: it authenticates each delivery by its signature (none here: 400).
     "webhook-codat": Walk(
@@ -435,6 +481,13 @@ def walk_estate(estate) -> dict[str, Any]:
     draft = BulkRetry.objects.create(key=uuid.uuid4(), user=cast["lead"], scope="range=all")
     problem = Problem.objects.get(status_code=sync.status_code)
     lifecycle.edit_playbook(problem.pk, cast["lead"], "Check the period.", "")
+    channel = Channel(name="Ops", display="json://hooks.example.com")
+    channel.url = "json://hooks.example.com/in?token=secret"
+    channel.save()
+    rule = Rule.objects.create(name="Streaks", condition=Condition.STREAK, threshold=3)
+    rule.channels.add(channel)
+    mute = Mute.objects.create(rule=rule)
+    Delivery.objects.create(kind=DeliveryKind.TEST, channel=channel, title="Test", body="")
     return {
         "cast": cast,
         "sync": sync,
@@ -448,6 +501,9 @@ def walk_estate(estate) -> dict[str, Any]:
         "bulk": bulk.pk,
         "draft": draft.pk,
         "problem": problem.pk,
+        "rule": rule.pk,
+        "channel": channel.pk,
+        "mute": mute.pk,
     }
 
 
