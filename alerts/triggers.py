@@ -41,7 +41,7 @@ def changed(*events: str) -> None:
     if connection.in_atomic_block:
         # One callback per transaction: a later call adds its events to it.
         for _, callback, _ in connection.run_on_commit:
-            if isinstance(callback, _Announce):
+            if isinstance(callback, _Announce) and not callback.ran:
                 callback.events.update(events)
                 return
     transaction.on_commit(_Announce(set(events)), robust=True)
@@ -50,8 +50,14 @@ def changed(*events: str) -> None:
 @dataclass
 class _Announce:
     events: set[str] = field(default_factory=set)
+    ran: bool = False
+
+    def __post_init__(self) -> None:
+        # Django names a failed callback by it.
+        self.__qualname__ = "alerts.triggers.changed"
 
     def __call__(self) -> None:
+        self.ran = True
         fresh = sorted(event for event in self.events if _first(event))
         if not fresh:
             return

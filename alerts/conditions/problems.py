@@ -77,9 +77,10 @@ class _ProblemCheck:
             found[subject] = Finding(
                 subject=subject,
                 label=_label(problem),
-                summary=f"{self.headline} {_label(problem)}: "
-                f"{problem.items_outstanding} items and {problem.syncs_outstanding} syncs "
-                f"outstanding at {problem.companies_outstanding} companies",
+                summary=f"{self.headline}: {_label(problem)} "
+                f"({_count(problem.items_outstanding, 'item')} in "
+                f"{_count(problem.syncs_outstanding, 'sync')} outstanding at "
+                f"{_count(problem.companies_outstanding, 'company', 'companies')})",
                 path=reverse("problem-detail", args=[problem.pk]),
                 detail={
                     "problem": problem.pk,
@@ -102,7 +103,7 @@ class _ProblemCheck:
         return {}
 
     def recovery(self, rule: Rule, state: AlertState) -> str:
-        return f"{state.label or state.subject}: resolved, or no longer open"
+        return f"No longer open: {state.label or state.subject}"
 
 
 class NewProblem(_ProblemCheck):
@@ -120,7 +121,7 @@ class NewProblem(_ProblemCheck):
 
 class RegressedProblem(_ProblemCheck):
     condition: str = Condition.PROBLEM_REGRESSED
-    headline = "Regressed:"
+    headline = "Regressed"
 
     def problems(self, rule: Rule) -> QuerySet[Problem]:
         # A snooze leaves a regressed problem regressed underneath.
@@ -133,7 +134,7 @@ class RegressedProblem(_ProblemCheck):
 
 class ManyCompanies(_ProblemCheck):
     condition: str = Condition.PROBLEM_COMPANIES
-    headline = "Widespread:"
+    headline = "Widespread"
 
     def problems(self, rule: Rule) -> QuerySet[Problem]:
         return Problem.objects.filter(companies_outstanding__gte=threshold(rule)).exclude(
@@ -145,12 +146,16 @@ class ManyCompanies(_ProblemCheck):
 
     def recovery(self, rule: Rule, state: AlertState) -> str:
         least = threshold(rule)
-        return f"{state.label or state.subject}: outstanding at fewer than {least} companies now"
+        return f"Outstanding at fewer than {least} companies now: {state.label or state.subject}"
 
 
 def _label(problem: Problem) -> str:
     kind = f"{problem.status_code} {problem.data_type}".strip()
     return f"Problem #{problem.pk} ({kind}): {problem.cause[:200]}"
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _top_companies(problem_pks: list[int]) -> dict[int, list[dict[str, str]]]:
