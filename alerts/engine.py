@@ -18,9 +18,9 @@ clash rolls the rule back and it is evaluated once more.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Prefetch, Q
@@ -68,6 +68,8 @@ def _evaluate_rule(
             with transaction.atomic():
                 return _evaluate_locked(rule_pk, checks, mutes, now)
         except IntegrityError:
+            # Another evaluator recorded the same change first (SQLite reads before
+            # it locks): once more, and this time the states read say so.
             if attempt == 2:
                 log.warning("alerts: rule %s clashed twice with another evaluator", rule_pk)
         except Exception:
@@ -108,15 +110,19 @@ def _evaluate_locked(
         AlertState.objects.filter(pk__in=step.delete).delete()
     if transitions:
         Transition.objects.bulk_create(transitions)
-        transaction.on_commit(partial(_deliver, transitions))
+        # Recorded whatever happens to their delivery: its failure is logged.
+        transaction.on_commit(_delivery_of(transitions), robust=True)
     Rule.objects.filter(pk=rule.pk).update(last_evaluated_at=now)
     return transitions
 
 
-def _deliver(transitions: list[Transition]) -> None:
-    from . import delivery
+def _delivery_of(transitions: list[Transition]) -> Callable[[], None]:
+    def deliver() -> None:
+        from . import delivery
 
-    delivery.enqueue_for(transitions)
+        delivery.enqueue_for(transitions)
+
+    return deliver
 
 
 @dataclass

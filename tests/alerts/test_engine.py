@@ -328,3 +328,19 @@ def test_evaluating_every_rule_costs_the_same_queries_whatever_the_estate_size()
     assert alerts_large > alerts_small >= 7
     assert large == small
     assert evaluation_queries() == quiet_small
+
+
+def test_a_delivery_that_cannot_be_enqueued_loses_no_transition(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    def refuse(transitions):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr("alerts.delivery.enqueue_for", refuse)
+    make_rule(Condition.STREAK)
+    make_rule(Condition.STREAK)
+    set_streak(make_company(), 3)
+    with django_capture_on_commit_callbacks(execute=True):
+        moved = engine.evaluate()
+    assert kinds(moved) == [TransitionKind.FIRED] * 2
+    assert Transition.objects.count() == 2
