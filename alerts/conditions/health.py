@@ -57,7 +57,9 @@ class NoRefresh:
             # companies to refresh and the system has been up the threshold.
             if row.watching_since > cutoff or not Company.objects.exists():
                 return {}
-            summary = f"No successful refresh yet, since the mirror started at {utc(row.watching_since)}"
+            summary = (
+                f"No successful refresh yet, since the mirror started at {utc(row.watching_since)}"
+            )
         return {
             SYSTEM: Finding(
                 subject=SYSTEM,

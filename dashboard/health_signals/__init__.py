@@ -19,6 +19,7 @@ from .gaps import (
     settle,
     webhook_heard,
 )
+from .overview import LOOK_BACK, Overview, overview
 from .system import (
     forget,
     last_refresh_success,
@@ -30,14 +31,17 @@ from .system import (
 )
 
 __all__ = [
+    "LOOK_BACK",
     "CompanyGaps",
     "MissedWebhooks",
+    "Overview",
     "company_missed_webhooks",
     "expecting_webhooks",
     "forget",
     "last_refresh_success",
     "missed_webhooks",
     "note_polled",
+    "overview",
     "prune",
     "refresh_succeeded",
     "settle",

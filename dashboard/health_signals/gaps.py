@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import Count, F, Min, Q
@@ -37,7 +38,7 @@ from django.utils import timezone
 
 from .. import metrics
 from ..models import Company, Sync, WebhookEvent, WebhookGap
-from .announce import changed
+from . import announce
 
 WEBHOOKS = "webhooks"  # the alerts' event name (alerts.conditions)
 KEEP = timedelta(days=7)
@@ -114,7 +115,7 @@ def settle(
         if sync_id is not None
     }
     for sync_id, received_at in heard.items():
-        webhook_heard(sync_id=sync_id, received_at=received_at, announce=False)
+        webhook_heard(sync_id=sync_id, received_at=received_at, tell=False)
     missed = WebhookGap.objects.filter(
         sync_id__in=[s for s in candidates if s not in heard],
         missed_at__isnull=True,
@@ -122,18 +123,18 @@ def settle(
     ).update(missed_at=F("due_at"))
     if missed:
         metrics.WEBHOOKS_MISSED.inc(missed)
-        changed(WEBHOOKS)
+        announce.changed(WEBHOOKS)
     return missed
 
 
-def webhook_heard(*, sync_id: uuid.UUID, received_at: datetime, announce: bool = True) -> bool:
+def webhook_heard(*, sync_id: uuid.UUID, received_at: datetime, tell: bool = True) -> bool:
     """A webhook about `sync_id` arrived: a gap of it is late, or none. Whether there was one."""
     if not WebhookGap.objects.filter(sync_id=sync_id, webhook_at__isnull=True).update(
         webhook_at=received_at
     ):
         return False
-    if announce:
-        changed(WEBHOOKS)
+    if tell:
+        announce.changed(WEBHOOKS)
     return True
 
 
@@ -197,10 +198,15 @@ def missed_webhooks(
     return MissedWebhooks(since, totals["missed"], totals["late"], totals["companies"], most)
 
 
-def company_missed_webhooks(company: Company, since: datetime) -> tuple[int, int]:
-    """(missed, late) webhooks of one company since `since`."""
+class Tally(NamedTuple):
+    missed: int
+    late: int
+
+
+def company_missed_webhooks(company: Company, since: datetime) -> Tally:
+    """One company's missed (and late) webhooks since `since`."""
     totals = WebhookGap.objects.filter(company=company, missed_at__gte=since).aggregate(
         missed=Count("pk", filter=Q(webhook_at__isnull=True)),
         late=Count("pk", filter=Q(webhook_at__isnull=False)),
     )
-    return totals["missed"], totals["late"]
+    return Tally(totals["missed"], totals["late"])

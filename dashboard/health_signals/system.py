@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ..vocabulary import UpstreamTrouble
-from .announce import changed
+from . import announce
 
 if TYPE_CHECKING:
     from ..models import SystemHealth
@@ -97,7 +97,7 @@ def _record_refresh(now: datetime) -> None:
         last_refresh_at=now,
     )
     if moved:
-        changed(REFRESH)
+        announce.changed(REFRESH)
 
 
 def _record_upstream(kind: str | None, now: datetime) -> None:
@@ -117,7 +117,7 @@ def _record_upstream(kind: str | None, now: datetime) -> None:
             upstream_trouble_kind=kind,
         )
     if moved:
-        changed(UPSTREAM)
+        announce.changed(UPSTREAM)
 
 
 def _update(condition: Q, **values: Any) -> bool:
