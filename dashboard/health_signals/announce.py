@@ -1,10 +1,9 @@
-"""Telling the alerts that a signal changed, once the change is committed."""
+"""Telling the alerts that a signal changed (they evaluate once the change commits)."""
 
 from __future__ import annotations
 
+from alerts import triggers
+
 
 def changed(event: str) -> None:
-    # Imported late: the alerts app's models import the dashboard's.
-    from alerts import triggers
-
     triggers.changed(event)

@@ -36,11 +36,12 @@ from django.conf import settings
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
+from alerts.triggers import WEBHOOKS
+
 from .. import metrics
 from ..models import Company, Sync, WebhookEvent, WebhookGap
 from . import announce
 
-WEBHOOKS = "webhooks"  # the alerts' event name (alerts.conditions)
 KEEP = timedelta(days=7)
 
 

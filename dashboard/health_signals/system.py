@@ -22,6 +22,8 @@ from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from alerts.triggers import REFRESH, UPSTREAM
+
 from ..vocabulary import UpstreamTrouble
 from . import announce
 
@@ -35,11 +37,6 @@ ROW = 1
 REASSERT = timedelta(minutes=1)
 # The last refresh is kept to the minute: finer would write on every refresh.
 REFRESH_RESOLUTION = timedelta(minutes=1)
-
-# The alerts' event names (alerts.conditions), spelled here so that importing
-# this module never imports the alerts app.
-REFRESH = "refresh"
-UPSTREAM = "upstream"
 
 
 @dataclass

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
+from alerts import triggers
+
 from ..db import items as db_items
 from ..db.items import ItemRow
 from ..fingerprint import fingerprint
@@ -135,5 +137,7 @@ def write_items_many(
             PushItem.objects.filter(pk__in=pks).delete()
         if counters:
             db_items.set_counters(counters, now)
+            # Items decide a sync's category: a platform's success rate may move.
+            triggers.changed(triggers.SYNCS)
         state.track(touched, emptied=emptied, locked=True)
     return written, len(gone)

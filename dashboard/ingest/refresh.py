@@ -7,6 +7,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from alerts import triggers
+
 from .. import health_signals
 from ..models import Company, RefreshState, Sync
 from ..problems import upkeep as problem_upkeep
@@ -131,6 +133,7 @@ def update_streak(company: Company) -> None:
     if (company.failing_streak, company.failing_since) != (streak, since):
         Company.objects.filter(pk=company.pk).update(failing_streak=streak, failing_since=since)
         company.failing_streak, company.failing_since = streak, since
+        triggers.changed(triggers.STREAK)
     # Its failed syncs without items are outstanding while the streak lasts.
     problem_upkeep.recount_locked([company.pk])
 

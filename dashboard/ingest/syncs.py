@@ -10,6 +10,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from alerts import triggers
+
 from ..fingerprint import fingerprint
 from ..models import Company, RetryRequest, Sync
 from ..upstream import SyncRecord
@@ -166,6 +168,8 @@ def upsert_syncs(
                 "duration_s",
             ],
         )
+    if written:
+        triggers.changed(triggers.SYNCS)
     rows = {
         s.sync_id: s
         for s in Sync.objects.filter(sync_id__in=list(incoming)).only(

@@ -28,6 +28,8 @@ from django.db.models import Count, Max, Min
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from alerts import triggers
+
 from ..db import chunked
 from ..models import Company, Problem, ProblemActivity, ProblemCompany, Sync, TransactionState
 from ..vocabulary import ACTIVE_PROBLEM_STATES, Category, ProblemEvent, ProblemState
@@ -305,6 +307,8 @@ def apply(deltas: dict[int, Delta]) -> None:
     )
     if events:
         ProblemActivity.objects.bulk_create(events)
+    # New, grown, shrunk, resolved or regressed: the problems' alerts may move.
+    triggers.changed(triggers.PROBLEMS)
 
 
 def _changes(delta: Delta) -> bool:

@@ -3,6 +3,7 @@ trouble, recorded where things happen, in one row, written only on a change."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import httpx
@@ -17,7 +18,7 @@ from dashboard.models import SystemHealth
 from dashboard.upstream import UpstreamError
 from dashboard.vocabulary import UpstreamTrouble
 from tests.support.factories import make_company
-from tests.support.health import announced, poll  # noqa: F401
+from tests.support.health import poll
 from tests.support.upstream import mock_client
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("announced")]
@@ -37,10 +38,8 @@ def client_answering(*statuses: int):
 
 
 def call(client) -> None:
-    try:
+    with contextlib.suppress(UpstreamError):
         client.request("GET", "/companies")
-    except UpstreamError:
-        pass
 
 
 def test_nothing_is_known_before_anything_is_recorded():

@@ -15,7 +15,7 @@ from dashboard import health_signals
 from dashboard.metrics import exposition
 from dashboard.models import WebhookEvent, WebhookGap
 from tests.support.factories import make_company
-from tests.support.health import announced, poll, refreshed_before, sync_record  # noqa: F401
+from tests.support.health import poll, refreshed_before, sync_record
 from tests.support.metrics import Scrape
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("announced")]
@@ -98,7 +98,10 @@ def test_a_webhook_that_comes_late_turns_a_missed_webhook_into_a_late_one(
 ):
     sync_id = uuid.uuid4()
     with time_machine.travel(T0, tick=False):
-        poll(company, [sync_record(company, started=timezone.now() - timedelta(hours=1), sync_id=sync_id)])  # fmt: skip
+        poll(
+            company,
+            [sync_record(company, started=timezone.now() - timedelta(hours=1), sync_id=sync_id)],
+        )
         assert missed().missed == 1
         event = heard(sync_id)
         assert health_signals.webhook_heard(sync_id=sync_id, received_at=event.received_at)
@@ -122,7 +125,10 @@ def test_a_sync_whose_webhook_came_first_is_no_gap(receiver, company):
     sync_id = uuid.uuid4()
     heard(sync_id)
     with time_machine.travel(T0, tick=False):
-        poll(company, [sync_record(company, started=timezone.now() - timedelta(hours=1), sync_id=sync_id)])  # fmt: skip
+        poll(
+            company,
+            [sync_record(company, started=timezone.now() - timedelta(hours=1), sync_id=sync_id)],
+        )
     assert not WebhookGap.objects.exists()
 
 
@@ -136,14 +142,18 @@ def test_no_webhooks_are_expected_while_the_receiver_is_not_configured(settings,
 
 def test_a_companys_import_expects_no_webhooks(receiver):
     company = make_company()
-    poll(company, [sync_record(company, started=timezone.now() - timedelta(hours=h)) for h in (1, 2)])  # fmt: skip
+    now = timezone.now()
+    poll(company, [sync_record(company, started=now - timedelta(hours=h)) for h in (1, 2)])
     assert not WebhookGap.objects.exists()
 
 
 def test_syncs_still_running_and_syncs_known_finished_are_no_gaps(receiver, company):
     known = uuid.uuid4()
     with time_machine.travel(T0, tick=False) as clock:
-        poll(company, [sync_record(company, started=timezone.now() - timedelta(hours=3), sync_id=known)])  # fmt: skip
+        poll(
+            company,
+            [sync_record(company, started=timezone.now() - timedelta(hours=3), sync_id=known)],
+        )
         WebhookGap.objects.all().delete()
         clock.shift(timedelta(minutes=10))
         poll(
@@ -163,7 +173,9 @@ def test_the_most_affected_companies_come_first_and_the_window_bounds_the_count(
     with time_machine.travel(T0, tick=False) as clock:
         poll(quiet, [sync_record(quiet, started=timezone.now() - timedelta(hours=1))])
         clock.shift(timedelta(hours=2))
-        poll(busy, [sync_record(busy, started=timezone.now() - timedelta(hours=1)) for _ in range(3)])  # fmt: skip
+        poll(
+            busy, [sync_record(busy, started=timezone.now() - timedelta(hours=1)) for _ in range(3)]
+        )
         assert [(c.name, c.missed) for c in missed().most] == [("Busy", 3), ("Quiet", 1)]
         assert missed(hours=1).missed == 3
         assert (
@@ -186,7 +198,10 @@ def test_missed_webhooks_show_on_the_dashboard_the_company_page_and_in_the_metri
 ):
     client.force_login(viewer)
     before = Scrape.parse(exposition.render().decode()).value(TOTAL) or 0
-    poll(company, [sync_record(company, started=timezone.now() - timedelta(hours=1)) for _ in range(2)])  # fmt: skip
+    poll(
+        company,
+        [sync_record(company, started=timezone.now() - timedelta(hours=1)) for _ in range(2)],
+    )
     summary = client.get(reverse("summary")).content.decode()
     assert 'data-stat="webhooks_missed"><span class="bad-text">2 from 1 company</span>' in summary
     assert reverse("company-detail", args=[company.company_id]) in summary

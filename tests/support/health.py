@@ -1,5 +1,5 @@
-"""The mirror's own health in tests: what the signals announced, and a company polled
-through the real refresh against answers a test writes."""
+"""The mirror's own health in tests: a company polled through the real refresh against
+answers a test writes."""
 
 from __future__ import annotations
 
@@ -8,21 +8,10 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-import pytest
 
-from dashboard import health_signals, ingest
+from dashboard import ingest
 from dashboard.models import Company, RefreshState
 from tests.support.upstream import mock_client
-
-
-@pytest.fixture
-def announced(monkeypatch) -> list[str]:
-    """The alerts' events the signals announced, in order (nothing is evaluated)."""
-    events: list[str] = []
-    monkeypatch.setattr("dashboard.health_signals.announce.changed", events.append)
-    health_signals.forget()
-    yield events
-    health_signals.forget()
 
 
 def sync_record(
