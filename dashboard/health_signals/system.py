@@ -12,6 +12,7 @@ to commit, so the one row is never locked for the length of someone's work.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -67,7 +68,7 @@ def refresh_succeeded(*, now: datetime | None = None) -> None:
     if _refresh.at is not None and now - _refresh.at < REFRESH_RESOLUTION:
         return
     _refresh.at = now
-    transaction.on_commit(partial(_record_refresh, now))
+    _after_commit(partial(_record_refresh, now))
 
 
 def upstream_answered(*, now: datetime | None = None) -> None:
@@ -85,7 +86,16 @@ def _note_upstream(kind: UpstreamTrouble | None, now: datetime) -> None:
     if _upstream.at is not None and _upstream.value == value and now - _upstream.at < REASSERT:
         return
     _upstream.value, _upstream.at = value, now
-    transaction.on_commit(partial(_record_upstream, value, now))
+    _after_commit(partial(_record_upstream, value, now))
+
+
+def _after_commit(record: Callable[[], None]) -> None:
+    # Never raises: a signal must not fail the request or the refresh that reported
+    # it (even asking whether a transaction is open needs a database connection).
+    try:
+        transaction.on_commit(record)
+    except Exception:
+        log.warning("could not record a health signal", exc_info=True)
 
 
 def _record_refresh(now: datetime) -> None:
@@ -118,8 +128,7 @@ def _record_upstream(kind: str | None, now: datetime) -> None:
 
 
 def _update(condition: Q, **values: Any) -> bool:
-    """Change the row where `condition` holds; whether it changed. Never raises:
-    a signal must not fail the request or the refresh that reported it."""
+    """Change the row where `condition` holds; whether it changed. Never raises (as above)."""
     # Imported late, as below: the upstream client imports this module.
     from ..models import SystemHealth
 
