@@ -27,6 +27,7 @@ from .vocabulary import (
     ProblemState,
     PurgeReason,
     RetryState,
+    UpstreamTrouble,
     status_label,
 )
 
@@ -1086,3 +1087,66 @@ class PlaybookVersion(models.Model):
 
     def __str__(self) -> str:
         return f"playbook {self.version} of problem {self.problem_id}"
+
+
+class SystemHealth(models.Model):
+    """One row (pk 1): the mirror's own health, shared by every process
+    (`dashboard.health_signals`). Written only when a signal changes."""
+
+    watching_since = models.DateTimeField(
+        default=timezone.now, help_text="When a process first recorded a signal."
+    )
+    last_refresh_at = models.DateTimeField(
+        null=True, blank=True, help_text="The latest successful company refresh (to the minute)."
+    )
+    upstream_trouble_since = models.DateTimeField(
+        null=True, blank=True, help_text="Unreachable or rate limiting us since; empty: fine."
+    )
+    upstream_trouble_kind = models.CharField(
+        max_length=20, choices=UpstreamTrouble.choices, blank=True, default=""
+    )
+
+    class Meta:
+        verbose_name_plural = "system health"
+
+    def __str__(self) -> str:
+        return "system health"
+
+
+class WebhookGap(models.Model):
+    """A sync that polling found finished without its webhook (receiver configured).
+
+    It counts as missed from `missed_at` (the grace period after its best-known
+    end has passed with no webhook); a webhook that comes afterwards makes it
+    late, one that comes before makes it nothing at all.
+    """
+
+    sync_id = models.UUIDField(unique=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, db_index=False, related_name="+")
+    ended_at = models.DateTimeField(help_text="Best-known end: it had not ended before this.")
+    found_at = models.DateTimeField(help_text="The poll that found it finished.")
+    due_at = models.DateTimeField(help_text="No webhook by then: missed.")
+    missed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was counted missed; empty: not (yet)."
+    )
+    webhook_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its webhook arrived, after all."
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["missed_at"], name="webhook_gap_missed"),
+            models.Index(fields=["company", "missed_at"], name="webhook_gap_company"),
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(missed_at__isnull=True, webhook_at__isnull=True),
+                name="webhook_gap_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"webhook gap {self.sync_id}"
+
+    @property
+    def late(self) -> bool:
+        return bool(self.missed_at and self.webhook_at)

@@ -19,7 +19,7 @@ from django.db import transaction
 
 from synchealth.celery import capped_countdown
 
-from . import ingest, rankings, retention, rollup, webhooks
+from . import health_signals, ingest, rankings, retention, rollup, webhooks
 from .upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,13 @@ def process_pending_webhooks_task(older_than_s: int = 60, limit: int = 500) -> i
     for pk in pending:
         process_webhook_event_task.delay(pk)
     return len(pending)
+
+
+@shared_task(name="dashboard.settle_webhook_gaps")
+def settle_webhook_gaps_task() -> dict[str, int]:
+    """Count as missed the syncs found without a webhook whose grace has passed; forget
+    old ones. Beat runs it every minute."""
+    return {"missed": health_signals.settle(), "forgotten": health_signals.prune()}
 
 
 @shared_task(name="dashboard.run_retry", bind=True, max_retries=MAX_RETRIES)

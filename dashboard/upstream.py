@@ -8,7 +8,9 @@ bodies), and fails fast otherwise; a write is sent again only when it surely
 did not reach the upstream (no connection, 429). Callers see one error type,
 `UpstreamError`, whose `retryable` and `retry_after` say what to do next.
 
-Each typed operation names itself to the metrics: every attempt is counted by
+Whether the upstream answers, fails to, or rate limits us is recorded for
+the mirror's own health (`dashboard.health_signals`: a write only when that
+changes). Each typed operation names itself to the metrics: every attempt is counted by
 operation and status, every failure the caller sees by operation and kind,
 and every wait by its reason (`dashboard.metrics`).
 """
@@ -32,8 +34,9 @@ import httpx
 import tenacity
 from django.conf import settings
 
-from . import metrics
+from . import health_signals, metrics
 from .ratelimit import BudgetWaitTooLong, Limiter, QuotaExhausted, get_limiter, parse_reset
+from .vocabulary import UpstreamTrouble
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +204,24 @@ def not_received(exc: UpstreamError) -> bool:
     decides (a retry request first looks for the sync the POST may have started).
     """
     return exc.status == 429 or isinstance(exc.__cause__, _UNSENT)
+
+
+# How each kind of failure the caller sees tells on the upstream's health: no
+# answer, or a 429. A 4xx is an answer; our own budget, or a body we could not
+# read, says nothing about whether it is reachable.
+_TROUBLE = {
+    "timeout": UpstreamTrouble.UNREACHABLE,
+    "connection": UpstreamTrouble.UNREACHABLE,
+    "server_error": UpstreamTrouble.UNREACHABLE,
+    "rate_limited": UpstreamTrouble.RATE_LIMITED,
+}
+
+
+def _note_trouble(kind: str) -> None:
+    if kind in _TROUBLE:
+        health_signals.upstream_failed(_TROUBLE[kind])
+    elif kind == "client_error":
+        health_signals.upstream_answered()
 
 
 class _Wait(tenacity.wait.wait_base):
@@ -465,7 +486,7 @@ class Upstream:
             before_sleep=partial(_before_sleep, method, path),
         )
         try:
-            return retrying(
+            answer = retrying(
                 self._send_once,
                 method,
                 url,
@@ -475,8 +496,12 @@ class Upstream:
                 headers=headers,
             )
         except Exception as exc:
-            metrics.UPSTREAM_ERRORS.inc(operation=operation, kind=failure_kind(exc))
+            kind = failure_kind(exc)
+            metrics.UPSTREAM_ERRORS.inc(operation=operation, kind=kind)
+            _note_trouble(kind)
             raise
+        health_signals.upstream_answered()
+        return answer
 
     def _pages(
         self,

@@ -35,7 +35,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from . import audit, chart, retry, search, selectors
+from . import audit, chart, health_signals, retry, search, selectors
 from . import preferences as user_preferences
 from .filters import PRESETS, SORTS, SyncFilter, short_id
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
@@ -120,6 +120,7 @@ def summary(request: HttpRequest) -> HttpResponse:
     context["platform_query"] = "&" + urlencode({"platform": platform}) if platform else ""
     context["top_problems"] = problem_selectors.top(platform)
     context["problem_query"] = "?" + urlencode({"platform": platform}) if platform else ""
+    context["own_health"] = health_signals.overview()
     return render(request, "dashboard/summary.html", context, status=_status(request, form))
 
 
@@ -410,6 +411,11 @@ def company_detail(request: HttpRequest, company_id: str) -> HttpResponse:
         "snapshots": overview.snapshots,
         "history_query": f"company={company.company_id}&range=all",
         "refresh": getattr(company, "refresh", None),
+        "missed_webhooks": health_signals.company_missed_webhooks(
+            company, timezone.now() - health_signals.LOOK_BACK
+        )
+        if health_signals.expecting_webhooks()
+        else None,
     }
     return render(request, "dashboard/company.html", context)
 

@@ -230,6 +230,14 @@ class AccessAction(models.TextChoices):
     PERMISSION_DENIED = "permission_denied", "Permission denied"
 
 
+class UpstreamTrouble(models.TextChoices):
+    """Why the upstream is not serving us: no answer (timeouts, connection errors,
+    5xx), or 429s. Our own request budget holding requests back is neither."""
+
+    UNREACHABLE = "unreachable", "Unreachable"
+    RATE_LIMITED = "rate_limited", "Rate limiting us"
+
+
 @dataclass(frozen=True)
 class Note:
     """The client-friendly note of a status code: what it means, what to do next.

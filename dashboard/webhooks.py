@@ -36,7 +36,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from . import ingest, metrics
+from . import health_signals, ingest, metrics
 from .ingest import parse_time
 from .models import WebhookEvent
 from .upstream import Upstream, UpstreamError
@@ -281,6 +281,9 @@ def process_event(client: Upstream, event: WebhookEvent, *, last_try: bool = Fal
     from .retry import settle_for_sync
 
     completed_at = parse_time(_generated(event)) or event.received_at
+    # Polling may have found its sync first: it came late, or in time after all.
+    if event.sync_id is not None:
+        health_signals.webhook_heard(sync_id=event.sync_id, received_at=event.received_at)
     try:
         ingest.refresh_sync(
             client, str(event.company_id), str(event.sync_id), completed_at=completed_at

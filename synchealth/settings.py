@@ -327,6 +327,8 @@ CELERY_BEAT_SCHEDULE = {
     "sandbox-redeliver-due": {"task": "sandbox.redeliver_due", "schedule": 5.0},
     # Webhook events stored but never processed (their task was lost).
     "dashboard-pending-webhooks": {"task": "dashboard.process_pending_webhooks", "schedule": 60.0},
+    # Syncs found without their webhook whose grace period has passed: missed.
+    "dashboard-webhook-gaps": {"task": "dashboard.settle_webhook_gaps", "schedule": 60.0},
     # Retries whose new sync is still running, in case its webhook never comes.
     "dashboard-follow-retries": {"task": "dashboard.follow_retries", "schedule": 30.0},
     # The dashboard's hourly rollup, for the hours whose syncs changed (exact
@@ -388,6 +390,9 @@ CSV_EXPORT_MAX_ROWS = env_int("CSV_EXPORT_MAX_ROWS", 50_000, minimum=1)
 RETRY_CLAIM_LEASE_SECONDS = env_int("RETRY_CLAIM_LEASE_SECONDS", 300, minimum=5)
 # Webhook bodies above this size are refused with 413.
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1)
+# Receiver configured: a sync polling finds finished without its webhook this
+# long after it ended counts as a missed webhook (dashboard.health_signals).
+WEBHOOK_GAP_GRACE_SECONDS = env_int("WEBHOOK_GAP_GRACE_SECONDS", 300)
 
 # Retention (README "Retention and erasure"): days each kind of row is kept;
 # 0 keeps it for ever. History: syncs and their items (never what is still

@@ -3,6 +3,8 @@
 # One import a line: modules are added by different hands.
 from . import (
     companies,  # noqa: F401
+    health,  # noqa: F401
     platforms,  # noqa: F401
     problems,  # noqa: F401
+    webhooks,  # noqa: F401
 )

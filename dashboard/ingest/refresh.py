@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from alerts import triggers
 
+from .. import health_signals
 from ..models import Company, RefreshState, Sync
 from ..problems import upkeep as problem_upkeep
 from ..upstream import Upstream, UpstreamError
@@ -70,7 +71,12 @@ def refresh_company(client: Upstream, company: Company, *, force: bool = False) 
     except UpstreamError as exc:
         _record_error(company, exc)
         raise
+    # Syncs this poll found finished that their webhook should have announced.
+    health_signals.note_polled(
+        company=company, written=written, first_refresh=state.last_success is None
+    )
     _record_success(state, stats, now)
+    health_signals.refresh_succeeded()
     return stats
 
 

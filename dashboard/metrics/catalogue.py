@@ -77,6 +77,17 @@ WEBHOOK_PROCESSING_DELAY = Histogram(
     "Time from a delivery's arrival to the end of the refresh of the sync it names.",
     buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
+WEBHOOKS_MISSED = Counter(
+    "synchealth_webhooks_missed_total",
+    "Syncs that polling found finished whose webhook had not come within "
+    "WEBHOOK_GAP_GRACE_SECONDS of their end (receiver configured); counted once each, "
+    "even if the webhook comes late.",
+)
+WEBHOOKS_MISSED_LAST_HOUR = Gauge(
+    "synchealth_webhooks_missed_last_hour",
+    "Webhooks missed in the last hour, late ones apart: what the 'webhooks not arriving' "
+    "alert watches.",
+)
 
 # --- retries ---
 
@@ -180,6 +191,8 @@ CATALOGUE: tuple[Counter | Histogram | Gauge, ...] = (
     WEBHOOK_DELIVERIES,
     WEBHOOK_RESPONSE_SECONDS,
     WEBHOOK_PROCESSING_DELAY,
+    WEBHOOKS_MISSED,
+    WEBHOOKS_MISSED_LAST_HOUR,
     RETRY_REQUESTS,
     RETRY_ITEMS,
     RETRY_ACTIVE,

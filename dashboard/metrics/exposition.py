@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -160,6 +160,9 @@ def database() -> Iterator[Metric]:
     for state, count in active.items():
         family.add_metric([state], count)
     yield family
+    from ..health_signals import missed_webhooks
+
+    yield _gauge(c.WEBHOOKS_MISSED_LAST_HOUR, missed_webhooks(now - timedelta(hours=1)).missed)
     yield from alerts()
 
 
