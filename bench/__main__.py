@@ -2,9 +2,10 @@
 
 Parts: estate (the sandbox's large estate), ingest (part 1), ui (part 2),
 bulk_retry (part 3), migrations (part 6: an upgrade's locks), retention
-(part 7: pruning while the pages are read). Each prints its figures, and as
-its last line a JSON object; docs/benchmarks.md records them with the
-command that made them.
+(part 7: pruning while the pages are read), alerts (part 10: evaluating
+every rule at scale, and a failure's alert through a running worker). Each
+prints its figures, and as its last line a JSON object; docs/benchmarks.md
+records them with the command that made them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ PARTS = {
     "estate": "bench.estate",
     "migrations": "bench.migrations",
     "retention": "bench.retention",
+    "alerts": "bench.alerts",
 }
 
 
