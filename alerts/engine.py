@@ -13,6 +13,10 @@ and its states are read under that lock: two evaluators at once take turns,
 and the second sees what the first recorded. The unique sequence of a
 subject's transitions is the backstop (SQLite reads before it locks): a
 clash rolls the rule back and it is evaluated once more.
+
+Most evaluations change nothing, so a rule is first read without its lock
+(no write, no commit to wait for); only when that reading would change
+something is it evaluated again under the lock, from the start.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # The fields an evaluation rewrites of a stored state.
 STATE_FIELDS = ["label", "state", "since", "sequence", "detail", "updated_at"]
+# An evaluation that changes nothing still notes when it ran, at most this often.
+NOTE_EVALUATED_EVERY = timedelta(minutes=1)
 
 
 def evaluate(
@@ -63,6 +69,12 @@ def evaluate(
 def _evaluate_rule(
     rule_pk: int, checks: dict[str, Check], mutes: _Mutes, now: datetime
 ) -> list[Transition]:
+    try:
+        if _unchanged(rule_pk, checks, now):
+            return []
+    except Exception:
+        log.exception("alerts: evaluating rule %s failed", rule_pk)
+        return []
     for attempt in (1, 2):
         try:
             with transaction.atomic():
@@ -79,6 +91,32 @@ def _evaluate_rule(
     return []
 
 
+def _unchanged(rule_pk: int, checks: dict[str, Check], now: datetime) -> bool:
+    """True when evaluating the rule now would write nothing (read without its lock)."""
+    rule = (
+        Rule.objects.prefetch_related(Prefetch("companies", queryset=Company.objects.only("pk")))
+        .filter(pk=rule_pk, enabled=True)
+        .first()
+    )
+    if rule is None or rule.condition not in checks:
+        return True
+    step = _step(rule, checks[rule.condition], now)
+    if step.write or step.delete or step.fired or step.recovered:
+        return False
+    if rule.last_evaluated_at is None or now - rule.last_evaluated_at >= NOTE_EVALUATED_EVERY:
+        Rule.objects.filter(pk=rule.pk).update(last_evaluated_at=now)
+    return True
+
+
+def _step(rule: Rule, check: Check, now: datetime) -> _Step:
+    found = check.findings(rule, now)
+    states = {state.subject: state for state in AlertState.objects.filter(rule=rule)}
+    step = _Step(rule, check, now)
+    for subject in sorted(found.keys() | states.keys()):
+        step.move(subject, found.get(subject), states.get(subject))
+    return step
+
+
 def _evaluate_locked(
     rule_pk: int, checks: dict[str, Check], mutes: _Mutes, now: datetime
 ) -> list[Transition]:
@@ -90,12 +128,7 @@ def _evaluate_locked(
     )
     if rule is None or rule.condition not in checks:
         return []  # disabled, deleted or changed since it was listed
-    check = checks[rule.condition]
-    found = check.findings(rule, now)
-    states = {state.subject: state for state in AlertState.objects.filter(rule=rule)}
-    step = _Step(rule, check, now)
-    for subject in sorted(found.keys() | states.keys()):
-        step.move(subject, found.get(subject), states.get(subject))
+    step = _step(rule, checks[rule.condition], now)
     transitions = step.transitions()
     for moved in transitions:
         moved.muted = mutes.silence(rule, moved)
