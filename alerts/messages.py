@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from .vocabulary import THRESHOLD, TransitionKind
 
@@ -158,8 +159,18 @@ def _detail_lines(detail: dict[str, Any]) -> list[str]:
         elif isinstance(value, dict):
             lines.append(f"{name}: {_bounded(json.dumps(value, sort_keys=True))}")
         elif value is not None and value != "":
-            lines.append(f"{name}: {_bounded(str(value))}")
+            lines.append(f"{name}: {_bounded(_moment_or_text(value))}")
     return lines
+
+
+def _moment_or_text(value: Any) -> str:
+    """Checks keep times as ISO 8601 (the payload's form); people read them in the
+    site's zone, the zone named, like every other time in the message."""
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and "T" in value:
+        moment = parse_datetime(value)
+        if moment is not None and timezone.is_aware(moment):
+            return when(moment)
+    return str(value)
 
 
 def _name_of(entry: Any) -> str:

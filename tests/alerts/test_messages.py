@@ -122,3 +122,10 @@ def test_a_test_message_names_its_channel(db):
     assert "Channel: Support" in message.body
     assert "When: 2026-11-28 09:14 UTC" in message.body
     assert "TIiajkdnlazkcOXrIdevi7FQ" not in message.body + str(message.payload)
+
+
+def test_times_in_the_detail_read_in_the_sites_zone_with_the_zone_named():
+    from alerts.messages import _detail_lines
+
+    lines = _detail_lines({"failing_since": "2026-11-25T00:07:54.770651+00:00", "note": "T-1000"})
+    assert lines == ["Failing since: 2026-11-25 00:07 UTC", "Note: T-1000"]
