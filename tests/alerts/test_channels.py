@@ -4,6 +4,7 @@ plugins only talk to their own hosts, so the HTTP call is stood in for)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 from datetime import UTC, datetime
@@ -41,12 +42,26 @@ def local(settings):
 
 @pytest.fixture
 def public_dns(monkeypatch):
-    """Every name resolves to a public address: nothing here reaches the network."""
+    """Every name resolves to a public address: nothing here reaches the network.
+
+    Addresses and `localhost` resolve as ever: the cache and the broker the
+    suite runs with (Redis on 127.0.0.1 in CI) must still be reached."""
+    real = socket.getaddrinfo
 
     def getaddrinfo(host, port, *args, **kwargs):
+        if host == "localhost" or _is_address(host):
+            return real(host, port, *args, **kwargs)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("20.50.2.1", port or 443))]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def _is_address(host) -> bool:
+    try:
+        ipaddress.ip_address(host.decode() if isinstance(host, bytes) else str(host))
+    except ValueError:
+        return False
+    return True
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.db import transaction
 
 from alerts import tasks, triggers
@@ -14,6 +15,19 @@ from alerts.conditions import PROBLEMS, STREAK, SYNCS
 pytestmark = pytest.mark.django_db
 
 START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _clock_driven_cache(settings):
+    """The debounce's keys expire on the test's clock: a cache in this process
+    (Redis, as CI runs, keeps its own time and its keys between tests)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "alerts-debounce-tests",
+        }
+    }
+    cache.clear()  # keys another test set at another moment of the clock
 
 
 @pytest.fixture

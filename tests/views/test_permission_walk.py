@@ -250,8 +250,9 @@ DASHBOARD: dict[str, Walk] = {
         lambda e: reverse("alert-delivery-list"),
         LEADS_PAGE,
         variants=(
-            Variant("?state=failed&channel=1"),
+            Variant("?state=failed"),
             Variant("?state=bogus", get=row(LOGIN, 403, 403, 403, 400, 400)),
+            Variant("?channel=999999", get=row(LOGIN, 403, 403, 403, 400, 400)),
             # A row polled that does not exist (any more): stop polling.
             Variant("?delivery=999999", HTMX, row(LOGIN, 403, 403, 403, 286, 286)),
         ),
