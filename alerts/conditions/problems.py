@@ -14,12 +14,12 @@ from collections import defaultdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
 
 from alerts.vocabulary import Condition
-from dashboard.models import Problem, ProblemCompany
+from dashboard.db import problems as db_problems
+from dashboard.models import Company, Problem, ProblemCompany
 from dashboard.vocabulary import ProblemState
 
 from . import PROBLEMS, Finding, register
@@ -159,21 +159,18 @@ def _count(n: int, one: str, many: str = "") -> str:
 
 
 def _top_companies(problem_pks: list[int]) -> dict[int, list[dict[str, str]]]:
-    """Each problem's companies with the most outstanding items, in one query."""
-    if not problem_pks:
-        return {}
-    rows = (
-        ProblemCompany.objects.filter(problem__in=problem_pks)
-        .annotate(
-            rank=Window(RowNumber(), partition_by=F("problem"), order_by=[F("items").desc(), "pk"])
-        )
-        .filter(rank__lte=NAMED_COMPANIES)
-        .order_by("problem_id", "rank")
-        .values_list("problem_id", "company__company_id", "company__name", "company__platform_name")
-    )
+    """Each problem's companies with the most outstanding items: one index probe
+    per problem, then their names in one query."""
+    ranked = db_problems.top_companies(problem_pks, NAMED_COMPANIES)
+    names = {
+        pk: company(company_id, name, platform)
+        for pk, company_id, name, platform in Company.objects.filter(
+            pk__in={company_pk for _, company_pk in ranked}
+        ).values_list("pk", "company_id", "name", "platform_name")
+    }
     named: dict[int, list[dict[str, str]]] = defaultdict(list)
-    for problem_pk, company_id, name, platform in rows:
-        named[problem_pk].append(company(company_id, name, platform))
+    for problem_pk, company_pk in ranked:
+        named[problem_pk].append(names[company_pk])
     return dict(named)
 
 

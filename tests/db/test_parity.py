@@ -374,3 +374,18 @@ def test_companies_sharing_problems_agree():
     # Acme and Bolt share both of these: three companies, not five.
     both = [estate["closed"].pk, estate["amount"].pk]
     assert db_problems.companies_sharing_postgresql(both, None) == 3
+
+
+@postgresql_only
+def test_each_problems_top_companies_agree():
+    from dashboard.db import problems as db_problems
+    from tests.support.problems import problem_estate
+
+    estate = problem_estate()
+    every = [p.pk for p in (estate["closed"], estate["tax"], estate["amount"], estate["deauth"])]
+    for problems in (every, every[::-1], every[:1], []):
+        for limit in (1, 2, 5):
+            fast = db_problems.top_companies_postgresql(problems, limit)
+            assert fast == db_problems.top_companies_portable(problems, limit)
+    ranked = db_problems.top_companies_postgresql(every, 5)
+    assert {problem for problem, _ in ranked} == set(every)
