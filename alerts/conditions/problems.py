@@ -66,7 +66,8 @@ class _ProblemCheck:
     headline = ""
 
     def problems(self, rule: Rule) -> QuerySet[Problem]:
-        raise NotImplementedError
+        """The problems for which this condition holds; each of the three checks says which."""
+        raise NotImplementedError  # the base of the three checks below, never registered
 
     def findings(self, rule: Rule, now: datetime) -> dict[str, Finding]:
         problems = list(scoped(rule, self.problems(rule)).only(*FIELDS))
