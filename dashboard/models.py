@@ -63,6 +63,10 @@ class Company(models.Model):
     syncs_outstanding = models.PositiveIntegerField(
         default=0, help_text="Mirror: original syncs (not retries) with an outstanding item."
     )
+    problems_open = models.PositiveIntegerField(
+        default=0,
+        help_text="Mirror: open or regressed problems with an outstanding share of this company.",
+    )
     state_built_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -83,6 +87,12 @@ class Company(models.Model):
                 include=["items_outstanding", "syncs_outstanding"],
                 name="company_outstanding",
                 condition=models.Q(items_outstanding__gt=0),
+            ),
+            # The Problems page's "N companies affected" by open problems.
+            models.Index(
+                fields=["platform_name"],
+                name="company_problems_open",
+                condition=models.Q(problems_open__gt=0),
             ),
         ]
 

@@ -211,10 +211,15 @@ def purge_company_task(record_pk: int) -> dict[str, int] | None:
 
 @shared_task(name="dashboard.problems_upkeep")
 def problems_upkeep_task() -> dict[str, int]:
-    """End the snoozes whose date has passed, and finish moving merged problems' rows."""
-    from .problems import lifecycle
+    """End the snoozes whose date has passed, finish moving merged problems' rows, and
+    repair companies' open-problem counts that a stopped process left behind."""
+    from .problems import lifecycle, upkeep
 
-    return {"woken": lifecycle.wake_due(), "companies_moved": lifecycle.sweep_merged()}
+    return {
+        "woken": lifecycle.wake_due(),
+        "companies_moved": lifecycle.sweep_merged(),
+        "open_counts_repaired": upkeep.reconcile_open(),
+    }
 
 
 def enqueue_refresh(company_id: str) -> None:

@@ -11,6 +11,7 @@ double click, make two consistent changes rather than one lost one.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -26,7 +27,7 @@ from ..models import (
     Sync,
     TransactionState,
 )
-from ..vocabulary import ProblemEvent, ProblemState
+from ..vocabulary import ACTIVE_PROBLEM_STATES, ProblemEvent, ProblemState
 from . import upkeep
 
 User = AbstractBaseUser | AnonymousUser
@@ -48,6 +49,15 @@ def _record(problem: Problem, user: Any, event: str, text: str = "", **detail: A
 
 def _locked(problem_pk: int) -> Problem:
     return Problem.objects.select_for_update().get(pk=problem_pk)
+
+
+def _saved(problem: Problem, was: str) -> None:
+    """Save a problem whose state a person (or the snooze's end) changed from `was`;
+    if it moved in or out of the active states, its companies' open problems are
+    counted again once this commits."""
+    problem.save()
+    if (was in ACTIVE_PROBLEM_STATES) != (problem.state in ACTIVE_PROBLEM_STATES):
+        transaction.on_commit(partial(upkeep.count_open_of, problem.pk))
 
 
 def assign(problem_pk: int, user: Any, assignee: Any | None) -> Problem:
@@ -107,11 +117,12 @@ def ignore(problem_pk: int, user: Any, reason: str = "") -> Problem:
         if problem.state == ProblemState.IGNORED:
             return problem
         _refuse_merged(problem)
+        was = problem.state
         problem.state = ProblemState.IGNORED
         problem.state_changed_at = timezone.now()
         problem.snoozed_until = problem.snooze_until_failures = None
         problem.state_before_snooze = ""
-        problem.save()
+        _saved(problem, was)
         _record(problem, user, ProblemEvent.IGNORED, reason.strip()[:NOTE_MAX])
     return problem
 
@@ -129,6 +140,7 @@ def snooze(
     with transaction.atomic():
         problem = _locked(problem_pk)
         _refuse_merged(problem)
+        was = problem.state
         if problem.state != ProblemState.SNOOZED:
             problem.state_before_snooze = _underlying(problem)
         problem.state = ProblemState.SNOOZED
@@ -137,7 +149,7 @@ def snooze(
         problem.snooze_until_failures = (
             problem.items_outstanding + more_failures if more_failures else None
         )
-        problem.save()
+        _saved(problem, was)
         detail: dict[str, Any] = {}
         if until is not None:
             detail["until"] = until.isoformat()
@@ -153,10 +165,11 @@ def reopen(problem_pk: int, user: Any) -> Problem:
         problem = _locked(problem_pk)
         if problem.state not in (ProblemState.IGNORED, ProblemState.SNOOZED):
             return problem
+        was = problem.state
         if problem.state == ProblemState.IGNORED:
             problem.state_before_snooze = _underlying(problem)
         upkeep.wake(problem, timezone.now())
-        problem.save()
+        _saved(problem, was)
         _record(problem, user, ProblemEvent.REOPENED, problem.get_state_display())
     return problem
 
@@ -187,7 +200,7 @@ def wake_due(now: datetime | None = None) -> int:
             if problem.snoozed_until > now:
                 continue
             upkeep.wake(problem, now)
-            problem.save()
+            _saved(problem, ProblemState.SNOOZED)
             _record(problem, None, ProblemEvent.WOKE, "The snooze's date passed.")
             woken += 1
     return woken

@@ -3,8 +3,10 @@ companies, items, failed syncs, activity, examples and playbook versions.
 
 The list reads only problem rows (the `problem_impact`, `problem_impact_all`
 and `problem_last_seen` indexes) and, for its headline's distinct companies,
-the problems' shares, or past `SHARES_READ_AT_MOST` of them one probe a
-company (`db.problems.companies_sharing`); a problem's lists each read one page of one index
+the companies with open problems (`Company.problems_open`, kept by the
+upkeep, its partial index), or for other selections the problems' shares, or
+past `SHARES_READ_AT_MOST` of them one probe a company
+(`db.problems.companies_sharing`); a problem's lists each read one page of one index
 (`problem_company_items`, `transaction_state_problem`, `sync_problem_time`,
 `problem_activity_time`). Nothing here counts the history. Pages are keyset
 pages: a cursor holds the last row's sort values, never an offset.
@@ -208,26 +210,40 @@ def headline(filters: ProblemFilter) -> Headline:
         counted["new"] = Count("pk", filter=Q(created_at__gt=since))
         counted["regressed"] = Count("pk", filter=Q(regressed_at__gt=since))
     counts = selected.aggregate(**counted)
-    # Distinct: a company with two problems is one company affected. A few
-    # shares are read through their problems' index; past that, each company
-    # is probed for one (the default selection holds nearly every share).
-    if (counts["shares"] or 0) <= SHARES_READ_AT_MOST:
+    # Distinct: a company with two problems is one company affected. Every
+    # open problem (the default selection, by platform or not) is what each
+    # company's `problems_open` counts; other selections read a few shares
+    # through their problems' index, or past that probe each company for one.
+    if _every_open(filters):
+        companies = Company.objects.filter(problems_open__gt=0)
+        if filters.platform:
+            companies = companies.filter(platform_name__in=_platform_names(filters.platform))
+        companies_affected = companies.count()
+    elif (counts["shares"] or 0) <= SHARES_READ_AT_MOST:
         shares = ProblemCompany.objects.filter(problem__in=selected.values("pk"))
         if filters.platform:
             shares = shares.filter(company__platform_name__in=_platform_names(filters.platform))
-        companies = shares.order_by().values("company_id").distinct().count()
+        companies_affected = shares.order_by().values("company_id").distinct().count()
     else:
-        companies = db_problems.companies_sharing(
+        companies_affected = db_problems.companies_sharing(
             list(selected.values_list("pk", flat=True)),
             _platform_names(filters.platform) if filters.platform else None,
         )
     return Headline(
         problems=counts["problems"],
-        companies=companies,
+        companies=companies_affected,
         items=counts["items"] or 0,
         new=counts.get("new", 0),
         regressed=counts.get("regressed", 0),
         since=since,
+    )
+
+
+def _every_open(filters: ProblemFilter) -> bool:
+    """Whether the filter selects every open or regressed problem (on a platform or not)."""
+    plain = replace(filters, platform="", sort="impact", after=None, since=None)
+    return plain == ProblemFilter() or (
+        plain == replace(ProblemFilter(), changed=True) and filters.since is None
     )
 
 

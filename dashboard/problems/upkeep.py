@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 
 from django.db import transaction
 from django.db.models import Count, Max, Min
@@ -168,6 +169,10 @@ def recount(company_pks: Iterable[int]) -> None:
         for chunk in chunked(pks, 500):
             _recount_chunk(chunk, deltas)
         apply(deltas)
+        # After `apply`, which locked the problems whose shares changed: a person
+        # changing one of them has committed, or will recount these companies
+        # after this transaction (`count_open_of`).
+        count_open(pks)
 
 
 def _recount_chunk(chunk: list[int], deltas: dict[int, Delta]) -> None:
@@ -294,6 +299,9 @@ def apply(deltas: dict[int, Delta]) -> None:
             problem.last_seen = max(problem.last_seen, delta.last_seen)
         outstanding = problem.items_outstanding + problem.syncs_outstanding > 0
         event = transition(problem, was_outstanding, outstanding, now)
+        if event == ProblemEvent.WOKE:
+            # Open again for every company with a share, not only these.
+            transaction.on_commit(partial(count_open_of, problem.pk))
         if event is not None:
             events.append(
                 ProblemActivity(problem=problem, at=now, event=event, detail=_counts(problem))
@@ -406,3 +414,83 @@ def recount_locked(company_pks: Iterable[int]) -> None:
     with transaction.atomic():
         lock_companies(pks)
         recount(pks)
+
+
+# --- each company's open problems ---
+#
+# `Company.problems_open` counts the open or regressed problems in which the
+# company has an outstanding share: the Problems page's "N companies
+# affected" (and the companies' own pages) read it instead of probing every
+# company's shares. It changes when a share comes or goes (`recount`, under
+# the company's lock) and when a problem moves in or out of the active
+# states: then every company with a share is counted again, under its lock,
+# after the change commits (`count_open_of`). The problems' beat repairs
+# whatever a process cut short between the two (`reconcile_open`).
+
+
+def _active_shares(company_pks: Iterable[int] | None = None) -> dict[int, int]:
+    shares = ProblemCompany.objects.filter(problem__state__in=ACTIVE_PROBLEM_STATES)
+    if company_pks is not None:
+        shares = shares.filter(company_id__in=list(company_pks))
+    rows = shares.order_by().values("company_id").annotate(n=Count("pk"))
+    return dict(rows.values_list("company_id", "n"))
+
+
+def _store_open(counted: dict[int, int], stored: Iterable[tuple[int, int]]) -> int:
+    stale = [
+        Company(pk=pk, problems_open=counted.get(pk, 0))
+        for pk, was in stored
+        if counted.get(pk, 0) != was
+    ]
+    if stale:
+        Company.objects.bulk_update(stale, ["problems_open"])
+    return len(stale)
+
+
+def count_open(company_pks: Iterable[int]) -> int:
+    """Count these companies' open problems again; returns how many changed.
+
+    Call holding their current-state locks, in a statement after taking them
+    (so it reads whatever the holders before committed).
+    """
+    changed = 0
+    for chunk in chunked(sorted(set(company_pks)), 500):
+        stored = Company.objects.filter(pk__in=chunk).values_list("pk", "problems_open")
+        changed += _store_open(_active_shares(chunk), stored)
+    return changed
+
+
+def count_open_of(problem_pk: int) -> int:
+    """After a problem moved in or out of the active states: count again the open
+    problems of every company with a share in it, a batch of companies at a time,
+    each under its companies' locks."""
+    from ..ingest.state import lock_companies
+
+    companies = sorted(
+        ProblemCompany.objects.filter(problem_id=problem_pk).values_list("company_id", flat=True)
+    )
+    changed = 0
+    for chunk in chunked(companies, 200):
+        with transaction.atomic():
+            lock_companies(chunk)
+            changed += count_open(chunk)
+    return changed
+
+
+def reconcile_open() -> int:
+    """Beat: repair the companies whose open problems disagree with their shares
+    (a process stopped between a problem's change and `count_open_of`)."""
+    counted = _active_shares()
+    stored = list(Company.objects.filter(problems_open__gt=0).values_list("pk", "problems_open"))
+    wrong = {pk for pk, was in stored if counted.get(pk, 0) != was}
+    wrong |= {pk for pk, n in counted.items() if n} - {pk for pk, _ in stored}
+    if not wrong:
+        return 0
+    from ..ingest.state import lock_companies
+
+    changed = 0
+    for chunk in chunked(sorted(wrong), 200):
+        with transaction.atomic():
+            lock_companies(chunk)
+            changed += count_open(chunk)
+    return changed

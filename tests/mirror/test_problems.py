@@ -18,6 +18,7 @@ from dashboard.ingest.companies import upsert_companies
 from dashboard.problems import backfill
 from dashboard.vocabulary import Category, ItemStatus, ProblemEvent, ProblemState
 from tests.support.factories import make_company, make_sync
+from tests.support.problems import assert_open_problems_counted
 from tests.support.services import only_on_postgresql
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,6 +59,8 @@ def assert_consistent() -> None:
     by_share = Counter(states.values_list("company_id", "problem_id"))
     for row in mirror.ProblemCompany.objects.all():
         assert by_share[(row.company_id, row.problem_id)] == row.items
+    # Each company's open problems are its shares in them.
+    assert_open_problems_counted()
 
 
 def test_ingest_puts_every_outstanding_failure_in_one_problem(mirrored):

@@ -63,8 +63,16 @@ def _snapshot() -> dict[str, dict]:
             company=company, sync_utc__gte=company.failing_since, items_total=0
         ).values_list("pk", "problem_id"):
             streaks[pk] = cause.get(problem)
+    # Each company's open problems, as counted by the upkeep (checked against the
+    # shares by `assert_open_problems_counted`).
+    open_problems = dict(
+        mirror.Company.objects.filter(problems_open__gt=0).values_list(
+            "company_id", "problems_open"
+        )
+    )
     return {
         "problems": problems,
+        "open_problems": open_problems,
         "shares": shares,
         "transactions": transactions,
         "streaks": streaks,
@@ -118,6 +126,7 @@ def test_ingest_and_the_backfill_build_the_same_problems_at_100000_items(
 
     # As an estate mirrored before problems existed: nothing grouped, old fingerprints.
     mirror.TransactionState.objects.update(problem=None)
+    mirror.Company.objects.update(problems_open=0)
     mirror.Sync.objects.update(problem=None, error_fingerprint="old")
     mirror.PushItem.objects.exclude(fingerprint="").update(fingerprint="old")
     for model in (
@@ -136,4 +145,6 @@ def test_ingest_and_the_backfill_build_the_same_problems_at_100000_items(
     assert by_backfill["shares"] == by_ingest["shares"]
     assert by_backfill["transactions"] == by_ingest["transactions"]
     assert by_backfill["streaks"] == by_ingest["streaks"]
+    assert by_backfill["open_problems"] == by_ingest["open_problems"]
+    assert by_ingest["open_problems"]
     assert_consistent()

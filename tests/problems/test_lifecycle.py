@@ -12,6 +12,7 @@ as ingest does.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -24,13 +25,15 @@ from django.utils import timezone
 from dashboard import ingest
 from dashboard.models import (
     BulkRetry,
+    Company,
     Problem,
     ProblemActivity,
     ProblemCompany,
     RetryRequest,
+    Sync,
     TransactionState,
 )
-from dashboard.problems import lifecycle, retries
+from dashboard.problems import lifecycle, retries, selectors
 from dashboard.tasks import follow_retries_task, problems_upkeep_task
 from dashboard.vocabulary import ProblemEvent, ProblemState
 from tests.support.bulk import review_post
@@ -38,6 +41,7 @@ from tests.support.factories import make_company
 from tests.support.problems import (
     CLOSED,
     TAX,
+    assert_open_problems_counted,
     failed_sync,
     open_problem_preview,
     opened,
@@ -161,6 +165,7 @@ def test_a_snooze_ends_at_its_date_through_the_beat_task(db, runner):
     with time_machine.travel(timezone.now() + timedelta(hours=2), tick=False):
         assert problem_upkeep_now() == {"woken": 1, "companies_moved": 0}
         assert problem_upkeep_now() == {"woken": 0, "companies_moved": 0}
+    assert_open_problems_counted()
     problem.refresh_from_db()
     assert problem.state == ProblemState.OPEN
     assert problem.snoozed_until is None and problem.state_before_snooze == ""
@@ -169,8 +174,11 @@ def test_a_snooze_ends_at_its_date_through_the_beat_task(db, runner):
 
 
 def problem_upkeep_now() -> dict[str, int]:
-    """The beat task, as beat runs it."""
-    return problems_upkeep_task.apply().get()
+    """The beat task, as beat runs it: what it woke and moved (the counts it repaired
+    are `test_the_beat_repairs_an_open_problem_count_left_behind`'s)."""
+    done = problems_upkeep_task.apply().get()
+    done.pop("open_counts_repaired")
+    return done
 
 
 def test_a_snooze_ends_when_enough_more_items_fail(db, runner):
@@ -232,6 +240,8 @@ def test_merging_keeps_the_targets_triage_and_moves_the_counts_exactly(db, runne
     assert source.state == ProblemState.MERGED and source.merged_into == target
     assert not ProblemCompany.objects.filter(problem=source).exists()
     assert_counts_are_the_current_state()
+    # The company with both is one company with one open problem now.
+    assert_open_problems_counted()
     # The source's cause, failing again, lands in the target.
     failed_sync(make_company(), TAX, ago=1)
     assert _counts(target) == (6, 3, 3)
@@ -279,3 +289,67 @@ def test_a_merged_problem_refuses_triage_and_retry(db, client, lead):
     refused = open_problem_preview(client, source)
     assert refused.status_code == 409
     assert not BulkRetry.objects.filter(problem=source).exists()
+
+
+def _open_problems(*companies) -> list[int]:
+    return [Company.objects.get(pk=c.pk).problems_open for c in companies]
+
+
+def test_a_companys_open_problems_follow_its_shares_and_the_problems_states(
+    db, runner, django_capture_on_commit_callbacks
+):
+    first, _, closed = _open_problem()
+    failed_sync(first, TAX, ago=4)
+    second = make_company()
+    failed_sync(second, CLOSED, ago=3)
+    assert _open_problems(first, second) == [2, 1]
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.ignore(closed.pk, runner)
+    assert _open_problems(first, second) == [1, 0]
+    assert selectors.headline(selectors.ProblemFilter()).companies == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.reopen(closed.pk, runner)
+    assert _open_problems(first, second) == [2, 1]
+    assert selectors.headline(selectors.ProblemFilter()).companies == 2
+    # Snoozed until one more failure: quiet, then open again for both companies
+    # when a third company's failure wakes it.
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.snooze(closed.pk, runner, more_failures=1)
+    assert _open_problems(first, second) == [1, 0]
+    third = make_company()
+    with django_capture_on_commit_callbacks(execute=True):
+        failed_sync(third, CLOSED, ago=1)
+    assert _open_problems(first, second, third) == [2, 1, 1]
+    # Resolved at the second company by a retry that works.
+    second_sync = Sync.objects.filter(company=second).get()
+    retry_of(second_sync, dict.fromkeys(tids(second_sync)), ago=0.5)
+    assert _open_problems(first, second, third) == [2, 0, 1]
+    assert_open_problems_counted()
+
+
+def test_the_headline_counts_each_affected_company_once_on_every_selection(db):
+    xero, qbo = make_company(platform_name="Xero"), make_company(platform_name="QuickBooks Online")
+    for company in (xero, qbo):
+        failed_sync(company, CLOSED, TAX, ago=2)
+    failed_sync(make_company(platform_name="Xero"), TAX, ago=1)
+    default = selectors.ProblemFilter()
+    assert selectors.headline(default).companies == 3
+    assert selectors.headline(replace(default, platform="Xero")).companies == 2
+    assert selectors.headline(replace(default, changed=True)).companies == 3
+    # Other selections count from the shares, the same way.
+    tax = problem_of(xero, tids(Sync.objects.filter(company=xero).get())[1])
+    assert selectors.headline(replace(default, code=tax.status_code)).companies == 3
+    assert selectors.headline(replace(default, state=selectors.ANY_STATE)).companies == 3
+
+
+def test_the_beat_repairs_an_open_problem_count_left_behind(db, runner):
+    company, _, problem = _open_problem()
+    # As if a worker stopped between ignoring the problem and counting again.
+    lifecycle.ignore(problem.pk, runner)
+    assert _open_problems(company) == [1]
+    assert problems_upkeep_task.apply().get()["open_counts_repaired"] == 1
+    assert _open_problems(company) == [0]
+    Company.objects.filter(pk=company.pk).update(problems_open=5)
+    assert problems_upkeep_task.apply().get()["open_counts_repaired"] == 1
+    assert problems_upkeep_task.apply().get()["open_counts_repaired"] == 0
+    assert_open_problems_counted()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -25,8 +26,15 @@ from typing import Any
 from django.test import Client
 from django.urls import reverse
 
-from dashboard.models import BulkRetry, Company, Problem, Sync, TransactionState
-from dashboard.vocabulary import ItemStatus
+from dashboard.models import (
+    BulkRetry,
+    Company,
+    Problem,
+    ProblemCompany,
+    Sync,
+    TransactionState,
+)
+from dashboard.vocabulary import ACTIVE_PROBLEM_STATES, ItemStatus
 from tests.support.factories import make_company, make_sync
 
 CLOSED = "The account period has closed."
@@ -34,6 +42,22 @@ TAX = "Tax rate is not valid for this account."
 ARCHIVED = "Supplier is archived."
 FAILED = ItemStatus.PUSH_ERROR
 COMPLETED = ItemStatus.COMPLETED
+
+
+def open_problems_by_company() -> dict[int, int]:
+    """Each company's open or regressed problems, counted from the shares (0s left out)."""
+    counted = Counter(
+        ProblemCompany.objects.filter(problem__state__in=ACTIVE_PROBLEM_STATES).values_list(
+            "company_id", flat=True
+        )
+    )
+    return dict(counted)
+
+
+def assert_open_problems_counted() -> None:
+    """Every company's `problems_open` is what its shares in open problems say."""
+    stored = dict(Company.objects.filter(problems_open__gt=0).values_list("pk", "problems_open"))
+    assert stored == open_problems_by_company()
 
 
 def problem_of(company: Company, transaction_id: uuid.UUID) -> Problem:
