@@ -15,6 +15,9 @@ from .models import UserPreference
 # of looks (filters, next pages) less than this apart.
 LOOK_SESSION_KEY = "sync_health_problems_look"
 VISIT_GAP = timedelta(minutes=30)
+# Looks this close to the one written down are the same look: no write (a row
+# and the session, two commits) for every filter or page of one visit.
+LOOK_RESOLUTION = timedelta(minutes=1)
 
 
 def for_user(user_id: int) -> UserPreference:
@@ -50,13 +53,14 @@ def last_problems_look(
     kept = session.get(LOOK_SESSION_KEY)
     now = timezone.now()
     before = latest
-    if (
-        isinstance(kept, dict)
-        and latest is not None
-        and kept.get("latest") == latest.isoformat()
-        and now - latest < VISIT_GAP
-    ):
-        before = _moment(kept.get("before"))
+    kept_latest = (
+        isinstance(kept, dict) and latest is not None and kept.get("latest") == latest.isoformat()
+    )
+    if kept_latest and now - latest < VISIT_GAP:  # type: ignore[operator]
+        before = _moment(kept.get("before"))  # type: ignore[union-attr]
+    if mark and kept_latest and now - latest < LOOK_RESOLUTION:  # type: ignore[operator]
+        # The same look: the time written a moment ago stands, the session too.
+        return before
     if mark:
         preference.problems_seen_at = now
         preference.save(update_fields=["problems_seen_at"])

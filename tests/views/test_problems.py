@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -189,6 +190,20 @@ def test_opening_the_page_marks_it_seen(viewer_client, viewer, problems):
     before = timezone.now()
     viewer_client.get(LIST)
     assert UserPreference.objects.get(user=viewer).problems_seen_at >= before
+
+
+def test_looks_a_moment_apart_are_one_look_and_write_nothing(viewer_client, viewer, problems):
+    viewer_client.get(LIST)
+    first = UserPreference.objects.get(user=viewer).problems_seen_at
+    with CaptureQueriesContext(connection) as captured:
+        assert viewer_client.get(f"{LIST}?state=open").status_code == 200
+    writes = [q["sql"] for q in captured if q["sql"].startswith(("UPDATE", "INSERT"))]
+    assert writes == []
+    assert UserPreference.objects.get(user=viewer).problems_seen_at == first
+    # A minute on, it is a look of its own again.
+    with time_machine.travel(first + timedelta(minutes=2), tick=False):
+        viewer_client.get(LIST)
+    assert UserPreference.objects.get(user=viewer).problems_seen_at == first + timedelta(minutes=2)
 
 
 def test_the_list_reads_a_bounded_number_of_queries(viewer_client, problems):
