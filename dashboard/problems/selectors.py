@@ -20,6 +20,7 @@ import json
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
@@ -288,10 +289,19 @@ def top(platform: str = "", limit: int = TOP) -> Top:
 
 def trend_days(trend: dict[str, int], today: date | None = None) -> list[tuple[str, int]]:
     """(UTC day, items) for each of the trend's days, oldest first, empty days included."""
-    today = today or timezone.now().astimezone(UTC).date()
-    days = [today - timedelta(days=n) for n in range(TREND_DAYS - 1, -1, -1)]
     counts = trend or {}
-    return [(day.isoformat(), _count(counts.get(day.isoformat()))) for day in days]
+    return [(day, _count(counts.get(day))) for day in _trend_dates(today or _utc_today())]
+
+
+def _utc_today() -> date:
+    return timezone.now().astimezone(UTC).date()
+
+
+@lru_cache(maxsize=4)
+def _trend_dates(today: date) -> tuple[str, ...]:
+    """The trend's UTC days ending `today`, oldest first (ISO dates): the same for every
+    row of a page, so worked out once."""
+    return tuple((today - timedelta(days=n)).isoformat() for n in range(TREND_DAYS - 1, -1, -1))
 
 
 def _count(value: Any) -> int:
