@@ -1,6 +1,15 @@
 from django.urls import path
 
-from . import audit_views, bulk_views, item_views, problem_views, retry_views, views, webhooks
+from . import (
+    audit_views,
+    bulk_views,
+    item_views,
+    jump_views,
+    problem_views,
+    retry_views,
+    views,
+    webhooks,
+)
 
 urlpatterns = [
     path("", views.summary, name="summary"),
@@ -8,6 +17,7 @@ urlpatterns = [
     path("syncs/export.csv", views.history_csv, name="sync-history-csv"),
     path("syncs/<uuid:sync_id>/", views.sync_detail, name="sync-detail"),
     path("companies/<uuid:company_id>/", views.company_detail, name="company-detail"),
+    path("find/", jump_views.jump, name="jump"),
     path("items/search/", item_views.item_search, name="item-search"),
     path(
         "transactions/<uuid:transaction_id>/",

@@ -111,6 +111,17 @@ DASHBOARD: dict[str, Walk] = {
     "transaction-detail": Walk(
         lambda e: reverse("transaction-detail", args=[e["transaction_id"]]), READ
     ),
+    # The header's jump: one match is a redirect to its page, none a 404 that says so.
+    "jump": Walk(
+        lambda e: reverse("jump"),
+        READ,
+        variants=(
+            Variant("?q=Acme+Ltd", get=row(LOGIN, 403, 302, 302, 302, 302)),
+            Variant("?q=Ltd+OR+Inc", get=row(LOGIN, 403, 404, 404, 404, 404)),
+            Variant(f"?q={'0' * 8}", get=row(LOGIN, 403, 404, 404, 404, 404)),
+            Variant("?q=" + "a" * 300, get=row(LOGIN, 403, 400, 400, 400, 400)),
+        ),
+    ),
     "item-search": Walk(
         lambda e: reverse("item-search"),
         READ,
