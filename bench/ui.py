@@ -47,9 +47,9 @@ RETRIED = 0.4
 NAIVE_RUNS = int(os.environ.get("BENCH_UI_NAIVE_RUNS", "3"))
 DAYS = 90
 # Time only the pages whose names start with one of these (comma-separated).
+ONLY = tuple(name for name in os.environ.get("BENCH_UI_PAGES", "").split(",") if name)
 # The jumps to one thing answer with a redirect; a name several companies share, a list.
 JUMP_STATUS = {"jump_sync_prefix": 302, "jump_transaction_id": 302}
-ONLY = tuple(name for name in os.environ.get("BENCH_UI_PAGES", "").split(",") if name)
 
 ENV = harness.environment(
     DB_URL,
