@@ -7,6 +7,7 @@ from . import (
     jump_views,
     problem_views,
     retry_views,
+    saved_view_views,
     views,
     webhooks,
 )
@@ -54,6 +55,10 @@ urlpatterns = [
         name="problem-playbook-version",
     ),
     path("problems/<int:pk>/merge/", problem_views.problem_merge, name="problem-merge"),
+    path("views/", saved_view_views.save_view, name="saved-view-create"),
+    path("views/<int:pk>/", saved_view_views.view_detail, name="saved-view-detail"),
+    path("views/<int:pk>/delete/", saved_view_views.view_delete, name="saved-view-delete"),
+    path("views/<int:pk>/default/", saved_view_views.view_default, name="saved-view-default"),
     path("audit/", audit_views.access_audit, name="access-audit"),
     path("preferences/", views.preferences, name="preferences"),
     path("webhooks/codat", webhooks.receive, name="webhook-codat"),
