@@ -37,6 +37,7 @@ from .vocabulary import ViewPage
 User = UserModel | AnonymousUser
 
 NAME_MAX = 100
+QUERY_MAX = 2000  # SavedView.query's length
 # The views one person keeps for a page, and the most a page's menu lists.
 OWN_MAX = 50
 LISTED_MAX = 100
@@ -164,6 +165,8 @@ def save_view(
     if shared and not may_share(user):
         raise Refused("Only runners and leads share views with the team.")
     name = _check_name(_pk(user), page, name)
+    if len(query) > QUERY_MAX:
+        raise Refused("Those filters are too long to save as a view.")
     if SavedView.objects.filter(owner_id=_pk(user), page=page).count() >= OWN_MAX:
         raise Refused(f"You have {OWN_MAX} views on this page already: delete one first.")
     try:

@@ -35,7 +35,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from . import audit, chart, health_signals, retry, saved_view_views, search, selectors
+from . import audit, chart, health_signals, retry, saved_view_views, saved_views, search, selectors
 from . import preferences as user_preferences
 from .filters import PRESETS, SORTS, SyncFilter, short_id
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
@@ -158,7 +158,8 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
             "sort_query": _query_without(request, "sort", "dir", "after"),
             "page_query": _query_without(request, "after"),
             "without_problem_query": _query_without(request, "problem", "after"),
-            "export_query": _query_without(request, "after"),
+            # The export and the bulk retry record their filters: not the view's name.
+            "export_query": _query_without(request, "after", saved_views.VIEW_PARAM),
             "export_cap": settings.CSV_EXPORT_MAX_ROWS,
             "is_first_page": not request.GET.get("after"),
         }

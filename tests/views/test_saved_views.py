@@ -90,6 +90,15 @@ def test_two_views_of_one_page_may_not_share_a_name(cast):
     assert "You already have a view named “Everything” on this page." in body
 
 
+def test_filters_too_long_to_store_are_refused_clearly(cast):
+    client = _as(cast["viewer"])
+    # 199 characters, a valid search: twelve times that once encoded.
+    response = _save(client, query="q=" + "\N{GRINNING FACE}" * 199)
+    assert not SavedView.objects.exists()
+    body = client.get(response["Location"]).content.decode()
+    assert "Those filters are too long to save as a view." in body
+
+
 def test_a_view_needs_a_name_and_a_known_page(cast):
     client = _as(cast["viewer"])
     assert _save(client, name="").status_code == 400
