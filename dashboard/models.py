@@ -28,6 +28,7 @@ from .vocabulary import (
     PurgeReason,
     RetryState,
     UpstreamTrouble,
+    ViewPage,
     status_label,
 )
 
@@ -567,6 +568,64 @@ class UserPreference(models.Model):
     @property
     def active_zone(self) -> str:
         return self.time_zone if self.use_local_time else "UTC"
+
+
+class SavedView(models.Model):
+    """A page's filters under a name: its owner's alone, or shared with the team.
+
+    Who may do what is `dashboard.saved_views`' to say: its owner edits it,
+    leads also edit a shared one, everyone with a support role opens a shared one.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views"
+    )
+    page = models.CharField(max_length=20, choices=ViewPage.choices)
+    name = models.CharField(max_length=100)
+    query = models.CharField(
+        max_length=2000,
+        help_text="The page's filters as a query string: only its own parameters, in a fixed "
+        "order, never a page cursor.",
+    )
+    shared = models.BooleanField(default=False, help_text="Listed for everyone with a role.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        permissions = [
+            ("share_savedview", "Can share a saved view with the team"),
+            ("manage_shared_savedview", "Can rename, unshare or delete anyone's shared view"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "page", "name"], name="saved_view_name"),
+        ]
+        indexes = [
+            # A page's menu: the team's shared views (each user's own come by `owner`).
+            models.Index(
+                fields=["page", "name"], name="saved_view_shared", condition=models.Q(shared=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_page_display()})"
+
+
+class DefaultView(models.Model):
+    """The saved view a user's visit to a page without filters opens: one per user and page."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="default_views"
+    )
+    page = models.CharField(max_length=20, choices=ViewPage.choices)
+    view = models.ForeignKey(SavedView, on_delete=models.CASCADE, related_name="defaults")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "page"], name="default_view_per_page"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}'s {self.get_page_display()}: {self.view.name}"
 
 
 class BulkRetry(models.Model):

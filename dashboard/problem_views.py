@@ -33,7 +33,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import audit
+from . import audit, saved_view_views
 from . import preferences as user_preferences
 from .markup import markdown
 from .models import PlaybookVersion, Problem
@@ -61,7 +61,7 @@ from .roles import (
     RoleRequired,
 )
 from .views import neutralise
-from .vocabulary import ProblemState, docs_for, note_for, status_label
+from .vocabulary import ProblemState, ViewPage, docs_for, note_for, status_label
 
 DETAIL = "dashboard/problem_detail.html"
 
@@ -89,6 +89,9 @@ def _errors(form: forms.Form) -> str:
 
 @require_GET
 def problem_list(request: HttpRequest) -> HttpResponse:
+    shelf = saved_view_views.shelf(request, ViewPage.PROBLEMS)
+    if shelf.redirect is not None:
+        return shelf.redirect
     form = ProblemFilterForm(request.GET, users=support_users())
     valid = form.is_valid()
     since = last_look(request, mark=True)
@@ -98,6 +101,7 @@ def problem_list(request: HttpRequest) -> HttpResponse:
         "since": since,
         "page_query": _query_without(request, "after"),
         "is_first_page": not request.GET.get("after"),
+        "shelf": shelf,
     }
     if valid:
         filters = form.filters(user_id=request.user.pk, since=since)

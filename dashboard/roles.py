@@ -27,6 +27,10 @@ TRIAGE_PERMISSION = "dashboard.triage_problem"
 PLAYBOOK_PERMISSION = "dashboard.edit_playbook"
 # Two problems made one (leads).
 MERGE_PERMISSION = "dashboard.merge_problem"
+# A saved view shared with the team (runners, leads); every role saves its own.
+SHARE_VIEW_PERMISSION = "dashboard.share_savedview"
+# Rename, unshare or delete anyone's shared view (leads); its owner always may.
+MANAGE_SHARED_VIEWS_PERMISSION = "dashboard.manage_shared_savedview"
 # Alert rules and channels, their test sends and the delivery log (leads).
 ALERTS_PERMISSION = "alerts.manage_alerts"
 
@@ -45,7 +49,7 @@ VIEW = [
 ]
 GROUPS = {
     VIEWER: VIEW,
-    RUNNER: [*VIEW, "retry_sync", "triage_problem"],
+    RUNNER: [*VIEW, "retry_sync", "triage_problem", "share_savedview"],
     LEAD: [
         *VIEW,
         "retry_sync",
@@ -56,6 +60,8 @@ GROUPS = {
         "triage_problem",
         "edit_playbook",
         "merge_problem",
+        "share_savedview",
+        "manage_shared_savedview",
         "alerts.manage_alerts",
         "alerts.view_channel",
         "alerts.view_delivery",

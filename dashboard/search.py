@@ -16,7 +16,7 @@ from itertools import groupby
 
 from django.db.models import Q, QuerySet
 
-from .filters import IdRange
+from .filters import IdRange, id_range
 from .models import Company, PushItem, Sync, TransactionState
 from .vocabulary import FAILED_ITEM_STATUSES, ItemStatus
 
@@ -24,6 +24,13 @@ from .vocabulary import FAILED_ITEM_STATUSES, ItemStatus
 # them with about one sync in 16 million: the cap is for a search that names
 # far more than anyone could read, and the page says when it was reached.
 MATCH_CAP = 200
+# A jump (the header's search) reads an ID from its first 8 digits: one sync in
+# four billion shares them, so a prefix copied from a log lands on its sync.
+JUMP_PREFIX_MIN = 8
+# The companies a name search reads: the history filters by all of them, a
+# jump lists the first of them by name.
+COMPANY_MATCH_CAP = 2_000
+JUMP_LIST_CAP = 50
 
 
 def _within(column: str, ids: IdRange) -> Q:
@@ -31,6 +38,11 @@ def _within(column: str, ids: IdRange) -> Q:
     if ids.exact:
         return Q(**{column: ids.lower})
     return Q(**{f"{column}__range": (ids.lower, ids.upper)})
+
+
+def companies_named(q: str) -> QuerySet[Company]:
+    """The companies whose name contains the search, any case (unordered, unbounded)."""
+    return Company.objects.filter(name__icontains=q)
 
 
 def companies_in(ids: IdRange) -> QuerySet[Company]:
@@ -210,4 +222,58 @@ def matches(ids: IdRange) -> Matches:
         # The companies by primary key, not joined (see `transactions`).
         syncs=list(syncs_in(ids).prefetch_related("company").order_by("sync_id")[:MATCH_CAP]),
         transactions=transactions(pushes_in(ids)),
+    )
+
+
+def jump_range(q: str) -> IdRange | None:
+    """The IDs a jump names: a whole ID or at least `JUMP_PREFIX_MIN` of its digits."""
+    ids = id_range(q)
+    return ids if ids is not None and len(ids.digits) >= JUMP_PREFIX_MIN else None
+
+
+@dataclass
+class Found:
+    """What a jump found: each kind of thing an ID names, or the companies a name names."""
+
+    q: str
+    # The IDs searched (None: the search is not shaped like an ID, or too short for one).
+    ids: IdRange | None
+    # Whether the lists are companies by name (no ID matched, or it was not one).
+    by_name: bool
+    companies: list[Company] = field(default_factory=list)
+    syncs: list[Sync] = field(default_factory=list)
+    transactions: list[Transaction] = field(default_factory=list)
+    # Whether some kind matched more than the page lists.
+    capped: bool = False
+
+    @property
+    def count(self) -> int:
+        """Things found, a transaction counted once however many companies pushed it."""
+        transaction_ids = {t.transaction_id for t in self.transactions}
+        return len(self.companies) + len(self.syncs) + len(transaction_ids)
+
+
+def find(q: str) -> Found:
+    """Everything a jump's search names: by ID (or its first 8+ digits), else by company name.
+
+    The same reads as the history's search (`matches`, `companies_named`):
+    index ranges for an ID; a search shaped like an ID that names nothing is
+    read as a name, as the history does.
+    """
+    ids = jump_range(q)
+    if ids is not None:
+        found = matches(ids)
+        if not found.empty:
+            return Found(
+                q,
+                ids,
+                by_name=False,
+                companies=found.companies,
+                syncs=found.syncs,
+                transactions=found.transactions,
+                capped=found.capped,
+            )
+    named = list(companies_named(q).order_by("name", "company_id")[: JUMP_LIST_CAP + 1])
+    return Found(
+        q, ids, by_name=True, companies=named[:JUMP_LIST_CAP], capped=len(named) > JUMP_LIST_CAP
     )

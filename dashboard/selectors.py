@@ -25,7 +25,6 @@ from .problems import rows as problem_rows
 from .problems.rows import Cause
 from .vocabulary import IN_PROGRESS_CODES, STATUS_CODES, Category, ItemStatus, status_label
 
-COMPANY_MATCH_CAP = 2_000
 PAGE_SIZE = 50
 
 SORT_COLUMNS = {
@@ -139,8 +138,8 @@ def _searched(syncs: QuerySet[Sync], filters: SyncFilter) -> QuerySet[Sync]:
         keys = search.keys(ids)
         if not keys.empty:
             return syncs.filter(keys.condition)
-    named = Company.objects.filter(name__icontains=filters.q).values_list("pk", flat=True)
-    return syncs.filter(company_id__in=list(named[:COMPANY_MATCH_CAP]))
+    named = search.companies_named(filters.q).values_list("pk", flat=True)
+    return syncs.filter(company_id__in=list(named[: search.COMPANY_MATCH_CAP]))
 
 
 def outside_range(

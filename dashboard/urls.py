@@ -1,6 +1,16 @@
 from django.urls import path
 
-from . import audit_views, bulk_views, item_views, problem_views, retry_views, views, webhooks
+from . import (
+    audit_views,
+    bulk_views,
+    item_views,
+    jump_views,
+    problem_views,
+    retry_views,
+    saved_view_views,
+    views,
+    webhooks,
+)
 
 urlpatterns = [
     path("", views.summary, name="summary"),
@@ -8,6 +18,7 @@ urlpatterns = [
     path("syncs/export.csv", views.history_csv, name="sync-history-csv"),
     path("syncs/<uuid:sync_id>/", views.sync_detail, name="sync-detail"),
     path("companies/<uuid:company_id>/", views.company_detail, name="company-detail"),
+    path("find/", jump_views.jump, name="jump"),
     path("items/search/", item_views.item_search, name="item-search"),
     path(
         "transactions/<uuid:transaction_id>/",
@@ -44,6 +55,10 @@ urlpatterns = [
         name="problem-playbook-version",
     ),
     path("problems/<int:pk>/merge/", problem_views.problem_merge, name="problem-merge"),
+    path("views/", saved_view_views.save_view, name="saved-view-create"),
+    path("views/<int:pk>/", saved_view_views.view_detail, name="saved-view-detail"),
+    path("views/<int:pk>/delete/", saved_view_views.view_delete, name="saved-view-delete"),
+    path("views/<int:pk>/default/", saved_view_views.view_default, name="saved-view-default"),
     path("audit/", audit_views.access_audit, name="access-audit"),
     path("preferences/", views.preferences, name="preferences"),
     path("webhooks/codat", webhooks.receive, name="webhook-codat"),

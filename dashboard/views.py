@@ -35,7 +35,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from . import audit, chart, health_signals, retry, search, selectors
+from . import audit, chart, health_signals, retry, saved_view_views, saved_views, search, selectors
 from . import preferences as user_preferences
 from .filters import PRESETS, SORTS, SyncFilter, short_id
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
@@ -44,7 +44,14 @@ from .models import Sync
 from .problems import rows as problem_rows
 from .problems import selectors as problem_selectors
 from .roles import EXPORT_BEYOND_CAP_PERMISSION, LEAD, VIEWER, RoleRequired
-from .vocabulary import FAILED_ITEM_STATUSES, STATUS_CODES, Category, ItemStatus, note_for
+from .vocabulary import (
+    FAILED_ITEM_STATUSES,
+    STATUS_CODES,
+    Category,
+    ItemStatus,
+    ViewPage,
+    note_for,
+)
 
 ITEMS_PER_PAGE = 50
 
@@ -107,8 +114,12 @@ def _base_context(request: HttpRequest, form: SyncFilterForm) -> dict[str, Any]:
 @require_GET
 @vary_on_headers("HX-Request")
 def summary(request: HttpRequest) -> HttpResponse:
+    shelf = saved_view_views.shelf(request, ViewPage.SUMMARY)
+    if shelf.redirect is not None:
+        return shelf.redirect
     form = _filter_form(request)
     context = _base_context(request, form)
+    context["shelf"] = shelf
     filters = context["filters"]
     result = selectors.summary(filters) if filters else selectors.Summary()
     context["summary"] = result
@@ -127,8 +138,12 @@ def summary(request: HttpRequest) -> HttpResponse:
 @require_GET
 @vary_on_headers("HX-Request")
 def history(request: HtmxHttpRequest) -> HttpResponse:
+    shelf = saved_view_views.shelf(request, ViewPage.HISTORY)
+    if shelf.redirect is not None:
+        return shelf.redirect
     form = _filter_form(request)
     context = _base_context(request, form)
+    context["shelf"] = shelf
     filters = context["filters"]
     page = selectors.history_page(filters) if filters else None
     ids = filters.id_range if filters else None
@@ -143,7 +158,8 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
             "sort_query": _query_without(request, "sort", "dir", "after"),
             "page_query": _query_without(request, "after"),
             "without_problem_query": _query_without(request, "problem", "after"),
-            "export_query": _query_without(request, "after"),
+            # The export and the bulk retry record their filters: not the view's name.
+            "export_query": _query_without(request, "after", saved_views.VIEW_PARAM),
             "export_cap": settings.CSV_EXPORT_MAX_ROWS,
             "is_first_page": not request.GET.get("after"),
         }

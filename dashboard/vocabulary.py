@@ -230,6 +230,14 @@ class AccessAction(models.TextChoices):
     PERMISSION_DENIED = "permission_denied", "Permission denied"
 
 
+class ViewPage(models.TextChoices):
+    """The pages whose filters a saved view names (`dashboard.saved_views.PAGES`)."""
+
+    SUMMARY = "summary", "Dashboard"
+    HISTORY = "history", "History"
+    PROBLEMS = "problems", "Problems"
+
+
 class UpstreamTrouble(models.TextChoices):
     """Why the upstream is not serving us: no answer (timeouts, connection errors,
     5xx), or 429s. Our own request budget holding requests back is neither."""

@@ -157,3 +157,19 @@ def test_matching_the_text_of_an_id_would_read_the_whole_table(mirror):
     start = str(mirror["company"])[:8]
     plan = _plan(Company.objects.filter(company_id__startswith=start))
     assert "Seq Scan on dashboard_company" in plan, plan
+
+
+@pytest.mark.parametrize("kind", ["company", "sync", "transaction"])
+def test_a_jump_to_an_id_prefix_reads_no_whole_table(mirror, kind):
+    """Every query the header's jump makes for the first 8 digits of an ID, explained."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        found = search.find(str(mirror[kind])[:8].upper())
+    assert found.count == 1 and not found.by_name
+    assert captured.captured_queries
+    with connection.cursor() as cursor:
+        for query in captured.captured_queries:
+            cursor.execute("EXPLAIN " + query["sql"])
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Seq Scan" not in plan, (query["sql"], plan)

@@ -30,7 +30,7 @@ from django.urls import URLResolver, get_resolver, include, path, reverse
 
 from alerts.models import Channel, Delivery, Mute, Rule
 from alerts.vocabulary import Condition, DeliveryKind
-from dashboard.models import BulkRetry, Problem, RetryRequest
+from dashboard.models import BulkRetry, Problem, RetryRequest, SavedView
 from dashboard.problems import lifecycle
 from dashboard.vocabulary import BulkState
 from tests.support.users import make_user
@@ -110,6 +110,17 @@ DASHBOARD: dict[str, Walk] = {
     "company-detail": Walk(lambda e: reverse("company-detail", args=[e["company_id"]]), READ),
     "transaction-detail": Walk(
         lambda e: reverse("transaction-detail", args=[e["transaction_id"]]), READ
+    ),
+    # The header's jump: one match is a redirect to its page, none a 404 that says so.
+    "jump": Walk(
+        lambda e: reverse("jump"),
+        READ,
+        variants=(
+            Variant("?q=Acme+Ltd", get=row(LOGIN, 403, 302, 302, 302, 302)),
+            Variant("?q=Ltd+OR+Inc", get=row(LOGIN, 403, 404, 404, 404, 404)),
+            Variant(f"?q={'0' * 8}", get=row(LOGIN, 403, 404, 404, 404, 404)),
+            Variant("?q=" + "a" * 300, get=row(LOGIN, 403, 400, 400, 400, 400)),
+        ),
     ),
     "item-search": Walk(
         lambda e: reverse("item-search"),
@@ -208,6 +219,32 @@ DASHBOARD: dict[str, Walk] = {
         lambda e: reverse("problem-merge", args=[e["problem"]]),
         row(LOGIN, 403, 403, 403, 200, 200),
         post=row(LOGIN, 403, 403, 403, NOT_POSTED, NOT_POSTED),
+    ),
+    # Saved views: every role saves its own (the POST is not made: it would save one).
+    "saved-view-create": Walk(
+        lambda e: reverse("saved-view-create"),
+        POST_ONLY,
+        post=row(LOGIN, 403, NOT_POSTED, NOT_POSTED, NOT_POSTED, NOT_POSTED),
+        post_data={"page": "history", "query": "range=all", "name": "Everything"},
+    ),
+    # The runner's shared view: everyone with a role opens it; its owner and the
+    # leads change it, a viewer is refused.
+    "saved-view-detail": Walk(
+        lambda e: reverse("saved-view-detail", args=[e["shared_view"]]),
+        READ,
+        post=row(LOGIN, 403, 403, NOT_POSTED, NOT_POSTED, NOT_POSTED),
+        post_data={"name": "Renamed"},
+    ),
+    "saved-view-delete": Walk(
+        lambda e: reverse("saved-view-delete", args=[e["shared_view"]]),
+        POST_ONLY,
+        post=row(LOGIN, 403, 403, NOT_POSTED, NOT_POSTED, NOT_POSTED),
+    ),
+    # Anyone who may open a view may make it their own default.
+    "saved-view-default": Walk(
+        lambda e: reverse("saved-view-default", args=[e["shared_view"]]),
+        POST_ONLY,
+        post=row(LOGIN, 403, NOT_POSTED, NOT_POSTED, NOT_POSTED, NOT_POSTED),
     ),
     # Part of the app like any page: someone without a role has no times to read.
     "preferences": Walk(
@@ -489,8 +526,12 @@ def walk_estate(estate) -> dict[str, Any]:
     rule.channels.add(channel)
     mute = Mute.objects.create(rule=rule)
     Delivery.objects.create(kind=DeliveryKind.TEST, channel=channel, title="Test", body="")
+    shared_view = SavedView.objects.create(
+        owner=cast["runner"], page="history", name="Failed", query="category=failed", shared=True
+    )
     return {
         "cast": cast,
+        "shared_view": shared_view.pk,
         "sync": sync,
         "sync_id": sync.sync_id,
         "company_id": estate["xero"].company_id,
