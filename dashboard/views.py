@@ -326,6 +326,12 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
     counts = selectors.item_counts(sync)
     failed = sum(counts[s] for s in FAILED_ITEM_STATUSES)
     ancestors, retries = selectors.retry_chain(sync)
+    # Unknown, a status the upstream rarely reports, is offered only when some item has it.
+    item_filters = [
+        (choice, n)
+        for choice in ItemFilter
+        if (n := sum(counts[s] for s in choice.statuses)) or choice != ItemFilter.UNKNOWN
+    ]
     context: dict[str, Any] = {
         "sync": sync,
         "company": sync.company,
@@ -335,9 +341,7 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
         "note": note_for(sync.status_code),
         "category": Category(sync.category),
         "counts": [(ItemStatus(s), n) for s, n in counts.items()],
-        "item_filters": [
-            (choice, sum(counts[s] for s in choice.statuses)) for choice in ItemFilter
-        ],
+        "item_filters": item_filters,
         "items_total": sum(counts.values()),
         "failed_count": failed,
         "can_retry": request.user.has_perm("dashboard.retry_sync"),
@@ -366,17 +370,16 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
             return f"{context['here']}?{urlencode({k: v for k, v in params.items() if v})}"
 
         choices = [("", "All", context["items_total"])]
-        choices += [(c.value, c.label, n) for c, n in context["item_filters"]]
+        choices += [(c.value, c.label, n) for c, n in item_filters]
+        if status == ItemFilter.UNKNOWN and not any(c == status for c, _ in item_filters):
+            choices.append((status, ItemFilter.UNKNOWN.label, 0))
         context.update(
             {
                 "item_form": form,
                 "item_status": status,
-                # (label, count, link, chosen); Unknown, which the upstream rarely
-                # reports, only when some item has it.
+                # (label, count, link, chosen)
                 "status_links": [
-                    (label, n, filtered(value), value == status)
-                    for value, label, n in choices
-                    if n or value != ItemFilter.UNKNOWN or value == status
+                    (label, n, filtered(value), value == status) for value, label, n in choices
                 ],
                 "items_page": items_page,
                 "item_rows": [(item, groups.get(item.pk)) for item in shown],

@@ -108,6 +108,7 @@ def test_the_overview_holds_the_syncs_summary(viewer_client, failed):
     assert f'href="{here}?tab=items&amp;status=completed">2 completed</a>' in counts
     assert f'href="{here}?tab=items&amp;status=pending">1 pending</a>' in counts
     assert "unknown" not in counts  # offered only when some item has it
+    assert counts.rstrip().endswith("1 pending</a>")
     assert f"Problem #{problem.pk}" in panel
     chain = re.search(r'data-testid="retry-chain">(.*?)</div>', panel, re.S).group(1)
     assert reverse("sync-detail", args=[retry.sync_id]) in chain
@@ -292,6 +293,19 @@ def test_the_items_filter_by_one_status_with_counts(viewer_client, failed):
     assert re.search(r'aria-current="true">Failed <span class="n">2</span>', failed_only)
     # The search keeps the filter.
     assert '<input type="hidden" name="status" value="failed">' in failed_only
+
+
+def test_the_unknown_status_is_offered_when_an_item_has_it(viewer_client, db):
+    sync = make_sync(make_company(), code=5130, items=[(0, None), (4, CLOSED)])
+    body = _page(viewer_client, sync, "?tab=items")
+    assert 'Unknown <span class="n">1</span>' in body
+    unknown = _page(viewer_client, sync, "?tab=items&status=unknown")
+    assert re.findall(r'<span class="badge item-([\w-]+)">', unknown) == ["unknown"]
+    # Chosen by hand where no item has it: shown, chosen, empty.
+    other = make_sync(make_company(), code=2000, items=[(3, None)])
+    empty = _page(viewer_client, other, "?tab=items&status=unknown")
+    assert 'aria-current="true">Unknown <span class="n">0</span>' in empty
+    assert "No items match." in empty
 
 
 def test_the_filter_and_the_search_go_together(viewer_client, failed):
