@@ -564,7 +564,7 @@ def main() -> None:
         detail + "?tab=items",
         f"/admin/dashboard/pushitem/?sync__id__exact={sample.pk}",
     )
-    pages["detail_items_failed"] = (detail + "?tab=items&status=4", None)
+    pages["detail_items_failed"] = (detail + "?tab=items&status=failed", None)
     pages["detail_config"] = (detail + "?tab=config", None)
     pages["company"] = (f"/companies/{company.company_id}/", None)
     # The current state's pages.

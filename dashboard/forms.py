@@ -21,7 +21,7 @@ from .filters import DEFAULT_PRESET, PRESETS, SORTS, Range, SyncFilter, decode_c
 from .models import Problem
 from .platforms import platform_names
 from .problems.rows import ProblemRef
-from .vocabulary import CATEGORY_BY_KEY, STATUS_CODES, AccessAction, ItemStatus, RetryState
+from .vocabulary import CATEGORY_BY_KEY, STATUS_CODES, AccessAction, ItemFilter, RetryState
 
 MAX_SEARCH = 200
 # The days a filter may name. Nothing older than 2000 exists; and a range ends
@@ -243,8 +243,23 @@ class ItemFilterForm(forms.Form):
             attrs={"placeholder": "Core ID, data type or words of the message", "type": "search"}
         ),
     )
-    status = forms.TypedMultipleChoiceField(choices=ItemStatus.choices, coerce=int, required=False)
+    status = forms.ChoiceField(
+        choices=[("", "All"), *ItemFilter.choices],
+        required=False,
+        error_messages={
+            "invalid_choice": "“%(value)s” is not a status filter; choose one of "
+            + ", ".join(ItemFilter.values)
+            + ", or none for all."
+        },
+    )
     page = forms.IntegerField(min_value=1, max_value=100_000, required=False)
+
+    def __init__(self, data: Any = None, **kwargs: Any) -> None:
+        if data is not None and data.get("status", "").isdigit():
+            # Links from before the one filter named a status by its number (`status=4`).
+            data = data.copy()
+            data["status"] = ItemFilter.containing(int(data["status"]))
+        super().__init__(data, **kwargs)
 
     def clean_q(self) -> str:
         return str(self.cleaned_data.get("q") or "").strip()

@@ -6,9 +6,8 @@ OFFSET), counts capped (no full-table COUNT(*)).
 
 from __future__ import annotations
 
-import difflib
-import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
@@ -501,7 +500,7 @@ def item_counts(sync: Sync) -> dict[int, int]:
     return counts
 
 
-def filtered_items(sync: Sync, q: str, statuses: list[int]) -> QuerySet[PushItem]:
+def filtered_items(sync: Sync, q: str, statuses: Sequence[int]) -> QuerySet[PushItem]:
     """The sync's items with these statuses, whose core ID, data type or message matches `q`.
 
     Only this sync's items are read (its `(sync, …)` indexes), whatever the search.
@@ -518,39 +517,6 @@ def filtered_items(sync: Sync, q: str, statuses: list[int]) -> QuerySet[PushItem
                 condition |= Q(transaction_id__startswith=q.lower())
             items = items.filter(condition)
     return items.order_by("id")
-
-
-def config_for(sync: Sync) -> tuple[ConfigSnapshot | None, ConfigSnapshot | None]:
-    """The snapshot in effect for the sync (else the latest) and the one before it."""
-    snapshots = ConfigSnapshot.objects.filter(company_id=sync.company_id).order_by(
-        "-fetched_at", "-pk"
-    )
-    moment = sync.completed_at or sync.sync_utc
-    current = snapshots.filter(fetched_at__lte=moment).first() or snapshots.first()
-    if current is None:
-        return None, None
-    previous = snapshots.filter(
-        Q(fetched_at__lt=current.fetched_at) | Q(fetched_at=current.fetched_at, pk__lt=current.pk)
-    ).first()
-    return current, previous
-
-
-def pretty(config: Any) -> str:
-    return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False)
-
-
-def config_diff(current: ConfigSnapshot, previous: ConfigSnapshot | None) -> list[str]:
-    if previous is None:
-        return []
-    return list(
-        difflib.unified_diff(
-            pretty(previous.config).splitlines(),
-            pretty(current.config).splitlines(),
-            fromfile=f"fetched {previous.fetched_at:%Y-%m-%d %H:%M} UTC",
-            tofile=f"fetched {current.fetched_at:%Y-%m-%d %H:%M} UTC",
-            lineterm="",
-        )
-    )
 
 
 def retry_chain(sync: Sync) -> tuple[list[Sync], list[Sync]]:

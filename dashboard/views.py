@@ -35,7 +35,17 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from . import audit, chart, health_signals, retry, saved_view_views, saved_views, search, selectors
+from . import (
+    audit,
+    chart,
+    health_signals,
+    retry,
+    saved_view_views,
+    saved_views,
+    search,
+    selectors,
+    sync_config,
+)
 from . import preferences as user_preferences
 from .filters import PRESETS, SORTS, SyncFilter, short_id
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
@@ -48,6 +58,7 @@ from .vocabulary import (
     FAILED_ITEM_STATUSES,
     STATUS_CODES,
     Category,
+    ItemFilter,
     ItemStatus,
     ViewPage,
     note_for,
@@ -300,12 +311,15 @@ def _sync_or_404(sync_id: str) -> Sync:
     return sync
 
 
+DETAIL_TABS = (("overview", "Overview"), ("items", "Push items"), ("config", "Config"))
+
+
 @require_GET
 @vary_on_headers("HX-Request")
 def sync_detail(request: HtmxHttpRequest, sync_id: str) -> HttpResponse:
     sync = _sync_or_404(sync_id)
     tab = request.GET.get("tab", "overview")
-    if tab not in ("overview", "items", "config"):
+    if tab not in dict(DETAIL_TABS):
         tab = "overview"
     if request.htmx and request.GET.get("poll") and sync.is_terminal:
         # The page asked for a refresh of a sync that has now ended: send
@@ -318,21 +332,36 @@ def sync_detail(request: HtmxHttpRequest, sync_id: str) -> HttpResponse:
     context = _detail_context(request, sync, tab)
     template = "dashboard/sync_detail.html"
     if request.htmx and not request.htmx.boosted:
-        template += "#sync-status" if request.GET.get("poll") else "#items-table"
-    return render(request, template, context)
+        template += "#sync-status" if request.GET.get("poll") else "#items-panel"
+    form = context.get("item_form")
+    return render(request, template, context, status=400 if form and form.errors else 200)
+
+
+def portal_company_url(company_id: uuid.UUID) -> str:
+    """The company in the Codat Portal (`CODAT_PORTAL_URL`)."""
+    return f"{settings.CODAT_PORTAL_URL}/companies/{company_id}"
 
 
 def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any]:
     counts = selectors.item_counts(sync)
     failed = sum(counts[s] for s in FAILED_ITEM_STATUSES)
     ancestors, retries = selectors.retry_chain(sync)
+    # Unknown, a status the upstream rarely reports, is offered only when some item has it.
+    item_filters = [
+        (choice, n)
+        for choice in ItemFilter
+        if (n := sum(counts[s] for s in choice.statuses)) or choice != ItemFilter.UNKNOWN
+    ]
     context: dict[str, Any] = {
         "sync": sync,
         "company": sync.company,
         "tab": tab,
+        "tabs": DETAIL_TABS,
+        "here": reverse("sync-detail", args=[sync.sync_id]),
         "note": note_for(sync.status_code),
         "category": Category(sync.category),
         "counts": [(ItemStatus(s), n) for s, n in counts.items()],
+        "item_filters": item_filters,
         "items_total": sum(counts.values()),
         "failed_count": failed,
         "can_retry": request.user.has_perm("dashboard.retry_sync"),
@@ -341,37 +370,44 @@ def _detail_context(request: HttpRequest, sync: Sync, tab: str) -> dict[str, Any
         "retries": retries,
         "source_platform": "Sync for Expenses",
         "cause": _sync_cause(sync),
+        "portal_url": portal_company_url(sync.company.company_id),
     }
     if tab == "items":
         form = ItemFilterForm(request.GET)
-        form.is_valid()
-        q = form.cleaned_data.get("q", "") if not form.errors else ""
-        statuses = form.cleaned_data.get("status", []) if not form.errors else []
+        valid = form.is_valid()
+        q = form.cleaned_data.get("q", "") if valid else ""
+        status = form.cleaned_data.get("status", "") if valid else ""
+        statuses = ItemFilter(status).statuses if status else ()
         items = selectors.filtered_items(sync, q, statuses)
         paginator = Paginator(items, ITEMS_PER_PAGE)
-        page_number = form.cleaned_data.get("page") or 1 if not form.errors else 1
+        page_number = (form.cleaned_data.get("page") or 1) if valid else 1
         items_page = paginator.get_page(page_number)
         shown = list(items_page)
         groups = problem_rows.item_problems(sync, shown)
+
+        def filtered(value: str) -> str:
+            params = {"tab": "items", "status": value, "q": q}
+            return f"{context['here']}?{urlencode({k: v for k, v in params.items() if v})}"
+
+        choices = [("", "All", context["items_total"])]
+        choices += [(c.value, c.label, n) for c, n in item_filters]
+        if status == ItemFilter.UNKNOWN and not any(c == status for c, _ in item_filters):
+            choices.append((status, ItemFilter.UNKNOWN.label, 0))
         context.update(
             {
                 "item_form": form,
+                "item_status": status,
+                # (label, count, link, chosen)
+                "status_links": [
+                    (label, n, filtered(value), value == status) for value, label, n in choices
+                ],
                 "items_page": items_page,
                 "item_rows": [(item, groups.get(item.pk)) for item in shown],
                 "item_query": _query_without(request, "page"),
-                "statuses": list(ItemStatus),
             }
         )
     if tab == "config":
-        current, previous = selectors.config_for(sync)
-        context.update(
-            {
-                "config": current,
-                "previous_config": previous,
-                "config_json": selectors.pretty(current.config) if current else "",
-                "config_diff": selectors.config_diff(current, previous) if current else [],
-            }
-        )
+        context["config"] = sync_config.for_sync(sync)
     return context
 
 

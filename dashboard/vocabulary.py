@@ -126,6 +126,32 @@ FAILED_ITEM_STATUSES = (ItemStatus.VALIDATION_ERROR, ItemStatus.PUSH_ERROR, Item
 OPEN_ITEM_STATUSES = (ItemStatus.UNKNOWN, ItemStatus.PENDING)
 
 
+class ItemFilter(models.TextChoices):
+    """The Push items tab's one status filter: the three failed statuses are one choice."""
+
+    FAILED = "failed", "Failed"
+    COMPLETED = "completed", "Completed"
+    PENDING = "pending", "Pending"
+    UNKNOWN = "unknown", "Unknown"
+
+    @property
+    def statuses(self) -> tuple[ItemStatus, ...]:
+        return _FILTER_STATUSES[self]
+
+    @classmethod
+    def containing(cls, status: int) -> str:
+        """The choice that shows items of this status (the number itself if none does)."""
+        return next((c.value for c in cls if status in _FILTER_STATUSES[c]), str(status))
+
+
+_FILTER_STATUSES = {
+    ItemFilter.FAILED: FAILED_ITEM_STATUSES,
+    ItemFilter.COMPLETED: (ItemStatus.COMPLETED,),
+    ItemFilter.PENDING: (ItemStatus.PENDING,),
+    ItemFilter.UNKNOWN: (ItemStatus.UNKNOWN,),
+}
+
+
 class RetryState(models.TextChoices):
     """Where one retry request stands."""
 

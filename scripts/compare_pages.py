@@ -113,7 +113,7 @@ def _pages() -> list[tuple[str, str]]:
         pages += [
             (f"sync-{name}", detail),
             (f"sync-{name}-items", detail + "?tab=items"),
-            (f"sync-{name}-items-failed", detail + "?tab=items&status=2&status=4&status=5"),
+            (f"sync-{name}-items-failed", detail + "?tab=items&status=failed"),
             (f"sync-{name}-config", detail + "?tab=config"),
         ]
         if name == "failed":

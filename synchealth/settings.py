@@ -359,6 +359,15 @@ CELERY_TIMEZONE = "UTC"
 # A deployment must name it (see the guards at the end).
 CODAT_BASE_URL = os.environ.get("CODAT_BASE_URL", "").strip() or "http://127.0.0.1:8000/sandbox"
 CODAT_API_KEY = os.environ.get("CODAT_API_KEY", "")
+# The Codat Portal, for the pages' links to a company there ({this}/companies/<id>).
+CODAT_PORTAL_URL = (
+    os.environ.get("CODAT_PORTAL_URL", "").strip().rstrip("/") or "https://app.codat.io"
+)
+if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", CODAT_PORTAL_URL):
+    raise ImproperlyConfigured(
+        f"CODAT_PORTAL_URL={CODAT_PORTAL_URL!r} is not an http(s) address "
+        "such as https://app.codat.io."
+    )
 CODAT_WEBHOOK_SECRET = os.environ.get("CODAT_WEBHOOK_SECRET", "")
 # The request budget shared by every worker (see dashboard/ratelimit.py):
 # Codat allows about 1,000 a minute per IP and 10 in flight per company.

@@ -46,6 +46,8 @@ def test_importing_the_settings_creates_no_folder(tmp_path):
         ("METRICS_ALLOWED_IPS", "10.0.0.0/8,prometheus", "'prometheus' is not an IP address"),
         ("METRICS_FLUSH_SECONDS", "10s", "METRICS_FLUSH_SECONDS='10s' is not a number"),
         ("CSV_EXPORT_MAX_ROWS", "0", "CSV_EXPORT_MAX_ROWS='0' must be at least 1"),
+        ("CODAT_PORTAL_URL", "app.codat.io", "CODAT_PORTAL_URL='app.codat.io' is not an http(s)"),
+        ("CODAT_PORTAL_URL", "javascript:alert(1)", "is not an http(s) address"),
     ],
 )
 def test_a_mistyped_value_is_a_clear_error_at_start(tmp_path, name, value, message):

@@ -119,4 +119,25 @@
       }
     });
   });
+
+  // <div role="tablist" data-tablist> of links: the arrow keys, Home and End
+  // move between the tabs (the WAI-ARIA tabs pattern); Enter follows one.
+  document.addEventListener("keydown", function (event) {
+    var tab = event.target.closest && event.target.closest("[data-tablist] [role=tab]");
+    if (!tab) {
+      return;
+    }
+    var tabs = Array.prototype.slice.call(tab.parentNode.querySelectorAll("[role=tab]"));
+    var index = tabs.indexOf(tab);
+    var next = {
+      ArrowRight: tabs[(index + 1) % tabs.length],
+      ArrowLeft: tabs[(index - 1 + tabs.length) % tabs.length],
+      Home: tabs[0],
+      End: tabs[tabs.length - 1]
+    }[event.key];
+    if (next) {
+      event.preventDefault();
+      next.focus();
+    }
+  });
 })();

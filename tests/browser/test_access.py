@@ -56,7 +56,7 @@ def test_a_viewer_browses_to_a_syncs_push_items_and_finds_no_retry(page: Page, v
     expect(page.get_by_test_id("retry-button")).to_have_count(0)
     screenshot(page, "access-viewer-sync-detail")
 
-    page.get_by_role("link", name=re.compile(r"^Push items")).click()
+    page.get_by_role("tab", name=re.compile(r"^Push items")).click()
     expect(page).to_have_url(re.compile(r"\?tab=items$"))
     expect(page.locator("#items-table")).to_contain_text("PushError")
     expect(page.get_by_test_id("retry-button")).to_have_count(0)

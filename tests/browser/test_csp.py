@@ -67,12 +67,14 @@ def test_the_pages_work_under_the_policy(page: Page, admin_user: User, failed_sy
     expect(page.get_by_role("button", name="Copied")).to_be_visible()
     assert page.evaluate("() => navigator.clipboard.readText()") == str(failed_sync.sync_id)
     with page.expect_response(lambda r: "tab=items" in r.url):
-        page.locator("nav.tabs a", has_text="Push items").click()
+        page.get_by_role("tab", name=re.compile(r"^Push items")).click()
     expect(page.locator("#items-table")).to_be_visible()
-    with page.expect_response(htmx_get(detail, "status=")):
-        page.locator('select[name="status"]').select_option(index=0)
+    with page.expect_response(htmx_get(detail, "status=failed")):
+        page.get_by_test_id("status-filter").get_by_role(
+            "link", name=re.compile(r"^Failed")
+        ).click()
     with page.expect_response(lambda r: "tab=config" in r.url):
-        page.locator("nav.tabs a", has_text="Config").click()
+        page.get_by_role("tab", name="Config").click()
     with page.expect_download() as downloaded:
         page.locator("a.button", has_text="Download").click()
     assert downloaded.value.suggested_filename.endswith(".json")

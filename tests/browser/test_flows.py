@@ -19,7 +19,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from dashboard import models as mirror
-from dashboard import retry, selectors, vocabulary
+from dashboard import retry, selectors, sync_config, vocabulary
 from dashboard.tasks import follow_retries_task, run_retry_task
 from sandbox import models as sb
 from sandbox import services
@@ -122,50 +122,59 @@ def test_support_flow_from_dashboard_to_history_detail_config_and_csv(page: Page
     expect(page.locator("#sync-id")).to_have_text(sync_id)
     expect(page.locator("#sync-status .badge").first).to_have_text("5130")
 
-    # Push items: every item, then the PushErrors, then one core ID.
-    tabs = page.locator("nav.tabs")
-    tabs.get_by_role("link", name=re.compile(r"^Push items")).click()
+    # Push items: every item, then the failed ones, then one core ID.
+    tabs = page.get_by_role("tablist")
+    tabs.get_by_role("tab", name=re.compile(r"^Push items")).click()
     expect(page).to_have_url(re.compile(r"[?&]tab=items"))
+    expect(tabs.get_by_role("tab", name=re.compile(r"^Push items"))).to_have_attribute(
+        "aria-selected", "true"
+    )
     item_rows = page.locator("#items-table tbody tr")
     expect(item_rows).to_have_count(min(target.items_total, 50))
 
-    push_errors = list(
-        mirror.PushItem.objects.filter(sync=target, status=vocabulary.ItemStatus.PUSH_ERROR)
+    failed = list(
+        mirror.PushItem.objects.filter(sync=target, status__in=vocabulary.FAILED_ITEM_STATUSES)
         .order_by("id")
-        .values_list("transaction_id", flat=True)
+        .values_list("transaction_id", "status")
     )
-    assert push_errors and len(push_errors) < target.items_total
-    with page.expect_response(htmx_get(f"/syncs/{sync_id}/", "status=4")):
-        page.locator('select[name="status"]').select_option(label="PushError")
-    expect(item_rows).to_have_count(len(push_errors))
-    expect(item_rows.locator("td:nth-child(4)")).to_have_text(["PushError"] * len(push_errors))
-    expect(item_rows.locator("td:first-child")).to_have_text([str(t) for t in push_errors])
+    assert failed and len(failed) < target.items_total
+    shown = failed[:50]
+    with page.expect_response(htmx_get(f"/syncs/{sync_id}/", "status=failed")):
+        page.get_by_test_id("status-filter").get_by_role(
+            "link", name=re.compile(r"^Failed")
+        ).click()
+    expect(item_rows).to_have_count(len(shown))
+    expect(item_rows.locator("td:nth-child(4)")).to_have_text(
+        [vocabulary.ItemStatus(status).label for _, status in shown]
+    )
+    expect(item_rows.locator("td:first-child")).to_have_text([str(t) for t, _ in shown])
 
+    push_errors = [t for t, _ in failed]
     core_id = str(push_errors[-1])
     page.locator("#id_q").fill(core_id)
     with page.expect_response(htmx_get(f"/syncs/{sync_id}/", f"q={core_id}")):
         page.locator("#id_q").press("Enter")
     expect(item_rows).to_have_count(1)
     expect(item_rows.first.locator("td").first).to_have_text(core_id)
-    expect(item_rows.first.locator("td:nth-child(4)")).to_have_text("PushError")
     expect(page).to_have_url(re.compile(rf"[?&]q={core_id}"))
 
     prefix = core_id[:8]
     same_prefix = [str(t) for t in push_errors if str(t).startswith(prefix)]
     page.locator("#id_q").fill(prefix)
-    with page.expect_response(htmx_get(f"/syncs/{sync_id}/", f"q={prefix}&")):
+    with page.expect_response(htmx_get(f"/syncs/{sync_id}/", f"q={prefix}")):
         page.locator("#id_q").press("Enter")
     expect(item_rows.locator("td:first-child")).to_have_text(same_prefix)
 
-    # Config: the download is the snapshot in effect, as JSON.
-    snapshot, _ = selectors.config_for(target)
+    # Config: the download is the snapshot shown, as JSON.
+    snapshot = sync_config.for_sync(target).shown
     assert snapshot is not None
-    tabs.get_by_role("link", name="Config").click()
+    tabs.get_by_role("tab", name="Config").click()
     expect(page).to_have_url(re.compile(r"[?&]tab=config"))
+    page.get_by_text("The document as fetched (JSON)").click()
     expect(page.locator("#config-json")).to_be_visible()
     assert json.loads(page.locator("#config-json").inner_text()) == snapshot.config
     with page.expect_download() as download_info:
-        page.get_by_role("link", name="Download", exact=True).click()
+        page.get_by_test_id("config-download").click()
     download = download_info.value
     assert download.failure() is None
     assert download.suggested_filename.endswith(".json")

@@ -105,7 +105,14 @@ DASHBOARD: dict[str, Walk] = {
     "sync-detail": Walk(
         lambda e: reverse("sync-detail", args=[e["sync"].sync_id]),
         READ,
-        variants=(Variant("?tab=items"), Variant("?tab=items", HTMX), Variant("?tab=config")),
+        variants=(
+            Variant("?tab=items"),
+            Variant("?tab=items", HTMX),
+            Variant("?tab=items&status=failed", HTMX),
+            # A status filter that does not exist: the page says so.
+            Variant("?tab=items&status=broken", get=row(LOGIN, 403, 400, 400, 400, 400)),
+            Variant("?tab=config"),
+        ),
     ),
     "company-detail": Walk(lambda e: reverse("company-detail", args=[e["company_id"]]), READ),
     "transaction-detail": Walk(

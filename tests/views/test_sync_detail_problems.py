@@ -22,9 +22,9 @@ CLOSED = "The account period has closed."
 MISSING = "Tax rate was not found in the company's mapping."
 
 
-def _items(client, sync: Sync, query: str = "") -> str:
+def _items(client, sync: Sync, query: str = "", status: int = 200) -> str:
     response = client.get(reverse("sync-detail", args=[sync.sync_id]) + "?tab=items" + query)
-    assert response.status_code == 200
+    assert response.status_code == status
     return response.content.decode()
 
 
@@ -144,6 +144,6 @@ def test_the_items_tab_searches_this_syncs_messages(viewer_client, db):
     assert _items(viewer_client, sync, "&q=period+has").count('<td class="mono">') == 1
     assert "No items match." in _items(viewer_client, sync, "&q=nothing+like+it")
     # A status and a message together.
-    assert _items(viewer_client, sync, "&q=tax&status=3").count('<td class="mono">') == 0
-    too_long = _items(viewer_client, sync, "&q=" + "x" * 201)
+    assert _items(viewer_client, sync, "&q=tax&status=completed").count('<td class="mono">') == 0
+    too_long = _items(viewer_client, sync, "&q=" + "x" * 201, status=400)
     assert "at most 200 characters" in too_long
