@@ -115,7 +115,8 @@ def summary(request: HttpRequest) -> HttpResponse:
     context["range_query"] = _query_without(
         request, "code", "category", "failed_items", "sort", "dir", *PAGE_PARAMS
     )
-    context["chart"] = chart.build(result.buckets, result.bucket_unit)
+    span = context["span"]
+    context["chart"] = chart.build(result.buckets, result.bucket_unit, span.start, span.end)
     platform = filters.platform if filters else ""
     context["platform_query"] = "&" + urlencode({"platform": platform}) if platform else ""
     context["top_problems"] = problem_selectors.top(platform)
