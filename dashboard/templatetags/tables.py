@@ -129,10 +129,13 @@ def sync_rows(syncs: list[Any], causes: dict[int, Cause] | None = None) -> SafeS
             failed = join([failed, html(' <span class="resolved">{}</span>', "resolved")])
         rows.append(
             html(
-                '<tr><td>{}</td><td><a href="{}{}{}">{}</a></td><td>{}</td>'
-                '<td><span class="badge cat-{}" title="{}">{}</span> <span class="muted">{}</span>'
-                '</td><td class="num">{}{}</td><td class="num">{}</td>'
-                '<td><a class="mono" href="{}{}{}">{}</a></td>{}</tr>\n',
+                '<tr><td data-label="Time">{}</td><td data-label="Company"><a href="{}{}{}">{}</a>'
+                '</td><td data-label="Platform">{}</td><td class="wide" data-label="Status">'
+                '<span class="badge cat-{}" title="{}">{}</span> <span class="muted">{}</span>'
+                '</td><td class="num" data-label="Items">{}{}</td>'
+                '<td class="num" data-label="Duration">{}</td>'
+                '<td class="wide" data-label="Sync ID"><a class="mono" href="{}{}{}">{}</a></td>'
+                "{}</tr>\n",
                 stamp(sync.sync_utc),
                 company_head,
                 sync.company_uuid,
