@@ -156,7 +156,7 @@ def chips(
     found: list[Chip] = []
     if filters.q:
         found.append(
-            Chip("chip-search", "Search", f"“{filters.q}”", _query(params, "q"), "Search nothing",
+            Chip("chip-search", "Search", f"“{filters.q}”", _query(params, "q"), "Clear the search",
                  "search")
         )  # fmt: skip
     if filters.preset == "custom":
