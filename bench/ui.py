@@ -551,11 +551,17 @@ def main() -> None:
     url = "/syncs/?range=all"
     import re
 
-    for _ in range(50):
+    for n in range(50):
         body = client.get(url).content.decode()
+        if n == 2:
+            # Page 3's "Previous": page 2, read backwards from page 3's first row.
+            back = re.search(r'<a rel="prev" href="\?([^"]+)"', body)
+            pages["history_prev"] = ("/syncs/?" + back.group(1).replace("&amp;", "&"), None)
         match = re.search(r'<a rel="next" href="\?([^"]+)"', body)
         url = "/syncs/?" + match.group(1).replace("&amp;", "&")
     pages["history_page_50"] = (url, admin + "?p=49" if syncs > 5000 else None)
+    # The oldest page of all time: the keyset read from the other end.
+    pages["history_oldest"] = ("/syncs/?range=all&page=last", None)
     detail = f"/syncs/{sample.sync_id}/"
     # The admin's way to one sync is its changelist searched by the sync ID;
     # its change page (one row, no list) is timed beside it for the record.

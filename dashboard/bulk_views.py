@@ -30,7 +30,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from . import bulk_retry
 from .bulk_retry import BulkRefused, CountMismatch
-from .filters import SyncFilter
+from .filters import PAGE_PARAMS, SyncFilter
 from .forms import BulkReviewForm, SyncFilterForm
 from .models import BulkMember, BulkRetry, Company, Problem, group_key
 from .problems import retries
@@ -67,7 +67,8 @@ def bulk_open(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm(BULK_PERMISSION):
         raise RoleRequired(LEAD, "retry in bulk")
     query = request.GET.copy()
-    query.pop("after", None)  # the history's page cursor selects nothing
+    for name in PAGE_PARAMS:  # the history's place in its pages selects nothing
+        query.pop(name, None)
     scope = query.urlencode()
     form = SyncFilterForm(query)
     if not form.is_valid():

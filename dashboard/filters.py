@@ -36,6 +36,19 @@ SORTS = {
     "items": "Items",
     "duration": "Duration",
 }
+# Each sort's direction on its first click: names from A, times and numbers
+# from the largest (the newest sync, the most items, the highest status code).
+FIRST_DIRECTIONS = {
+    "time": "desc",
+    "company": "asc",
+    "platform": "asc",
+    "status": "desc",
+    "items": "desc",
+    "duration": "desc",
+}
+# The query parameters that place a page within a selection (they select
+# nothing): a link that changes the selection drops them.
+PAGE_PARAMS = ("after", "before", "page", "pos")
 
 
 @dataclass(frozen=True)
@@ -157,8 +170,12 @@ class SyncFilter:
     state: str = ""
     sort: str = "time"
     descending: bool = True
-    # The history's keyset cursor: (the sort column's value, the sync's pk).
+    # The history's keyset cursors, (the sort column's value, the sync's pk):
+    # the page after a row, or the page before one (read backwards).
     after: tuple[Any, int] | None = None
+    before: tuple[Any, int] | None = None
+    # The last page in the sort's order (read backwards from the other end).
+    last_page: bool = False
 
     @property
     def search_kind(self) -> str:

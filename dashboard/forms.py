@@ -17,7 +17,15 @@ from django.utils import timezone
 
 from .audit import AccessFilter
 from .failed_items import QUERY_MIN
-from .filters import DEFAULT_PRESET, PRESETS, SORTS, Range, SyncFilter, decode_cursor
+from .filters import (
+    DEFAULT_PRESET,
+    FIRST_DIRECTIONS,
+    PRESETS,
+    SORTS,
+    Range,
+    SyncFilter,
+    decode_cursor,
+)
 from .models import Problem
 from .platforms import platform_names
 from .problems.rows import ProblemRef
@@ -29,6 +37,7 @@ MAX_SEARCH = 200
 # none after 9999-12-31): 2999 is past any real range and far from that edge.
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2999, 12, 31)
+BAD_PAGE_LINK = "That page link is not valid; start from the first page."
 
 
 def code_choices() -> list[tuple[str, list[tuple[int, str]]]]:
@@ -164,6 +173,20 @@ class SyncFilterForm(RangeForm):
     sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
     dir = forms.ChoiceField(choices=[("desc", "Descending"), ("asc", "Ascending")], required=False)
     after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+    before = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+    page = forms.ChoiceField(
+        choices=[("last", "Last page")], required=False, widget=forms.HiddenInput,
+        error_messages={"invalid_choice": BAD_PAGE_LINK},
+    )  # fmt: skip
+    # Where the page's first row stands in the selection (1 for the first
+    # page), carried from page to page for its heading; it selects nothing.
+    pos = forms.IntegerField(
+        required=False, min_value=1, max_value=10**9, widget=forms.HiddenInput,
+        error_messages={
+            key: BAD_PAGE_LINK
+            for key in ("invalid", "min_value", "max_value")
+        },
+    )  # fmt: skip
     # The problem the filter names, for its chip (once the form is valid).
     problem_shown: ProblemRef | None = None
 
@@ -197,15 +220,31 @@ class SyncFilterForm(RangeForm):
         self.problem_shown = ProblemRef(pk, cause)
         return pk
 
-    def clean_after(self) -> tuple | None:
-        raw = self.cleaned_data.get("after") or ""
+    def _cursor(self, name: str) -> tuple | None:
+        raw = self.cleaned_data.get(name) or ""
         if not raw or "sort" in self.errors:
             # No cursor, or no valid sort to read it by (that error is shown).
             return None
         cursor = decode_cursor(raw, self.cleaned_data.get("sort") or "time")
         if cursor is None:
-            raise forms.ValidationError("That page link is not valid; start from the first page.")
+            raise forms.ValidationError(BAD_PAGE_LINK)
         return cursor
+
+    def clean_after(self) -> tuple | None:
+        return self._cursor("after")
+
+    def clean_before(self) -> tuple | None:
+        return self._cursor("before")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        places = [name for name in ("after", "before", "page") if self.data.get(name)]
+        if len(places) > 1:
+            raise forms.ValidationError(
+                "That page link is not valid: it names more than one place to start "
+                f"({' and '.join(places)}); start from the first page."
+            )
+        return data
 
     def filters(self, now: datetime | None = None) -> SyncFilter:
         """The valid filter this form holds, its rolling range ending at `now`.
@@ -214,6 +253,7 @@ class SyncFilterForm(RangeForm):
         """
         data = self.cleaned_data
         category = data.get("category")
+        sort = data.get("sort") or "time"
         return SyncFilter(
             span=self.date_range(now),
             preset=data.get("range") or DEFAULT_PRESET,
@@ -226,9 +266,11 @@ class SyncFilterForm(RangeForm):
             fingerprint=data.get("fingerprint") or "",
             problem=data.get("problem"),
             state=data.get("state") or "",
-            sort=data.get("sort") or "time",
-            descending=(data.get("dir") or "desc") == "desc",
+            sort=sort,
+            descending=(data.get("dir") or FIRST_DIRECTIONS[sort]) == "desc",
             after=data.get("after"),
+            before=data.get("before"),
+            last_page=data.get("page") == "last",
         )
 
 

@@ -228,6 +228,18 @@ class HistoryPage:
     outside_capped: bool = False
     # Each row's cause, by its pk (a row without one has none).
     causes: dict[int, Cause] = field(default_factory=dict)
+    # The page before this one, read backwards from its first row (None on the first page).
+    previous_cursor: str | None = None
+    # Where the first row stands in the selection (1 on the first page), if known.
+    first: int | None = None
+    # Whether this is the first page, or the last (nothing before its first row, or after its last).
+    at_start: bool = True
+    at_end: bool = True
+
+    @property
+    def last(self) -> int | None:
+        """Where the last row stands, if the first's place is known."""
+        return None if self.first is None or not self.rows else self.first + len(self.rows) - 1
 
 
 NULLABLE_SORTS = {"duration_s"}
@@ -250,28 +262,51 @@ def _after(column: str, descending: bool, value: Any, pk: int) -> Q:
 
 
 def _page_rows(
-    syncs: QuerySet[Sync], column: str, descending: bool, after: tuple | None, limit: int
+    syncs: QuerySet[Sync],
+    column: str,
+    descending: bool,
+    cursor: tuple | None,
+    limit: int,
+    *,
+    backward: bool = False,
 ) -> list[HistoryRow]:
     """Up to `limit` rows in the ordering (nulls last), after the cursor if any.
+
+    Backward, the same ordering is read from its other end (nulls first, each
+    part reversed), before the cursor if any: the rows nearest it come first.
 
     A nullable column is read as two index ranges, its values and then its
     nulls by id, rather than one NULLS LAST sort that no portable index serves.
     """
-    sign = "-" if descending else ""
+    down = descending != backward
+    sign = "-" if down else ""
+    op = "lt" if down else "gt"
+    valued = syncs.order_by(f"{sign}{column}", f"{sign}id")
+    # The parts in the reading order: (rows, whether their column has a value).
+    parts = [(valued, True)]
+    if column in NULLABLE_SORTS:
+        parts = [
+            (valued.filter(**{f"{column}__isnull": False}), True),
+            (syncs.filter(**{f"{column}__isnull": True}).order_by(f"{sign}id"), False),
+        ]
+        if backward:
+            parts.reverse()
+    value, pk = cursor if cursor is not None else (None, None)
+    started = cursor is None
     rows: list[HistoryRow] = []
-    value, pk = after if after is not None else (None, None)
-    if after is None or value is not None:
-        valued = syncs.order_by(f"{sign}{column}", f"{sign}id")
-        if column in NULLABLE_SORTS:
-            valued = valued.filter(**{f"{column}__isnull": False})
-        if after is not None:
-            valued = valued.filter(_after(column, descending, value, pk))
-        rows = _rows(valued[:limit])
-    if column in NULLABLE_SORTS and len(rows) < limit:
-        nulls = syncs.filter(**{f"{column}__isnull": True}).order_by(f"{sign}id")
-        if after is not None and value is None:
-            nulls = nulls.filter(**{f"id__{'lt' if descending else 'gt'}": pk})
-        rows += _rows(nulls[: limit - len(rows)])
+    for part, has_values in parts:
+        if not started:
+            # The parts before the cursor's own hold nothing after it.
+            if has_values != (value is not None):
+                continue
+            started = True
+            if has_values:
+                part = part.filter(_after(column, down, value, pk))
+            else:
+                part = part.filter(**{f"id__{op}": pk})
+        rows += _rows(part[: limit - len(rows)])
+        if len(rows) >= limit:
+            break
     return rows
 
 
@@ -279,7 +314,20 @@ def _rows(syncs: QuerySet[Sync]) -> list[HistoryRow]:
     return [HistoryRow._make(values) for values in syncs.values_list(*HISTORY_ROW_COLUMNS)]
 
 
-def history_page(filters: SyncFilter, size: int = PAGE_SIZE) -> HistoryPage:
+def _cursor_of(row: HistoryRow, column: str) -> str:
+    key = getattr(row, ROW_FIELD[column])
+    return encode_cursor(key.isoformat() if isinstance(key, datetime) else key, row.pk)
+
+
+def history_page(
+    filters: SyncFilter, size: int = PAGE_SIZE, position: int | None = None
+) -> HistoryPage:
+    """A page of the selection: the first, the one after or before a cursor, or the last.
+
+    Every page is a keyset read of `size + 1` rows from an index, whichever
+    way it is read; `position` (where the page's first row stands, carried
+    by the link that led here) only labels it.
+    """
     sort = filters.sort
     direction = "desc" if filters.descending else "asc"
     column = SORT_COLUMNS[sort]
@@ -287,17 +335,42 @@ def history_page(filters: SyncFilter, size: int = PAGE_SIZE) -> HistoryPage:
     selected = _selected(filters)
     syncs = _in_range(selected, filters.span)
     count, capped = history_count(filters, syncs)
-    rows = _page_rows(syncs, column, descending, filters.after, size + 1)
-    next_cursor = None
-    if len(rows) > size:
-        rows = rows[:size]
-        last = rows[-1]
-        key = getattr(last, ROW_FIELD[column])
-        next_cursor = encode_cursor(key.isoformat() if isinstance(key, datetime) else key, last.pk)
+
+    def forward(cursor: tuple | None) -> tuple[list[HistoryRow], bool]:
+        rows = _page_rows(syncs, column, descending, cursor, size + 1)
+        return rows[:size], len(rows) > size
+
+    def backward(cursor: tuple | None) -> tuple[list[HistoryRow], bool]:
+        rows = _page_rows(syncs, column, descending, cursor, size + 1, backward=True)
+        return rows[:size][::-1], len(rows) > size
+
+    first: int | None
+    if filters.before is not None:
+        rows, more_before = backward(filters.before)
+        at_end = False
+        first = position
+        if not more_before:
+            # Back at the start: the first page, whole (rows may have come since).
+            rows, more_after = forward(None)
+            at_end, first = not more_after, 1
+    elif filters.last_page:
+        rows, more_before = backward(None)
+        at_end = True
+        first = max(count - len(rows) + 1, 1) if not capped else None
+        if not more_before:
+            first = 1
+    else:
+        rows, more_after = forward(filters.after)
+        more_before = filters.after is not None
+        at_end = not more_after
+        first = position if more_before else 1
+    if first is not None and not capped and first + len(rows) - 1 > count:
+        # A stale position (the selection changed since the link was made): unknown.
+        first = None
     outside, outside_capped = outside_range(filters, selected) or (0, False)
     return HistoryPage(
         rows,
-        next_cursor,
+        _cursor_of(rows[-1], column) if rows and not at_end else None,
         count,
         capped,
         sort,
@@ -305,7 +378,30 @@ def history_page(filters: SyncFilter, size: int = PAGE_SIZE) -> HistoryPage:
         outside,
         outside_capped,
         causes=problem_rows.causes(rows),
+        previous_cursor=_cursor_of(rows[0], column) if rows and more_before else None,
+        first=first,
+        at_start=not more_before,
+        at_end=at_end,
     )
+
+
+def company_name(company_id: uuid.UUID) -> str | None:
+    """A company's name, by its upstream ID (None if no company has it)."""
+    return Company.objects.filter(company_id=company_id).values_list("name", flat=True).first()
+
+
+def fingerprint_cause(fingerprint: str) -> str | None:
+    """What an error group's latest sync failed of: its problem's cause, else its message."""
+    row = (
+        Sync.objects.filter(error_fingerprint=fingerprint)
+        .order_by("-sync_utc")
+        .values_list("problem__cause", "error_message")
+        .first()
+    )
+    if row is None:
+        return None
+    cause, message = row
+    return cause or message or None
 
 
 def export_rows(filters: SyncFilter) -> QuerySet[Sync]:

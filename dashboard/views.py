@@ -39,6 +39,7 @@ from . import (
     audit,
     chart,
     health_signals,
+    history_links,
     retry,
     saved_view_views,
     saved_views,
@@ -47,7 +48,7 @@ from . import (
     sync_config,
 )
 from . import preferences as user_preferences
-from .filters import PRESETS, SORTS, SyncFilter, short_id
+from .filters import PAGE_PARAMS, PRESETS, SyncFilter, short_id
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
 from .middleware import ZONE_SESSION_KEY
 from .models import Sync
@@ -88,7 +89,7 @@ def _query_without(request: HttpRequest, *names: str) -> str:
 def _all_time_query(request: HttpRequest) -> str:
     """The same filters and search over all time (from the first page)."""
     params = request.GET.copy()
-    for name in ("start", "end", "after"):
+    for name in ("start", "end", *PAGE_PARAMS):
         params.pop(name, None)
     params["range"] = "all"
     return params.urlencode()
@@ -135,9 +136,10 @@ def summary(request: HttpRequest) -> HttpResponse:
     result = selectors.summary(filters) if filters else selectors.Summary()
     context["summary"] = result
     context["range_query"] = _query_without(
-        request, "code", "category", "failed_items", "after", "sort", "dir"
+        request, "code", "category", "failed_items", "sort", "dir", *PAGE_PARAMS
     )
-    context["chart"] = chart.build(result.buckets, result.bucket_unit)
+    span = context["span"]
+    context["chart"] = chart.build(result.buckets, result.bucket_unit, span.start, span.end)
     platform = filters.platform if filters else ""
     context["platform_query"] = "&" + urlencode({"platform": platform}) if platform else ""
     context["top_problems"] = problem_selectors.top(platform)
@@ -156,8 +158,24 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
     context = _base_context(request, form)
     context["shelf"] = shelf
     filters = context["filters"]
-    page = selectors.history_page(filters) if filters else None
+    position = form.cleaned_data.get("pos") if filters else None
+    page = selectors.history_page(filters, position=position) if filters else None
     ids = filters.id_range if filters else None
+    if filters:
+        cleaned = form.cleaned_data
+        context["chips"] = history_links.chips(
+            request.GET,
+            filters,
+            cleaned,
+            company_name=selectors.company_name(filters.company) if filters.company else None,
+            fingerprint_cause=selectors.fingerprint_cause(filters.fingerprint)
+            if filters.fingerprint
+            else None,
+            problem=form.problem_shown,
+        )
+        context["sort_headers"] = history_links.sort_headers(request.GET, filters)
+    if page:
+        context["pages"] = history_links.page_links(request.GET, page, selectors.PAGE_SIZE)
     context.update(
         {
             "page": page,
@@ -165,14 +183,9 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
             "match_cap": search.MATCH_CAP,
             "short_id": bool(filters and short_id(filters.q)),
             "all_time_query": _all_time_query(request),
-            "sort_choices": list(SORTS.items()),
-            "sort_query": _query_without(request, "sort", "dir", "after"),
-            "page_query": _query_without(request, "after"),
-            "without_problem_query": _query_without(request, "problem", "after"),
             # The export and the bulk retry record their filters: not the view's name.
-            "export_query": _query_without(request, "after", saved_views.VIEW_PARAM),
+            "export_query": _query_without(request, *PAGE_PARAMS, saved_views.VIEW_PARAM),
             "export_cap": settings.CSV_EXPORT_MAX_ROWS,
-            "is_first_page": not request.GET.get("after"),
         }
     )
     template = "dashboard/history.html"
@@ -208,7 +221,7 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         )
     rows = selectors.export_rows(filters)
     _check_export_cap(request, rows)
-    event = audit.export_started(request, query=_query_without(request, "after"))
+    event = audit.export_started(request, query=_query_without(request, *PAGE_PARAMS))
     writer = csv.writer(_Echo())
     header = [
         "sync_id", "company_id", "company", "platform", "status_code", "status", "category",

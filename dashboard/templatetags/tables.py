@@ -129,10 +129,13 @@ def sync_rows(syncs: list[Any], causes: dict[int, Cause] | None = None) -> SafeS
             failed = join([failed, html(' <span class="resolved">{}</span>', "resolved")])
         rows.append(
             html(
-                '<tr><td>{}</td><td><a href="{}{}{}">{}</a></td><td>{}</td>'
-                '<td><span class="badge cat-{}" title="{}">{}</span> <span class="muted">{}</span>'
-                '</td><td class="num">{}{}</td><td class="num">{}</td>'
-                '<td><a class="mono" href="{}{}{}">{}</a></td>{}</tr>\n',
+                '<tr><td data-label="Time">{}</td><td data-label="Company"><a href="{}{}{}">{}</a>'
+                '</td><td data-label="Platform">{}</td><td class="wide" data-label="Status">'
+                '<span class="badge cat-{}" title="{}">{}</span> <span class="muted">{}</span>'
+                '</td><td class="num" data-label="Items">{}{}</td>'
+                '<td class="num" data-label="Duration">{}</td>'
+                '<td class="wide" data-label="Sync ID"><a class="mono" href="{}{}{}">{}</a></td>'
+                "{}</tr>\n",
                 stamp(sync.sync_utc),
                 company_head,
                 sync.company_uuid,
@@ -301,27 +304,49 @@ def long_running_rows(syncs: list[dict[str, Any]]) -> SafeString:
 
 @register.simple_tag
 def chart_bars(chart: Chart, history_url: str, platform: str) -> SafeString:
-    """The chart's stacked bars: each segment links to the history of its day and outcome."""
+    """The chart's stacked bars: each segment links to the history of its day and outcome.
+
+    A partial bucket's slot is a hatched band behind its bar, whose segments
+    are drawn lighter; its titles say why.
+    """
     platform_query = html("&amp;platform={}", quote(platform)) if platform else ""
-    return join(
-        html(
-            '<a href="{}?range=custom&amp;start={}&amp;end={}&amp;category={}{}">'
-            '<rect class="{}" x="{}" y="{}" width="{}" height="{}">'
-            "<title>{}: {} {}</title></rect></a>",
-            history_url,
-            bar.day,
-            bar.day,
-            segment.category.key,
-            platform_query,
-            segment.css,
-            bar.x,
-            segment.y,
-            bar.width,
-            segment.height,
-            bar.label,
-            segment.value,
-            segment.category.label.lower(),
+    parts = []
+    for bar in chart.bars:
+        partial = f" ({bar.partial})" if bar.partial else ""
+        if bar.partial:
+            parts.append(
+                html(
+                    '<rect class="partial-band" x="{}" y="{}" width="{}" height="{}" '
+                    'fill="url(#partial-hatch)"><title>{}: partial, {}</title></rect>',
+                    bar.slot_x,
+                    chart.top,
+                    bar.slot_width,
+                    chart.baseline - chart.top,
+                    bar.label,
+                    bar.partial,
+                )
+            )
+        parts.extend(
+            html(
+                '<a href="{}?range=custom&amp;start={}&amp;end={}&amp;category={}{}">'
+                '<rect class="{}{}" x="{}" y="{}" width="{}" height="{}">'
+                "<title>{}: {} {}{}</title></rect></a>",
+                history_url,
+                bar.day,
+                bar.day,
+                segment.category.key,
+                platform_query,
+                segment.css,
+                " partial" if bar.partial else "",
+                bar.x,
+                segment.y,
+                bar.width,
+                segment.height,
+                bar.label,
+                segment.value,
+                segment.category.label.lower(),
+                partial,
+            )
+            for segment in bar.segments
         )
-        for bar in chart.bars
-        for segment in bar.segments
-    )
+    return join(parts)

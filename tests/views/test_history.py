@@ -311,10 +311,10 @@ def test_the_rows_escape_upstream_text_and_show_what_the_template_showed(viewer_
     assert f'<a class="mono" href="/syncs/{sync.sync_id}/">{sync.sync_id}</a>' in body
     assert f'href="/companies/{company.company_id}/"' in body
     assert (
-        '<td class="num">1,200 <span class="bad-text">(600 failed)</span> '
+        '<td class="num" data-label="Items">1,200 <span class="bad-text">(600 failed)</span> '
         '<span class="outstanding">600 outstanding</span></td>'
     ) in body
-    assert '<td class="num">1m 30s</td>' in body
+    assert '<td class="num" data-label="Duration">1m 30s</td>' in body
     assert 'title="Data push error">5130</span>' in body
     assert "No syncs match" not in body
     assert "No syncs match these filters." in _get(viewer_client, "code=4040").content.decode()

@@ -31,7 +31,13 @@ def _history(client, query: str) -> str:
 
 def _rows(body: str) -> set[str]:
     """The sync IDs of the history table's rows."""
-    return set(re.findall(r'<td><a class="mono" href="/syncs/([0-9a-f-]{36})/">', body))
+    return set(
+        re.findall(
+            r'<td class="wide" data-label="Sync ID">'
+            r'<a class="mono" href="/syncs/([0-9a-f-]{36})/">',
+            body,
+        )
+    )
 
 
 def _listed(body: str, kind: str) -> list[str]:
