@@ -1,13 +1,23 @@
 from django.urls import path
 
-from . import audit_views, bulk_views, item_views, problem_views, retry_views, views, webhooks
+from . import (
+    audit_views,
+    bulk_views,
+    company_views,
+    item_views,
+    problem_views,
+    retry_views,
+    views,
+    webhooks,
+)
 
 urlpatterns = [
     path("", views.summary, name="summary"),
     path("syncs/", views.history, name="sync-history"),
     path("syncs/export.csv", views.history_csv, name="sync-history-csv"),
     path("syncs/<uuid:sync_id>/", views.sync_detail, name="sync-detail"),
-    path("companies/<uuid:company_id>/", views.company_detail, name="company-detail"),
+    path("companies/", company_views.company_list, name="company-list"),
+    path("companies/<uuid:company_id>/", company_views.company_detail, name="company-detail"),
     path("items/search/", item_views.item_search, name="item-search"),
     path(
         "transactions/<uuid:transaction_id>/",
