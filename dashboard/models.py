@@ -102,7 +102,6 @@ class Company(models.Model):
         verbose_name_plural = "companies"
         permissions = [("purge_company", "Can erase a company's mirrored data")]
         indexes = [
-            models.Index(fields=["name"]),
             models.Index(fields=["platform_name"]),
             models.Index(fields=["-failing_streak"], name="company_streak"),
             # The dashboard's "outstanding now": index-only on PostgreSQL.

@@ -118,6 +118,22 @@ class CompanyPage:
     previous_cursor: str | None = None
 
 
+def _beyond(
+    rows: QuerySet[Company], column: str, value: Any, pk: int, up: bool
+) -> QuerySet[Company]:
+    """Rows past (`value`, `pk`) going up (or down). The bound beside the row comparison
+    is redundant, and it is where PostgreSQL starts reading the index."""
+    if up:
+        return rows.filter(
+            Q(**{f"{column}__gte": value}),
+            Q(**{f"{column}__gt": value}) | Q(**{column: value, "id__gt": pk}),
+        )
+    return rows.filter(
+        Q(**{f"{column}__lte": value}),
+        Q(**{f"{column}__lt": value}) | Q(**{column: value, "id__lt": pk}),
+    )
+
+
 def _segments(
     rows: QuerySet[Company], sort: Sort, ascending: bool, cursor: tuple[Any, int] | None
 ) -> list[QuerySet[Company]]:
@@ -127,26 +143,24 @@ def _segments(
     down last. Each read is one stretch of the sort's index.
     """
     column = sort.column
-    value, pk = cursor if cursor is not None else (None, None)
+    value, pk = cursor if cursor is not None else (None, 0)
+    filled = rows.filter(**{f"{column}__isnull": False}) if sort.nullable else rows
+    empty = rows.filter(**{f"{column}__isnull": True})
     if ascending:
-        filled = rows.filter(**{f"{column}__isnull": False}) if sort.nullable else rows
         filled = filled.order_by(column, "id")
         if cursor is not None and value is not None:
-            return [
-                filled.filter(Q(**{f"{column}__gt": value}) | Q(**{column: value, "id__gt": pk}))
-            ]
+            return [_beyond(filled, column, value, pk, up=True)]
         if not sort.nullable:
-            return [filled if cursor is None else filled.filter(id__gt=pk)]
-        empty = rows.filter(**{f"{column}__isnull": True}).order_by("id")
+            return [filled]
+        empty = empty.order_by("id")
         return [empty if cursor is None else empty.filter(id__gt=pk), filled]
-    filled = rows.filter(**{f"{column}__isnull": False}) if sort.nullable else rows
     filled = filled.order_by(f"-{column}", "-id")
-    empty = rows.filter(**{f"{column}__isnull": True}).order_by("-id")
+    empty = empty.order_by("-id")
     if cursor is None:
         return [filled, empty] if sort.nullable else [filled]
     if value is None:
         return [empty.filter(id__lt=pk)]
-    before = filled.filter(Q(**{f"{column}__lt": value}) | Q(**{column: value, "id__lt": pk}))
+    before = _beyond(filled, column, value, pk, up=False)
     return [before, empty] if sort.nullable else [before]
 
 

@@ -1,7 +1,8 @@
 """The companies index: each company's last sync and last success on its own row (kept
 by ingest with the failing streak), counted here for an existing estate a batch of
-companies at a time, and an index for each of the index's sorts; a company's retry
-requests newest first, for its timeline."""
+companies at a time, and an index for each of the index's sorts (the one on the name
+alone gives way to the name and ID); a company's retry requests newest first, for its
+timeline."""
 
 from django.db import migrations, models
 
@@ -67,6 +68,8 @@ class Migration(migrations.Migration):
             )
             for key, column in SORTS.items()
         ),
+        # company_by_name (name, id) serves every read this one did, and the sort's ties.
+        online.RemoveIndexConcurrently(model_name="company", name="dashboard_c_name_e237b2_idx"),
         online.AddIndexConcurrently(
             model_name="retryrequest",
             index=models.Index(fields=["company", "-created_at", "-id"], name="retry_company_time"),
