@@ -259,8 +259,26 @@ def build(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
             )
+        if _has_company_times():
+            # What ingest keeps (and the migration backfilled): the companies index sorts by them.
+            cursor.execute(COMPANY_TIMES)
         cursor.execute("ANALYZE")
     print(f"loaded in {time.monotonic() - started:.0f}s", flush=True)
+
+
+COMPANY_TIMES = (
+    "UPDATE dashboard_company SET "
+    "last_sync_at = (SELECT max(s.sync_utc) FROM dashboard_sync AS s "
+    "WHERE s.company_id = dashboard_company.id), "
+    "last_success_at = (SELECT max(s.sync_utc) FROM dashboard_sync AS s "
+    "WHERE s.company_id = dashboard_company.id AND s.category = 1)"
+)
+
+
+def _has_company_times() -> bool:
+    from dashboard.models import Company
+
+    return any(f.name == "last_sync_at" for f in Company._meta.get_fields())
 
 
 def build_state() -> float | None:
@@ -455,6 +473,43 @@ def problem_pages(client) -> dict[str, tuple[str, str | None]]:
     return pages
 
 
+def company_pages(client) -> dict[str, tuple[str, str | None]]:
+    """The companies index (default sort, by failing streak, a name search) and the
+    timeline of the company with the most syncs, once the site has them."""
+    import re
+
+    from django.db.models import Count
+    from django.urls import NoReverseMatch, reverse
+
+    from dashboard.models import Company, Sync
+
+    try:
+        listed = reverse("company-list")
+    except NoReverseMatch:
+        print("(no companies index in this version: its pages are not timed)")
+        return {}
+    busiest = Sync.objects.values("company_id").annotate(n=Count("id")).order_by("-n").first()
+    busy = Company.objects.get(pk=busiest["company_id"])
+    timeline = reverse("company-detail", args=[busy.company_id])
+    pages: dict[str, tuple[str, str | None]] = {
+        "companies_index": (listed, None),
+        "companies_sorted_streak": (listed + "?sort=streak&dir=desc", None),
+        "companies_search": (listed + "?q=Company+77", None),
+        "company_timeline": (timeline, None),
+    }
+    # Their second pages, by the pages' own links.
+    for name in ("companies_sorted_streak", "company_timeline"):
+        url = pages[name][0]
+        body = client.get(url).content.decode()
+        match = re.search(r'<a rel="next" href="\?([^"#]+)', body)
+        if match:
+            pages[f"{name}_2"] = (
+                url.split("?")[0] + "?" + match.group(1).replace("&amp;", "&"),
+                None,
+            )
+    return pages
+
+
 def main() -> None:
     harness.ensure_database(ENV)
     harness.django_setup(ENV)
@@ -588,6 +643,7 @@ def main() -> None:
     pages["retry_confirm"] = (f"/syncs/{outstanding.sync_id}/retry/", None)
 
     pages.update(problem_pages(client))
+    pages.update(company_pages(client))
     if ONLY:
         pages = {name: urls for name, urls in pages.items() if name.startswith(ONLY)}
 

@@ -32,6 +32,18 @@ from .vocabulary import (
     status_label,
 )
 
+# The companies index's sorts: key (in its URL and its index's name) -> column.
+COMPANY_SORT_COLUMNS = {
+    "name": "name",
+    "platform": "platform_name",
+    "connection": "connection_status",
+    "outstanding": "items_outstanding",
+    "streak": "failing_streak",
+    "last_sync": "last_sync_at",
+    "last_success": "last_success_at",
+    "problems": "problems_open",
+}
+
 
 class Company(models.Model):
     company_id = models.UUIDField(unique=True)
@@ -68,6 +80,18 @@ class Company(models.Model):
         default=0,
         help_text="Mirror: open or regressed problems with an outstanding share of this company.",
     )
+    last_sync_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Mirror: the start (syncUtc) of its newest sync, kept by ingest with the "
+        "failing streak; empty: no sync yet.",
+    )
+    last_success_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Mirror: the start of its newest successful sync (a retry's included), kept "
+        "by ingest with the failing streak; empty: none yet.",
+    )
     state_built_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -79,7 +103,6 @@ class Company(models.Model):
         verbose_name_plural = "companies"
         permissions = [("purge_company", "Can erase a company's mirrored data")]
         indexes = [
-            models.Index(fields=["name"]),
             models.Index(fields=["platform_name"]),
             models.Index(fields=["-failing_streak"], name="company_streak"),
             # The dashboard's "outstanding now": index-only on PostgreSQL.
@@ -94,6 +117,12 @@ class Company(models.Model):
                 fields=["platform_name"],
                 name="company_problems_open",
                 condition=models.Q(problems_open__gt=0),
+            ),
+            # The companies index: one per sort, read forwards or backwards a
+            # page at a time (the ID breaks ties, so a cursor is exact).
+            *(
+                models.Index(fields=[column, "id"], name=f"company_by_{key}")
+                for key, column in COMPANY_SORT_COLUMNS.items()
             ),
         ]
 
@@ -857,6 +886,8 @@ class RetryRequest(models.Model):
             models.Index(fields=["-created_at"], name="retry_created"),
             models.Index(fields=["state", "created_at"], name="retry_state"),
             models.Index(fields=["new_sync_id"], name="retry_new_sync"),
+            # A company's timeline, newest first.
+            models.Index(fields=["company", "-created_at", "-id"], name="retry_company_time"),
         ]
 
     def __str__(self) -> str:

@@ -3,6 +3,7 @@ from django.urls import path
 from . import (
     audit_views,
     bulk_views,
+    company_views,
     item_views,
     jump_views,
     problem_views,
@@ -17,7 +18,8 @@ urlpatterns = [
     path("syncs/", views.history, name="sync-history"),
     path("syncs/export.csv", views.history_csv, name="sync-history-csv"),
     path("syncs/<uuid:sync_id>/", views.sync_detail, name="sync-detail"),
-    path("companies/<uuid:company_id>/", views.company_detail, name="company-detail"),
+    path("companies/", company_views.company_list, name="company-list"),
+    path("companies/<uuid:company_id>/", company_views.company_detail, name="company-detail"),
     path("find/", jump_views.jump, name="jump"),
     path("items/search/", item_views.item_search, name="item-search"),
     path(

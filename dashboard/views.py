@@ -462,29 +462,6 @@ def config_download(request: HttpRequest, company_id: str, snapshot_id: int) -> 
     return response
 
 
-@require_GET
-def company_detail(request: HttpRequest, company_id: str) -> HttpResponse:
-    overview = selectors.company_overview(company_id)
-    if overview is None:
-        raise Http404("No such company.")
-    company = overview.company
-    context = {
-        "company": company,
-        "recent": overview.recent,
-        "latest": overview.recent[0] if overview.recent else None,
-        "last_success": overview.last_success,
-        "snapshots": overview.snapshots,
-        "history_query": f"company={company.company_id}&range=all",
-        "refresh": getattr(company, "refresh", None),
-        "missed_webhooks": health_signals.company_missed_webhooks(
-            company, timezone.now() - health_signals.LOOK_BACK
-        )
-        if health_signals.expecting_webhooks()
-        else None,
-    }
-    return render(request, "dashboard/company.html", context)
-
-
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
     """How times are shown. Like every page it needs a support role: it sets how the

@@ -111,12 +111,15 @@ STREAK_WINDOW = 1000
 
 
 def update_streak(company: Company) -> None:
-    """Count the failed attempts in a row since the company's last success.
+    """Count the failed attempts in a row since the company's last success, and note the
+    start of its newest sync and of its newest successful one (the companies index's
+    "last sync" and "last success").
 
     An attempt is a retry chain (an original and its retries), at the
     original's place, counted as its chain category: a retry that fails again
     does not lengthen the streak, and a chain that ended resolved ends it.
     """
+    _update_last_syncs(company)
     streak, since = 0, None
     recent = (
         Sync.objects.filter(company=company, retry_of__isnull=True)
@@ -136,6 +139,22 @@ def update_streak(company: Company) -> None:
         triggers.changed(triggers.STREAK)
     # Its failed syncs without items are outstanding while the streak lasts.
     problem_upkeep.recount_locked([company.pk])
+
+
+def _update_last_syncs(company: Company) -> None:
+    """Read again, never worked out from what was written: a sync's category changes when
+    its items are read, and a success may turn out failed. Two probes of
+    `sync_company_time`, newest first."""
+    syncs = Sync.objects.filter(company=company).order_by("-sync_utc")
+    last_sync = syncs.values_list("sync_utc", flat=True).first()
+    last_success = (
+        syncs.filter(category=Category.SUCCESS).values_list("sync_utc", flat=True).first()
+    )
+    if (company.last_sync_at, company.last_success_at) != (last_sync, last_success):
+        Company.objects.filter(pk=company.pk).update(
+            last_sync_at=last_sync, last_success_at=last_success
+        )
+        company.last_sync_at, company.last_success_at = last_sync, last_success
 
 
 def _record_success(state: RefreshState, stats: Stats, now: datetime) -> None:

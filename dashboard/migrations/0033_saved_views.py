@@ -47,7 +47,7 @@ def revoke(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0031_company_problems_open"),
+        ("dashboard", "0032_company_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

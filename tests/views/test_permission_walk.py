@@ -114,7 +114,25 @@ DASHBOARD: dict[str, Walk] = {
             Variant("?tab=config"),
         ),
     ),
-    "company-detail": Walk(lambda e: reverse("company-detail", args=[e["company_id"]]), READ),
+    "company-list": Walk(
+        lambda e: reverse("company-list"),
+        READ,
+        variants=(
+            Variant("?sort=streak&dir=asc&failing=on&size=5", HTMX),
+            Variant("?q=acme&outstanding=on"),
+            # A sort that does not exist, a page link that is not one: the page says so.
+            Variant("?sort=size", get=row(LOGIN, 403, 400, 400, 400, 400)),
+            Variant("?after=not-a-cursor", get=row(LOGIN, 403, 400, 400, 400, 400)),
+        ),
+    ),
+    "company-detail": Walk(
+        lambda e: reverse("company-detail", args=[e["company_id"]]),
+        READ,
+        variants=(
+            Variant("", HTMX),
+            Variant("?timeline_after=not-a-cursor", get=row(LOGIN, 403, 400, 400, 400, 400)),
+        ),
+    ),
     "transaction-detail": Walk(
         lambda e: reverse("transaction-detail", args=[e["transaction_id"]]), READ
     ),
