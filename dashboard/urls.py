@@ -1,10 +1,22 @@
 from django.urls import path
 
-from . import audit_views, bulk_views, item_views, problem_views, retry_views, views, webhooks
+from . import (
+    audit_views,
+    bulk_views,
+    item_views,
+    live_views,
+    problem_views,
+    retry_views,
+    views,
+    webhooks,
+)
 
 urlpatterns = [
     path("", views.summary, name="summary"),
+    path("live/totals/", live_views.summary_live, name="summary-live"),
+    path("live/first-import/", live_views.first_import, name="first-import"),
     path("syncs/", views.history, name="sync-history"),
+    path("syncs/new/", live_views.history_new, name="sync-history-new"),
     path("syncs/export.csv", views.history_csv, name="sync-history-csv"),
     path("syncs/<uuid:sync_id>/", views.sync_detail, name="sync-detail"),
     path("companies/<uuid:company_id>/", views.company_detail, name="company-detail"),
