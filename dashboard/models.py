@@ -170,7 +170,7 @@ class Sync(models.Model):
     category = models.PositiveSmallIntegerField(
         choices=Category.choices, help_text="Failed if the code failed or any item failed."
     )
-    first_seen = models.DateTimeField(default=timezone.now)
+    first_seen = models.DateTimeField(default=timezone.now, help_text="Mirror: first fetched.")
     completed_at = models.DateTimeField(
         null=True, blank=True, help_text="Mirror: when the sync was first seen terminal."
     )
@@ -245,6 +245,8 @@ class Sync(models.Model):
         ]
         indexes = [
             models.Index(fields=["-sync_utc", "-id"], name="sync_time"),
+            # The dashboard's "new since your last visit": the syncs mirrored since.
+            models.Index(fields=["first_seen"], name="sync_first_seen"),
             models.Index(fields=["status_code", "-sync_utc"], name="sync_code_time"),
             models.Index(fields=["category", "-sync_utc"], name="sync_category_time"),
             # The dashboard's failing companies and error groups: index-only on PostgreSQL.
@@ -578,7 +580,8 @@ class WebhookEvent(models.Model):
 
 
 class UserPreference(models.Model):
-    """How one user wants to see times: UTC (the default) or a local time zone."""
+    """How one user wants to see times (UTC, the default, or a local time zone), and when
+    they last looked at the pages that mark what is new."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sync_health_preference"
@@ -589,6 +592,11 @@ class UserPreference(models.Model):
         null=True,
         blank=True,
         help_text="When they last opened the Problems page: what is new or regressed since.",
+    )
+    syncs_seen_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When they last opened the dashboard or the history: which syncs are new since.",
     )
 
     def __str__(self) -> str:

@@ -1,9 +1,11 @@
 """Each user's display preferences: the time zone their pages show times in, and when
-they last looked at the Problems page."""
+they last looked at the pages that mark what is new (the Problems page; the dashboard
+and the history)."""
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,13 +13,30 @@ from django.utils import timezone
 
 from .models import UserPreference
 
-# The Problems page compares with the look before this visit: a visit is a run
-# of looks (filters, next pages) less than this apart.
-LOOK_SESSION_KEY = "sync_health_problems_look"
+# The pages that mark what is new compare with the look before this visit: a
+# visit is a run of looks (filters, next pages) less than this apart.
 VISIT_GAP = timedelta(minutes=30)
 # Looks this close to the one written down are the same look: no write (a row
 # and the session, two commits) for every filter or page of one visit.
 LOOK_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Looked:
+    """A page (or pages) whose looks are remembered: the preference's field, the session's key."""
+
+    field: str
+    session_key: str
+    # Pages opened often (and followed by their links): a look this soon after the
+    # session's last one is the same visit, told by the session alone (no read, no
+    # write); the field then lags the latest look by at most this much.
+    recheck: timedelta | None = None
+
+
+# The Problems page: what is new or regressed since.
+PROBLEMS = Looked("problems_seen_at", "sync_health_problems_look")
+# The dashboard and the history, together: which syncs arrived since.
+SYNCS = Looked("syncs_seen_at", "sync_health_syncs_look", recheck=timedelta(minutes=1))
 
 
 def for_user(user_id: int) -> UserPreference:
@@ -39,19 +58,23 @@ def active_zone(user_id: int) -> str:
     return preference.active_zone if preference is not None else "UTC"
 
 
-def last_problems_look(
-    session: MutableMapping[str, Any], user_id: int, *, mark: bool
+def last_look(
+    session: MutableMapping[str, Any], user_id: int, looked: Looked, *, mark: bool
 ) -> datetime | None:
-    """When the user looked at the Problems page before this visit (None: never).
+    """When the user looked at these pages before this visit (None: never).
 
-    `problems_seen_at` holds their latest look; the session remembers the look
-    before it for as long as the visit lasts, so the visit's next pages still
-    say what was new when it began. `mark`: this request is a look.
+    The preference's field holds their latest look; the session remembers the
+    look before it for as long as the visit lasts, so the visit's next pages
+    still say what was new when it began. `mark`: this request is a look.
     """
-    preference = for_user(user_id)
-    latest = preference.problems_seen_at
-    kept = session.get(LOOK_SESSION_KEY)
+    kept = session.get(looked.session_key)
     now = timezone.now()
+    if looked.recheck is not None and isinstance(kept, dict):
+        recent = _moment(kept.get("latest"))
+        if recent is not None and timedelta(0) <= now - recent < looked.recheck:
+            return _moment(kept.get("before"))
+    preference = for_user(user_id)
+    latest: datetime | None = getattr(preference, looked.field)
     before = latest
     kept_latest = (
         isinstance(kept, dict) and latest is not None and kept.get("latest") == latest.isoformat()
@@ -62,9 +85,9 @@ def last_problems_look(
         # The same look: the time written a moment ago stands, the session too.
         return before
     if mark:
-        preference.problems_seen_at = now
-        preference.save(update_fields=["problems_seen_at"])
-        session[LOOK_SESSION_KEY] = {
+        setattr(preference, looked.field, now)
+        preference.save(update_fields=[looked.field])
+        session[looked.session_key] = {
             "before": before.isoformat() if before else None,
             "latest": now.isoformat(),
         }

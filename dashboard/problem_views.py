@@ -70,7 +70,9 @@ def last_look(request: HttpRequest, *, mark: bool) -> datetime | None:
     """When the user looked at the Problems page before this visit; `mark`: this is a look."""
     user_id = request.user.pk
     assert user_id is not None  # LoginRequiredMiddleware
-    return user_preferences.last_problems_look(request.session, user_id, mark=mark)
+    return user_preferences.last_look(
+        request.session, user_id, user_preferences.PROBLEMS, mark=mark
+    )
 
 
 def _query_without(request: HttpRequest, *names: str) -> str:

@@ -198,6 +198,8 @@ class HistoryRow(NamedTuple):
     problem_id: int | None = None
     error_message: str = ""
     exception_message: str = ""
+    # When the mirror first saw it: "new" since the person's last visit.
+    first_seen: datetime | None = None
 
     @property
     def status_label(self) -> str:
@@ -209,7 +211,7 @@ HISTORY_ROW_COLUMNS = (
     "id", "sync_id", "status_code", "status_text", "category", "sync_utc", "items_total",
     "items_failed", "items_outstanding", "resolved_at", "duration_s", "platform_name",
     "company__company_id", "company__name", "retry_of_id", "problem_id", "error_message",
-    "exception_message",
+    "exception_message", "first_seen",
 )  # fmt: skip
 # The row's field that holds each sort column's value (the next page's cursor).
 ROW_FIELD = dict(zip(HISTORY_ROW_COLUMNS, HistoryRow._fields, strict=True))
@@ -499,8 +501,31 @@ def _preset_snapshot(filters: SyncFilter) -> rankings.Rankings | None:
 def summary(filters: SyncFilter) -> Summary:
     syncs = filtered_syncs(filters).order_by()
     span = filters.span
-    result = Summary()
     hourly = span.hours <= 48
+    result, series = _totals(filters, syncs, hourly)
+    result.buckets = _fill_buckets(series, span.start, span.end, hourly)
+    ranked = _preset_snapshot(filters) or rankings.count(syncs)
+    result.failing_companies = ranked.failing_companies
+    result.errors = ranked.errors
+    result.ranked_at = ranked.counted_at if ranked.from_snapshot else None
+    result.streaks = ranked.streaks
+    result.long_running = ranked.long_running
+    result.long_running_count = ranked.long_running_count
+    return result
+
+
+def totals(filters: SyncFilter) -> Summary:
+    """The summary's cards alone, without the chart and the rankings: what the dashboard
+    asks for again while it is open."""
+    syncs = filtered_syncs(filters).order_by()
+    return _totals(filters, syncs, filters.span.hours <= 48)[0]
+
+
+def _totals(
+    filters: SyncFilter, syncs: QuerySet[Sync], hourly: bool
+) -> tuple[Summary, dict[datetime, dict[int, int]]]:
+    """The range's totals and codes, what is outstanding, and the counts per bucket."""
+    result = Summary()
     result.bucket_unit = "hour" if hourly else "day"
     # One pass over the range gives the totals, the codes and the chart.
     codes: dict[int, int] = {}
@@ -527,20 +552,11 @@ def summary(filters: SyncFilter) -> Summary:
     )
     if finished:
         result.success_rate = result.by_category.get(Category.SUCCESS, 0) / finished
-    result.buckets = _fill_buckets(series, span.start, span.end, hourly)
-
     result.outstanding = outstanding_now(filters.platform)
     result.outstanding_in_range, result.outstanding_in_range_capped = bounded_count(
         syncs.filter(items_outstanding__gt=0, retry_of__isnull=True)
     )
-    ranked = _preset_snapshot(filters) or rankings.count(syncs)
-    result.failing_companies = ranked.failing_companies
-    result.errors = ranked.errors
-    result.ranked_at = ranked.counted_at if ranked.from_snapshot else None
-    result.streaks = ranked.streaks
-    result.long_running = ranked.long_running
-    result.long_running_count = ranked.long_running_count
-    return result
+    return result, series
 
 
 def _fill_buckets(

@@ -6,6 +6,7 @@ from . import (
     company_views,
     item_views,
     jump_views,
+    live_views,
     problem_views,
     retry_views,
     saved_view_views,
@@ -15,7 +16,10 @@ from . import (
 
 urlpatterns = [
     path("", views.summary, name="summary"),
+    path("live/totals/", live_views.summary_live, name="summary-live"),
+    path("live/first-import/", live_views.first_import, name="first-import"),
     path("syncs/", views.history, name="sync-history"),
+    path("syncs/new/", live_views.history_new, name="sync-history-new"),
     path("syncs/export.csv", views.history_csv, name="sync-history-csv"),
     path("syncs/<uuid:sync_id>/", views.sync_detail, name="sync-detail"),
     path("companies/", company_views.company_list, name="company-list"),

@@ -13,6 +13,7 @@ import csv
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +41,7 @@ from . import (
     chart,
     health_signals,
     history_links,
+    live,
     retry,
     saved_view_views,
     saved_views,
@@ -48,7 +50,7 @@ from . import (
     sync_config,
 )
 from . import preferences as user_preferences
-from .filters import PAGE_PARAMS, PRESETS, SyncFilter, short_id
+from .filters import PAGE_PARAMS, PRESETS, SyncFilter, encode_cursor, short_id
 from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
 from .middleware import ZONE_SESSION_KEY
 from .models import Sync
@@ -123,6 +125,25 @@ def _base_context(request: HttpRequest, form: SyncFilterForm) -> dict[str, Any]:
     }
 
 
+def last_visit(request: HttpRequest, *, mark: bool) -> datetime | None:
+    """When the user opened the dashboard or the history before this visit; `mark`: this
+    request is a visit (the Problems page's mechanism, with a field of its own)."""
+    user_id = request.user.pk
+    assert user_id is not None  # LoginRequiredMiddleware
+    return user_preferences.last_look(request.session, user_id, user_preferences.SYNCS, mark=mark)
+
+
+def summary_links(request: HttpRequest, filters: SyncFilter | None) -> dict[str, str]:
+    """What the summary's cards add to their links to the history: its range and platform."""
+    platform = filters.platform if filters else ""
+    return {
+        "range_query": _query_without(
+            request, "code", "category", "failed_items", "sort", "dir", *PAGE_PARAMS
+        ),
+        "platform_query": "&" + urlencode({"platform": platform}) if platform else "",
+    }
+
+
 @require_GET
 @vary_on_headers("HX-Request")
 def summary(request: HttpRequest) -> HttpResponse:
@@ -135,16 +156,17 @@ def summary(request: HttpRequest) -> HttpResponse:
     filters = context["filters"]
     result = selectors.summary(filters) if filters else selectors.Summary()
     context["summary"] = result
-    context["range_query"] = _query_without(
-        request, "code", "category", "failed_items", "sort", "dir", *PAGE_PARAMS
-    )
+    context.update(summary_links(request, filters))
     span = context["span"]
     context["chart"] = chart.build(result.buckets, result.bucket_unit, span.start, span.end)
     platform = filters.platform if filters else ""
-    context["platform_query"] = "&" + urlencode({"platform": platform}) if platform else ""
     context["top_problems"] = problem_selectors.top(platform)
     context["problem_query"] = "?" + urlencode({"platform": platform}) if platform else ""
     context["own_health"] = health_signals.overview()
+    since = last_visit(request, mark=True)
+    context["arrived"] = live.arrived_since(since) if since else None
+    context["live_query"] = request.GET.urlencode()
+    context["poll"] = live.poll_seconds()
     return render(request, "dashboard/summary.html", context, status=_status(request, form))
 
 
@@ -176,9 +198,14 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
         context["sort_headers"] = history_links.sort_headers(request.GET, filters)
     if page:
         context["pages"] = history_links.page_links(request.GET, page, selectors.PAGE_SIZE)
+    # The live bar counts what is newer than the top row: only on the newest page.
+    first_page = not any(request.GET.get(name) for name in ("after", "before", "page"))
     context.update(
         {
             "page": page,
+            "since": last_visit(request, mark=True),
+            "new_syncs_query": _new_syncs_query(request, filters, page) if first_page else None,
+            "poll": live.poll_seconds(),
             "matches": search.matches(ids) if ids else None,
             "match_cap": search.MATCH_CAP,
             "short_id": bool(filters and short_id(filters.q)),
@@ -186,12 +213,28 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
             # The export and the bulk retry record their filters: not the view's name.
             "export_query": _query_without(request, *PAGE_PARAMS, saved_views.VIEW_PARAM),
             "export_cap": settings.CSV_EXPORT_MAX_ROWS,
+            "is_first_page": first_page,
         }
     )
     template = "dashboard/history.html"
     if request.htmx and not request.htmx.boosted:
         template += "#history-results"
     return render(request, template, context, status=_status(request, form))
+
+
+def _new_syncs_query(
+    request: HttpRequest, filters: SyncFilter | None, page: selectors.HistoryPage | None
+) -> str | None:
+    """What the first page, newest first, asks to count the syncs above its top row; None
+    for any other page or order (new syncs would not show at its top)."""
+    if filters is None or page is None or filters.sort != "time" or not filters.descending:
+        return None
+    params = request.GET.copy()
+    params.pop("after", None)
+    if page.rows:
+        top = page.rows[0]
+        params["newest"] = encode_cursor(top.sync_utc.isoformat(), top.pk)
+    return params.urlencode()
 
 
 class _Echo:

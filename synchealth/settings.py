@@ -402,6 +402,9 @@ WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 20 * 1024 * 1024, min
 # Receiver configured: a sync polling finds finished without its webhook this
 # long after it ended counts as a missed webhook (dashboard.health_signals).
 WEBHOOK_GAP_GRACE_SECONDS = env_int("WEBHOOK_GAP_GRACE_SECONDS", 300)
+# Open pages ask again this often while their tab is visible: the dashboard's
+# totals, the history's "N new syncs", the first import's banner.
+LIVE_POLL_SECONDS = env_int("LIVE_POLL_SECONDS", 15, minimum=1)
 
 # Retention (README "Retention and erasure"): days each kind of row is kept;
 # 0 keeps it for ever. History: syncs and their items (never what is still

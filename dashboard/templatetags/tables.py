@@ -10,6 +10,7 @@ anyone remembering to.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from functools import cache
 from typing import Any
 from urllib.parse import quote
@@ -98,9 +99,15 @@ def cause_cell(cause: Cause | None) -> SafeString:
     )
 
 
+NEW_MARK = html(' <span class="fresh" data-testid="new-sync">{}</span>', "new")
+
+
 @register.simple_tag
-def sync_rows(syncs: list[Any], causes: dict[int, Cause] | None = None) -> SafeString:
-    """The history table's rows (`selectors.HistoryRow`), with their causes by pk."""
+def sync_rows(
+    syncs: list[Any], causes: dict[int, Cause] | None = None, since: datetime | None = None
+) -> SafeString:
+    """The history table's rows (`selectors.HistoryRow`), with their causes by pk; those the
+    mirror first saw after `since` (the reader's last visit) marked new."""
     causes = causes or {}
     company_head, company_tail = _route("company-detail")
     sync_head, sync_tail = _route("sync-detail")
@@ -129,14 +136,18 @@ def sync_rows(syncs: list[Any], causes: dict[int, Cause] | None = None) -> SafeS
             failed = join([failed, html(' <span class="resolved">{}</span>', "resolved")])
         rows.append(
             html(
-                '<tr><td data-label="Time">{}</td><td data-label="Company"><a href="{}{}{}">{}</a>'
-                '</td><td data-label="Platform">{}</td><td class="wide" data-label="Status">'
+                '<tr><td data-label="Time">{}{}</td>'
+                '<td data-label="Company"><a href="{}{}{}">{}</a></td>'
+                '<td data-label="Platform">{}</td><td class="wide" data-label="Status">'
                 '<span class="badge cat-{}" title="{}">{}</span> <span class="muted">{}</span>'
                 '</td><td class="num" data-label="Items">{}{}</td>'
                 '<td class="num" data-label="Duration">{}</td>'
                 '<td class="wide" data-label="Sync ID"><a class="mono" href="{}{}{}">{}</a></td>'
                 "{}</tr>\n",
                 stamp(sync.sync_utc),
+                NEW_MARK
+                if since is not None and sync.first_seen is not None and sync.first_seen > since
+                else "",
                 company_head,
                 sync.company_uuid,
                 company_tail,

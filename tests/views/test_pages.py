@@ -316,7 +316,11 @@ def test_the_time_zone_is_read_once_a_session(viewer, client, estate):
     UserPreference.objects.create(user=viewer, use_local_time=True, time_zone="America/New_York")
     client.force_login(viewer)
     zone, read = zone_shown()
-    assert zone == "America/New_York" and len(read) == 1
+    # The zone's one read; and the visit's mark (new syncs since the last visit), read and
+    # written, which the session then answers for a minute.
+    assert zone == "America/New_York" and len(read) == 3
+    assert [q.split()[0] for q in read] == ["SELECT", "SELECT", "UPDATE"]
+    assert "syncs_seen_at" in read[2]
     # Then from the session.
     assert zone_shown() == ("America/New_York", [])
     # The preferences page changes it at once.

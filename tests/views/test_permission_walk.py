@@ -101,6 +101,27 @@ DASHBOARD: dict[str, Walk] = {
             Variant("?problem=999999", get=row(LOGIN, 403, 400, 400, 400, 400)),
         ),
     ),
+    # What the open pages poll for: a support role, like the pages themselves.
+    "summary-live": Walk(
+        lambda e: reverse("summary-live"),
+        READ,
+        variants=(
+            Variant("?range=all&platform=Xero", HTMX),
+            Variant("?range=bogus", HTMX, row(LOGIN, 403, 400, 400, 400, 400)),
+        ),
+    ),
+    "sync-history-new": Walk(
+        lambda e: reverse("sync-history-new"),
+        READ,
+        variants=(
+            Variant("?range=all&category=failed", HTMX),
+            # Another order than newest first: nothing to count, stop polling.
+            Variant("?sort=company", HTMX, row(LOGIN, 403, 286, 286, 286, 286)),
+            Variant("?newest=not-a-mark", HTMX, row(LOGIN, 403, 400, 400, 400, 400)),
+        ),
+    ),
+    # The estate's companies have never been read: the first import is running.
+    "first-import": Walk(lambda e: reverse("first-import"), READ, variants=(Variant("", HTMX),)),
     "sync-history-csv": Walk(lambda e: reverse("sync-history-csv") + "?range=all", READ),
     "sync-detail": Walk(
         lambda e: reverse("sync-detail", args=[e["sync"].sync_id]),
