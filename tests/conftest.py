@@ -13,6 +13,7 @@ from dashboard.ratelimit import Limits, LocalLimiter
 from dashboard.upstream import Upstream
 from sandbox import estate
 from sandbox.models import SandboxSettings
+from tests.support import sqlite_template
 from tests.support.users import make_user
 
 
@@ -20,6 +21,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # Django's default hasher costs about a quarter of a second per user on
     # purpose; tests log in, they do not guard passwords.
     django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # On SQLite, start from the last run's migrated database while the
+    # migrations are the same (see tests/support/sqlite_template.py).
+    sqlite_template.install()
 
 
 @pytest.fixture

@@ -55,6 +55,7 @@ def test_traffic_generator_creates_expense_syncs_over_http(sandbox_url, api_key,
     assert Sync.objects.filter(kind=SyncKind.EXPENSES).count() == before + 3
 
 
+@pytest.mark.system  # starts Python in a process of its own
 @pytest.mark.parametrize(
     ("extra", "refuses"),
     [

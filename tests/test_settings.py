@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.system  # each test starts Python in a process of its own
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

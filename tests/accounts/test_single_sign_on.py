@@ -185,14 +185,17 @@ def test_without_settings_local_users_keep_their_passwords(client, db):
 @pytest.mark.parametrize(
     "claims",
     [
-        {"exp": int(time.time()) - 120},  # expired, beyond the allowed clock skew
-        {"iat": int(time.time()) + 600, "nbf": int(time.time()) + 600},  # not yet valid
+        {"exp": -120},  # expired, beyond the allowed clock skew
+        {"iat": 600, "nbf": 600},  # not yet valid
         {"exp": None},
     ],
     ids=["expired", "not-yet-valid", "no-expiry"],
 )
 def test_an_id_token_out_of_its_time_is_refused_not_an_error(client, db, sso, claims):
-    sso.id_token_overrides = {k: v for k, v in claims.items() if v is not None}
+    # Seconds from now, counted when the test runs, not when it was collected
+    # (a slow run could otherwise reach a "not yet valid" moment first).
+    now = int(time.time())
+    sso.id_token_overrides = {k: now + v for k, v in claims.items() if v is not None}
     if claims.get("exp", 0) is None:
         sso.id_token_drop = {"exp"}
 

@@ -5,7 +5,11 @@ And with a piece missing, it fails and names the piece.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.deploy import manage, production_environment
+
+pytestmark = pytest.mark.system  # each test runs manage.py in a process of its own
 
 
 def test_the_documented_production_environment_passes(tmp_path):

@@ -35,6 +35,7 @@ def _refused(result: subprocess.CompletedProcess[str], message: str) -> bool:
     return failed and message in result.stderr
 
 
+@pytest.mark.system  # starts Python in a process of its own
 def test_the_production_environment_starts_with_secure_cookies_and_hashed_static_files(tmp_path):
     result = _settings(production_environment(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -48,11 +49,13 @@ def test_the_production_environment_starts_with_secure_cookies_and_hashed_static
     ]
 
 
+@pytest.mark.system  # starts Python in a process of its own
 def test_a_deployment_refuses_to_start_without_an_upstream(tmp_path):
     result = _settings(production_environment(tmp_path, without=("CODAT_BASE_URL",)))
     assert _refused(result, "CODAT_BASE_URL is not set. Set it to https://api.codat.io")
 
 
+@pytest.mark.system  # starts Python in a process of its own
 def test_the_sandbox_upstream_needs_no_codat_url_but_its_own_key(tmp_path):
     env = production_environment(tmp_path, without=("CODAT_BASE_URL",), SANDBOX_ENABLED="1")
     assert _refused(_settings(env), "The sandbox is enabled with its demo API key")
@@ -62,6 +65,7 @@ def test_the_sandbox_upstream_needs_no_codat_url_but_its_own_key(tmp_path):
     assert result.stdout.startswith("http://127.0.0.1:8000/sandbox ")
 
 
+@pytest.mark.system  # starts Python in a process of its own
 def test_the_sandbox_demo_key_is_refused_with_debug_off_even_for_tools(tmp_path):
     env = production_environment(tmp_path, SANDBOX_ENABLED="1", SANDBOX_API_KEY="sandbox-demo-key")
     env["SYNCHEALTH_ALLOW_INSECURE_SECRET"] = "1"
@@ -70,6 +74,7 @@ def test_the_sandbox_demo_key_is_refused_with_debug_off_even_for_tools(tmp_path)
     assert _settings(env).returncode == 0
 
 
+@pytest.mark.system  # starts Python in a process of its own
 @pytest.mark.parametrize(
     ("debug", "secure", "shown"),
     [("0", "", "True True"), ("1", "", "False False"), ("0", "0", "False False")],
@@ -81,12 +86,14 @@ def test_cookies_are_secure_unless_debug_or_turned_off(tmp_path, debug, secure, 
     assert " ".join(result.stdout.split()[1:3]) == shown
 
 
+@pytest.mark.system  # starts Python in a process of its own
 @pytest.mark.parametrize("value", ["X-Forwarded-Proto,https", "HTTP_X_FORWARDED_PROTO", "a,b,c"])
 def test_the_proxy_header_must_be_spelt_as_django_sees_it(tmp_path, value):
     result = _settings(production_environment(tmp_path, SECURE_PROXY_SSL_HEADER=value))
     assert _refused(result, "e.g. HTTP_X_FORWARDED_PROTO,https")
 
 
+@pytest.mark.system  # starts Python in a process of its own
 def test_tools_and_tests_read_static_files_without_collectstatic(tmp_path):
     env = production_environment(tmp_path, SYNCHEALTH_ALLOW_INSECURE_SECRET="1")
     result = _settings(env)

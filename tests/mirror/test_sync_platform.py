@@ -62,6 +62,7 @@ def test_a_sync_left_behind_by_another_writer_is_corrected_on_its_next_read():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.system  # migrates the schema back and forth: `make test` and CI run it
 def test_the_migration_copies_each_company_platform_onto_its_syncs():
     executor = MigrationExecutor(connection)
     before = [("dashboard", "0013_rollup_covering_key")]

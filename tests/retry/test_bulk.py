@@ -238,6 +238,7 @@ def _queries(client, url: str) -> int:
     return len(queries)
 
 
+@pytest.mark.system  # takes seconds (150 syncs, each fanned out): `make test` and CI run it
 def test_the_preview_and_the_report_cost_the_same_queries_for_5_or_150_syncs(client, lead, db):
     """Groups are counted in one query and their syncs sampled in another, the report paged."""
     counts = []

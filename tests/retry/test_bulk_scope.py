@@ -361,6 +361,7 @@ def test_each_group_shows_its_cause_first_with_the_full_message_a_click_away(cli
     assert "<summary>An unexpected error occurred while running the sync.</summary>" in page
 
 
+@pytest.mark.system  # takes seconds (120 syncs, pages of 100): `make test` and CI run it
 def test_a_large_preview_shows_groups_with_counts_and_pages_their_syncs(client, lead, db):
     company = make_company()
     syncs = [

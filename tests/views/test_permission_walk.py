@@ -653,6 +653,7 @@ def _walk(walks: dict[str, Walk], walk_estate: dict[str, Any]) -> tuple[list[str
     return wrong, cacheable, asked
 
 
+@pytest.mark.system  # takes seconds: `make test` and CI run it
 def test_the_dashboard_and_accounts_answer_each_role_as_the_table_says(walk_estate, settings):
     settings.CODAT_WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     settings.METRICS_TOKEN, settings.METRICS_ALLOWED_IPS = "", []
