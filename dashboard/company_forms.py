@@ -11,7 +11,7 @@ from django import forms
 from .companies import PAGE_SIZE, PAGE_SIZE_MAX, SORTS, CompanyFilter, decode_cursor
 from .companies.listing import ASC, DESC
 from .companies.timeline import decode_timeline_cursor
-from .platforms import platform_names
+from .platforms import platform_names_with
 
 MAX_SEARCH = 200
 BAD_PAGE_LINK = (
@@ -52,10 +52,7 @@ class CompanyFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        platforms = platform_names()
-        wanted = self.data.get("platform") if self.is_bound else None
-        if wanted and wanted not in platforms:
-            platforms = platform_names(fresh=True)
+        platforms = platform_names_with(self.data.get("platform") if self.is_bound else None)
         field = self.fields["platform"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [("", "Any")] + [(p, p) for p in platforms]

@@ -27,7 +27,7 @@ from .filters import (
     decode_cursor,
 )
 from .models import Problem
-from .platforms import platform_names
+from .platforms import platform_names_with
 from .problems.rows import ProblemRef
 from .vocabulary import CATEGORY_BY_KEY, STATUS_CODES, AccessAction, ItemFilter, RetryState
 
@@ -192,10 +192,7 @@ class SyncFilterForm(RangeForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        platforms = platform_names()
-        wanted = self.data.get("platform") if self.is_bound else None
-        if wanted and wanted not in platforms:
-            platforms = platform_names(fresh=True)
+        platforms = platform_names_with(self.data.get("platform") if self.is_bound else None)
         field = self.fields["platform"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [("", "Any")] + [(p, p) for p in platforms]

@@ -43,6 +43,16 @@ def platform_names(*, fresh: bool = False) -> list[str]:
     return names
 
 
+def platform_names_with(wanted: object) -> list[str]:
+    """The platform names for a filter's choices: read again past the cache when the
+    one asked for (`wanted`, from the request) is not among them, as a platform first
+    seen since the cache was filled would not be."""
+    names = platform_names()
+    if wanted and wanted not in names:
+        names = platform_names(fresh=True)
+    return names
+
+
 def forget_platform_names() -> None:
     try:
         cache.delete(PLATFORMS_CACHE_KEY)

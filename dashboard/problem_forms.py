@@ -14,7 +14,7 @@ from django import forms
 from django.contrib.auth.models import User
 from django.db.models import Q
 
-from .platforms import platform_names
+from .platforms import platform_names_with
 from .problems import selectors
 from .problems.lifecycle import NOTE_MAX, PLAYBOOK_MAX
 from .problems.selectors import ACTIVE, ANY_STATE, CURSORS, SORTS, ProblemFilter
@@ -67,10 +67,7 @@ class ProblemFilterForm(forms.Form):
 
     def __init__(self, *args: Any, users: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        platforms = platform_names()
-        wanted = self.data.get("platform") if self.is_bound else None
-        if wanted and wanted not in platforms:
-            platforms = platform_names(fresh=True)
+        platforms = platform_names_with(self.data.get("platform") if self.is_bound else None)
         # A company without a platform counts under "Unknown" in a problem's platforms.
         names = [*platforms, *([] if "Unknown" in platforms else ["Unknown"])]
         self._set_choices("platform", [("", "Any"), *((p, p) for p in names)])

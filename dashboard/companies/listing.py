@@ -19,10 +19,9 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from .. import search
+from .. import cursors, search
 from ..filters import id_range
 from ..models import COMPANY_SORT_COLUMNS, Company
-from . import cursors
 
 PAGE_SIZE = 50
 PAGE_SIZE_MAX = 200

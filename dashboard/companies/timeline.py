@@ -22,9 +22,9 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 
+from .. import cursors
 from ..models import Company, ConfigSnapshot, ProblemActivity, ProblemCompany, RetryRequest, Sync
 from ..vocabulary import Category, RetryState, status_label
-from . import cursors
 
 TIMELINE_PAGE_SIZE = 25
 

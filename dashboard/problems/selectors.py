@@ -14,9 +14,6 @@ pages: a cursor holds the last row's sort values, never an offset.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -26,6 +23,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from .. import cursors
 from ..db import problems as db_problems
 from ..models import (
     Company,
@@ -57,34 +55,14 @@ RECENT_ORDER = ("-last_seen", "id")
 
 # --- cursors ---
 
-_INT_LIMIT = 2**63
-
 
 def encode_cursor(*values: Any) -> str:
-    raw = json.dumps(list(values), default=str, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _typed(kind: type, value: Any) -> Any:
-    if kind is int:
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _INT_LIMIT:
-            return value
-    elif kind is datetime and isinstance(value, str):
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is not None:
-            return moment.astimezone(UTC)
-    raise ValueError("not a value of this cursor")
+    return cursors.encode(*values)
 
 
 def decode_cursor(raw: str, kinds: tuple[type, ...]) -> tuple[Any, ...] | None:
     """The values a cursor holds, typed as `kinds` says; None if it is not one of ours."""
-    try:
-        values = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))
-        if not isinstance(values, list) or len(values) != len(kinds):
-            return None
-        return tuple(_typed(kind, value) for kind, value in zip(kinds, values, strict=True))
-    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
-        return None
+    return cursors.decode(raw, tuple((kind, False) for kind in kinds))
 
 
 # What each list's cursor holds.

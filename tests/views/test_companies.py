@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.companies import SORTS
-from dashboard.companies.cursors import encode
+from dashboard.cursors import encode
 from dashboard.models import COMPANY_SORT_COLUMNS, Company
 
 NOW = timezone.now().replace(microsecond=0)

@@ -1,7 +1,9 @@
 """Keyset cursors: the sort values of a page's first or last row, as an opaque URL token.
 
-A cursor names the sort it was made for, so one taken from another sort (or
-direction) is refused rather than read as something it is not.
+The companies index and the problems' lists read them. A cursor is checked
+against the shape its list expects (each value's type, and whether it may be
+empty), so one taken from another sort (or direction, or list) is refused
+rather than read as something it is not.
 """
 
 from __future__ import annotations
