@@ -680,13 +680,21 @@ def company_overview(company_id: str | uuid.UUID, recent: int = 25) -> CompanyOv
     except Company.DoesNotExist:
         return None
     syncs = Sync.objects.filter(company=company).order_by("-sync_utc", "-id")
+    # What the page's table shows of each: not the messages, nor every snapshot's document.
+    shown = (
+        "company_id", "sync_id", "status_code", "status_text", "category", "sync_utc",
+        "items_total", "items_failed", "duration_s",
+    )  # fmt: skip
     return CompanyOverview(
         company=company,
-        recent=list(syncs[:recent]),
+        recent=list(syncs.only(*shown)[:recent]),
         last_success=syncs.exclude(status_code__in=IN_PROGRESS_CODES)
         .filter(category=Category.SUCCESS)
+        .only(*shown)
         .first(),
         snapshots=list(
-            ConfigSnapshot.objects.filter(company=company).order_by("-fetched_at", "-pk")[:20]
+            ConfigSnapshot.objects.filter(company=company)
+            .only("company_id", "fetched_at", "digest")
+            .order_by("-fetched_at", "-pk")[:20]
         ),
     )

@@ -175,3 +175,17 @@ def test_a_page_of_the_timeline_costs_the_same_queries_however_long_the_history(
         make_sync(busy, code=2000, ago=timedelta(minutes=30 + n))
         _retry(failed, runner, at=timezone.now() - timedelta(minutes=n), state=RetryState.SKIPPED)
     assert queries() == before
+
+
+def test_the_company_page_reads_no_configuration_document_nor_message(viewer_client, busy):
+    """It lists snapshots by time and syncs by their columns: the documents (kilobytes
+    each, twenty of them) and the messages are read by the pages that show them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = reverse("company-detail", args=[busy.company_id])
+    with CaptureQueriesContext(connection) as captured:
+        assert viewer_client.get(url).status_code == 200
+    reads = " ".join(query["sql"] for query in captured)
+    assert '"dashboard_configsnapshot"."config"' not in reads
+    assert '"dashboard_sync"."error_message"' not in reads
