@@ -8,11 +8,15 @@ reads as an image with its numbers spelled out, for a screen reader.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from datetime import datetime
 
 from django import template
+from django.urls import reverse
 from django.utils.safestring import SafeString
 
 from dashboard.markup import html, join
+from dashboard.models import Problem
 from dashboard.problems.selectors import trend_days
 from dashboard.vocabulary import status_label
 
@@ -58,3 +62,62 @@ def platform_list(platforms: dict[str, int] | None) -> SafeString:
     if not ranked:
         return html('<span class="muted">{}</span>', "none")
     return join((html("{} ({})", name, f"{n:,}") for name, n in ranked), ", ")
+
+
+_MARKER = 987654321
+
+
+@register.simple_tag
+def problem_rows(problems: Iterable[Problem], since: datetime | None = None) -> SafeString:
+    """The Problems page's rows, built here rather than by the template language (which
+    took most of the page's time for fifty rows): the same cells, escaped the same way."""
+    from .humanize_extras import brief, clip
+
+    head, tail = reverse("problem-detail", args=[_MARKER]).split(str(_MARKER), 1)
+    rows = []
+    for p in problems:
+        kind = html(' <span class="muted">· {}</span>', p.data_type) if p.data_type else ""
+        fresh: SafeString | str = ""
+        if since and p.created_at > since:
+            fresh = SafeString(' <span class="fresh" data-testid="new">new</span>')
+        elif since and p.regressed_at and p.regressed_at > since:
+            fresh = SafeString(' <span class="fresh" data-testid="came-back">came back</span>')
+        assignee = (
+            html("{}", p.assignee.get_username())
+            if p.assignee
+            else SafeString('<span class="muted">nobody</span>')
+        )
+        rows.append(
+            html(
+                '<tr data-problem="{}">\n'
+                '<td class="cause" data-label="Cause"><a href="{}{}{}">{}</a> '
+                '<span class="muted">#{}</span></td>\n'
+                '<td class="wide" data-label="Status"><span class="badge cat-failed" '
+                'title="{}">{}</span> {}{}</td>\n'
+                '<td class="num" data-label="Items">{}</td>\n'
+                '<td class="num" data-label="Syncs">{}</td>\n'
+                '<td class="num" data-label="Companies">{}</td>\n'
+                '<td class="nowrap" data-label="First seen">{}</td>\n'
+                '<td class="nowrap" data-label="Last seen">{}</td>\n'
+                '<td data-label="Last 14 days">{}</td>\n'
+                '<td class="wide" data-label="Platforms">{}</td>\n'
+                '<td data-label="State"><span class="badge pstate-{}">{}</span>{}</td>\n'
+                '<td data-label="Assignee">{}</td>\n</tr>\n',
+                p.pk,
+                head, p.pk, tail,
+                clip(p.cause, 240),
+                p.pk,
+                p.status_code, p.status_code,
+                status_label(p.status_code),
+                kind,
+                f"{p.items_outstanding:,}", f"{p.syncs_outstanding:,}",
+                f"{p.companies_outstanding:,}",
+                brief(p.first_seen),
+                brief(p.last_seen),
+                trend_strip(p.trend),
+                platform_list(p.platforms),
+                p.state, p.get_state_display(), fresh,
+                assignee,
+            )
+        )  # fmt: skip
+    return SafeString("".join(rows))

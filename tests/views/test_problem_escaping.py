@@ -26,7 +26,18 @@ def test_the_tags_escape_what_they_are_given():
 
 
 def test_every_tag_of_the_library_is_covered():
-    assert set(tags.register.tags) == {"trend_strip", "platform_list"}
+    assert set(tags.register.tags) == {"trend_strip", "platform_list", "problem_rows"}
+
+
+def test_the_problems_rows_escape_every_cell(hostile_problem):
+    from django.contrib.auth.models import User
+
+    hostile_problem.assignee = User.objects.create(username="<y>")
+    hostile_problem.cause = f"{HOSTILE} & more"
+    rows = str(tags.problem_rows([hostile_problem], since=None))
+    assert HOSTILE not in rows and "<y>" not in rows
+    assert "&lt;x&gt; &amp; more" in rows and "&lt;y&gt;" in rows
+    assert rows.count("<tr ") == 1 and f'data-problem="{hostile_problem.pk}"' in rows
 
 
 @pytest.mark.parametrize(("n", "peak", "level"), [(0, 5, 0), (1, 100, 1), (5, 10, 4), (10, 10, 8)])
