@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from .. import cursors
@@ -189,25 +189,8 @@ def headline(filters: ProblemFilter) -> Headline:
         counted["new"] = Count("pk", filter=Q(created_at__gt=since))
         counted["regressed"] = Count("pk", filter=Q(regressed_at__gt=since))
     counts = selected.aggregate(**counted)
-    # Distinct: a company with two problems is one company affected. Every
-    # open problem (the default selection, by platform or not) is what each
-    # company's `problems_open` counts; other selections read a few shares
-    # through their problems' index, or past that probe each company for one.
-    if _every_open(filters):
-        companies = Company.objects.filter(problems_open__gt=0)
-        if filters.platform:
-            companies = companies.filter(platform_name__in=_platform_names(filters.platform))
-        companies_affected = companies.count()
-    elif (counts["shares"] or 0) <= SHARES_READ_AT_MOST:
-        shares = ProblemCompany.objects.filter(problem__in=selected.values("pk"))
-        if filters.platform:
-            shares = shares.filter(company__platform_name__in=_platform_names(filters.platform))
-        companies_affected = shares.order_by().values("company_id").distinct().count()
-    else:
-        companies_affected = db_problems.companies_sharing(
-            list(selected.values_list("pk", flat=True)),
-            _platform_names(filters.platform) if filters.platform else None,
-        )
+    # Distinct: a company with two problems is one company affected.
+    companies_affected = _companies_affected(filters, selected, counts["shares"] or 0)
     return Headline(
         problems=counts["problems"],
         companies=companies_affected,
@@ -216,6 +199,59 @@ def headline(filters: ProblemFilter) -> Headline:
         regressed=counts.get("regressed", 0),
         since=since,
     )
+
+
+def _companies_affected(filters: ProblemFilter, selected: QuerySet[Problem], shares: int) -> int:
+    """The distinct companies with a share in the selected problems (on the platform).
+
+    Every open problem (the default selection) is what each company's
+    `problems_open` counts: one count of its partial index. A selection is read
+    through whichever is smaller: its own shares; the shares of the open problems
+    it leaves out (when it holds only open ones: the companies with open
+    problems, less those whose open shares all lie outside it); or the shares of
+    the closed problems it adds to every open one. Past `SHARES_READ_AT_MOST`
+    of each, every company is probed for one share.
+    """
+    names = _platform_names(filters.platform) if filters.platform else None
+
+    def on_platform(rows: QuerySet[Any], field: str) -> QuerySet[Any]:
+        return rows.filter(**{f"{field}__in": names}) if names is not None else rows
+
+    open_companies = on_platform(Company.objects.filter(problems_open__gt=0), "platform_name")
+    if _every_open(filters):
+        return open_companies.count()
+    if shares <= SHARES_READ_AT_MOST:
+        rows = on_platform(
+            ProblemCompany.objects.filter(problem__in=selected.values("pk")),
+            "company__platform_name",
+        )
+        return rows.order_by().values("company_id").distinct().count()
+    chosen = set(selected.values_list("pk", flat=True))
+    every_open = dict(
+        Problem.objects.filter(state__in=ACTIVE_PROBLEM_STATES).values_list(
+            "pk", "companies_outstanding"
+        )
+    )
+    left_out = set(every_open) - chosen
+    if chosen <= set(every_open) and sum(every_open[pk] for pk in left_out) <= SHARES_READ_AT_MOST:
+        inside = ProblemCompany.objects.filter(
+            company_id=OuterRef("company_id"), problem_id__in=chosen
+        )
+        outside_only = on_platform(
+            ProblemCompany.objects.filter(problem_id__in=left_out).exclude(Exists(inside)),
+            "company__platform_name",
+        )
+        return open_companies.count() - outside_only.values("company_id").distinct().count()
+    added = chosen - set(every_open)
+    if not left_out and shares - sum(every_open.values()) <= SHARES_READ_AT_MOST:
+        # Every open problem and some closed ones (ignored, snoozed): the companies
+        # with open problems, and those with none but a share in an added one.
+        closed_only = on_platform(
+            ProblemCompany.objects.filter(problem_id__in=added, company__problems_open=0),
+            "company__platform_name",
+        )
+        return open_companies.count() + closed_only.values("company_id").distinct().count()
+    return db_problems.companies_sharing(sorted(chosen), names)
 
 
 def _every_open(filters: ProblemFilter) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.models import AccessEvent, Problem, UserPreference
-from dashboard.problems import lifecycle
+from dashboard.problems import lifecycle, upkeep
 from dashboard.vocabulary import AccessAction, ProblemState
 from tests.support.factories import make_company, make_sync
 from tests.support.problems import FAILED, problem_estate
@@ -293,3 +294,39 @@ def test_the_navigation_leads_to_the_problems(viewer_client, problems):
     assert f'<a href="{LIST}" >Problems</a>' in body or f'href="{LIST}"' in body
     page = viewer_client.get(LIST).content.decode()
     assert f'<a href="{LIST}" aria-current="page">Problems</a>' in page
+
+
+@pytest.mark.parametrize("platform", ["", "Xero"])
+@pytest.mark.parametrize("read_at_most", [-1, 0, 1, 2, 3, 5, 1000])
+def test_every_way_of_counting_the_headline_companies_gives_the_shares_count(
+    problems, lead, monkeypatch, platform, read_at_most
+):
+    """Each selection's distinct companies, read through its own shares, through the open
+    problems it leaves out, through the closed ones it adds, or by probing each company
+    (the bound decides which): always what the shares themselves say."""
+    from dashboard.models import Company, ProblemCompany
+    from dashboard.problems import selectors
+
+    # One ignored, one regressed: the selections by state differ from the open ones.
+    lifecycle.ignore(problems["amount"].pk, lead)
+    upkeep.count_open_of(problems["amount"].pk)
+    Problem.objects.filter(pk=problems["tax"].pk).update(state=ProblemState.REGRESSED)
+    monkeypatch.setattr(selectors, "SHARES_READ_AT_MOST", read_at_most)
+    base = selectors.ProblemFilter(platform=platform)
+    choices = [
+        base,
+        replace(base, state="open"),
+        replace(base, state="regressed"),
+        replace(base, state="ignored"),
+        replace(base, state=selectors.ANY_STATE),
+        replace(base, code=problems["closed"].status_code),
+        replace(base, state=selectors.ANY_STATE, code=problems["amount"].status_code),
+    ]
+    for filters in choices:
+        chosen = selectors.matching(filters).values("pk")
+        shares = ProblemCompany.objects.filter(problem__in=chosen)
+        if platform:
+            shares = shares.filter(company__platform_name=platform)
+        expected = shares.values("company_id").distinct().count()
+        assert selectors.headline(filters).companies == expected, filters
+    assert Company.objects.filter(problems_open__gt=0).exists()
