@@ -234,20 +234,42 @@ class UpdateInBatches(Operation):
     """`UPDATE table SET assignments WHERE condition`, a range of `batch_size`
     IDs at a time, each range committed on its own: no row stays locked longer
     than its batch. Run again after an interruption, it starts over, so the
-    assignments must give the same result when applied twice. Not reversible."""
+    assignments must give the same result when applied twice.
+
+    Not reversible, unless it only fills columns that the same migration adds
+    (`fills_new_columns=True`): going back then drops them, and this step
+    has nothing of its own to undo."""
 
     reduces_to_sql = False
-    reversible = False
 
-    def __init__(self, table: str, assignments: str, condition: str = "TRUE", batch_size=5000):
+    def __init__(
+        self,
+        table: str,
+        assignments: str,
+        condition: str = "TRUE",
+        batch_size=5000,
+        fills_new_columns: bool = False,
+    ):
         self.table = table
         self.assignments = assignments
         self.condition = condition
         self.batch_size = batch_size
+        self.fills_new_columns = fills_new_columns
+
+    @property
+    def reversible(self) -> bool:  # type: ignore[override]
+        return self.fills_new_columns
 
     def deconstruct(self):
         kwargs = {"condition": self.condition, "batch_size": self.batch_size}
+        if self.fills_new_columns:
+            kwargs["fills_new_columns"] = True
         return (self.__class__.__qualname__, [self.table, self.assignments], kwargs)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        # Only reached when reversible: the columns it filled are dropped by the
+        # reversal of the operation that added them.
+        return None
 
     def state_forwards(self, app_label, state):
         pass

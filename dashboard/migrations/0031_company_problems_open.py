@@ -34,6 +34,7 @@ class Migration(migrations.Migration):
             "JOIN dashboard_problem AS p ON p.id = pc.problem_id "
             "WHERE pc.company_id = dashboard_company.id AND p.state IN ('open', 'regressed'))",
             batch_size=1000,
+            fills_new_columns=True,
         ),
         online.AddIndexConcurrently(
             model_name="company",

@@ -60,6 +60,7 @@ class Migration(migrations.Migration):
             "last_success_at = (SELECT max(s.sync_utc) FROM dashboard_sync AS s "
             "WHERE s.company_id = dashboard_company.id AND s.category = 1)",
             batch_size=500,
+            fills_new_columns=True,
         ),
         *(
             online.AddIndexConcurrently(

@@ -107,7 +107,7 @@ def page(browser: Browser, live_server, request: pytest.FixtureRequest) -> Itera
         FAILURES.mkdir(parents=True, exist_ok=True)
         name = _safe_name(request.node.nodeid)
         try:
-            tab.screenshot(path=str(FAILURES / f"{name}.png"), full_page=True)
+            tab.screenshot(path=str(FAILURES / f"{name}.png"), full_page=True, caret="initial")
             (FAILURES / f"{name}.html").write_text(tab.content(), encoding="utf-8")
         except Exception as exc:  # the page may be gone; the failure is what matters
             print(f"could not save failure artifacts: {exc}")

@@ -102,7 +102,7 @@ def test_a_pasted_sync_id_prefix_in_the_header_jumps_to_its_sync(page: Page, est
     expect(field).to_be_visible()
     _fits(page)
     # The screen as a phone shows it (not the whole page): the header on top.
-    page.screenshot(path=str(SCREENSHOTS / "jump-header-390.png"))
+    page.screenshot(path=str(SCREENSHOTS / "jump-header-390.png"), caret="initial")
 
 
 def test_a_view_shared_by_one_user_opens_for_another_who_cannot_change_it(page: Page, estate):

@@ -126,5 +126,5 @@ def test_the_chart_marks_its_partial_days(page: Page, lead, week):
     assert "0" in ticks and any(re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}", t) for t in ticks)
     _fits(page)
     page.locator("section.card", has=chart).screenshot(
-        path=str(screenshot(page, "chart-partial-1440"))
+        path=str(screenshot(page, "chart-partial-1440")), caret="initial"
     )

@@ -57,6 +57,22 @@ def test_an_update_in_batches_changes_each_row_once_a_range_at_a_time():
     assert {texts[s.pk] for s in passed} == {""}
 
 
+def test_an_update_in_batches_goes_back_only_when_it_fills_the_migrations_new_columns():
+    """Filling a column the same migration adds is undone by dropping the column: going
+    back is nothing of its own. Any other update cannot be undone."""
+    assert not online.UpdateInBatches("dashboard_sync", "status_text = ''").reversible
+    filling = online.UpdateInBatches("dashboard_company", "n = 1", fills_new_columns=True)
+    assert filling.reversible
+    assert filling.deconstruct()[2]["fills_new_columns"] is True
+    state = ProjectState.from_apps(apps)
+    with (
+        CaptureQueriesContext(connection) as queries,
+        connection.schema_editor(atomic=False) as editor,
+    ):
+        filling.database_backwards("dashboard", editor, state, state)
+    assert not queries.captured_queries
+
+
 @postgresql_only
 def test_an_update_in_batches_refuses_to_run_in_one_transaction():
     operation = online.UpdateInBatches("dashboard_sync", "status_text = ''")

@@ -105,7 +105,9 @@ def test_the_upgraded_deployment_serves_what_its_history_says(upgraded):
         "outstanding": history + "&state=outstanding",
         "resolved": f"/syncs/{expected['resolved']}/",
         "failed_again": f"/syncs/{expected['failed_again']}/",
-        "not_retried": f"/syncs/{expected['not_retried']}/?tab=items",
+        "not_retried": f"/syncs/{expected['not_retried']}/",
+        # The push items are a tab of their own, away from the overview's counts.
+        "not_retried_items": f"/syncs/{expected['not_retried']}/?tab=items",
         "running": f"/syncs/{expected['running']}/",
         "csv": "/syncs/export.csv?range=all",
     }
@@ -131,5 +133,5 @@ def test_the_upgraded_deployment_serves_what_its_history_says(upgraded):
     assert 'data-testid="resolved">Resolved</span> by retry' in page["resolved"]
     assert "2 items</span> still to push" in page["failed_again"]
     assert "2 items</span> still to push" in page["not_retried"]
-    assert page["not_retried"].count("item-push-error") >= 2
+    assert page["not_retried_items"].count("item-push-error") >= 2
     assert "In progress" in page["running"]
