@@ -11,7 +11,7 @@ from django import forms
 from .companies import PAGE_SIZE, PAGE_SIZE_MAX, SORTS, CompanyFilter, decode_cursor
 from .companies.listing import ASC, DESC
 from .companies.timeline import decode_timeline_cursor
-from .platforms import platform_names_with
+from .forms import PlatformSearchForm
 
 MAX_SEARCH = 200
 BAD_PAGE_LINK = (
@@ -19,7 +19,7 @@ BAD_PAGE_LINK = (
 )
 
 
-class CompanyFilterForm(forms.Form):
+class CompanyFilterForm(PlatformSearchForm):
     q = forms.CharField(required=False, max_length=MAX_SEARCH, label="Search")
     platform = forms.ChoiceField(choices=[], required=False, label="Accounting platform")
     failing = forms.BooleanField(required=False, label="Failing now")
@@ -49,16 +49,6 @@ class CompanyFilterForm(forms.Form):
             "max_value": f"A page holds 1 to {PAGE_SIZE_MAX} companies.",
         },
     )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        platforms = platform_names_with(self.data.get("platform") if self.is_bound else None)
-        field = self.fields["platform"]
-        assert isinstance(field, forms.ChoiceField)
-        field.choices = [("", "Any")] + [(p, p) for p in platforms]
-
-    def clean_q(self) -> str:
-        return " ".join(str(self.cleaned_data.get("q") or "").split())
 
     def _sort(self) -> tuple[str, str]:
         sort = self.cleaned_data.get("sort") or "name"

@@ -66,6 +66,21 @@ class DayField(forms.DateField):
         super().__init__(**kwargs)
 
 
+class PlatformSearchForm(forms.Form):
+    """A filter form's `platform` choices (the platforms the mirror knows) and its `q`
+    search text with its spaces tidied; the form declares both fields."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        platforms = platform_names_with(self.data.get("platform") if self.is_bound else None)
+        field = self.fields["platform"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "Any")] + [(p, p) for p in platforms]
+
+    def clean_q(self) -> str:
+        return " ".join(str(self.cleaned_data.get("q") or "").split())
+
+
 class RangeForm(forms.Form):
     """A date range: a preset, or custom dates (inclusive, in the user's time zone)."""
 
@@ -121,7 +136,7 @@ class RangeForm(forms.Form):
         return Range(now - span if span else None, now, label)
 
 
-class SyncFilterForm(RangeForm):
+class SyncFilterForm(PlatformSearchForm, RangeForm):
     """The history's filters; also what the dashboard's links and the CSV export use."""
 
     q = forms.CharField(
@@ -189,16 +204,6 @@ class SyncFilterForm(RangeForm):
     )  # fmt: skip
     # The problem the filter names, for its chip (once the form is valid).
     problem_shown: ProblemRef | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        platforms = platform_names_with(self.data.get("platform") if self.is_bound else None)
-        field = self.fields["platform"]
-        assert isinstance(field, forms.ChoiceField)
-        field.choices = [("", "Any")] + [(p, p) for p in platforms]
-
-    def clean_q(self) -> str:
-        return " ".join(str(self.cleaned_data.get("q") or "").split())
 
     def clean_problem(self) -> int | None:
         """The problem named, or the one it was merged into (its items moved there)."""
