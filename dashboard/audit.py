@@ -24,12 +24,12 @@ from axes.signals import user_locked_out
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db.models import Q
 from django.http import HttpRequest
 
 from accounts.clientip import client_ip
 from accounts.sessions import ending
 
+from . import cursors
 from .models import AccessEvent, ConfigSnapshot
 from .roles import RoleRequired
 from .vocabulary import AccessAction
@@ -217,7 +217,7 @@ def events(filters: AccessFilter, size: int = PAGE_SIZE) -> AccessPage:
         rows = rows.filter(at__lt=filters.end)
     if filters.after is not None:
         at, pk = filters.after
-        rows = rows.filter(Q(at__lt=at) | Q(at=at, pk__lt=pk))
+        rows = rows.filter(cursors.after("at", True, at, pk))
     found = list(rows.order_by("-at", "-pk")[: size + 1])
     if len(found) <= size:
         return AccessPage(found, None)

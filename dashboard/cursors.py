@@ -14,6 +14,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import Q
+
 _INT_LIMIT = 2**63
 # Longer than any name the mirror keeps (500 characters), and short enough for a URL.
 _TEXT_LIMIT = 600
@@ -55,3 +57,19 @@ def decode(raw: str, kinds: tuple[tuple[type, bool], ...]) -> tuple[Any, ...] | 
         )
     except (ValueError, OverflowError, binascii.Error, UnicodeError):
         return None
+
+
+def after(column: str, descending: bool, value: Any, pk: int) -> Q:
+    """Rows after (value, pk) in the ordering by the column, then the primary key the
+    same way.
+
+    The first condition repeats what the two others say, as a range the index
+    scan can start from: PostgreSQL takes no bound from an OR, and would
+    otherwise read the index from its start and filter (reading a previous
+    page, from its far end: 2.6 s at a million syncs, not 2 ms).
+    """
+    op = "lt" if descending else "gt"
+    bound = "lte" if descending else "gte"
+    return Q(**{f"{column}__{bound}": value}) & (
+        Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"pk__{op}": pk})
+    )

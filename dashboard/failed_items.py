@@ -21,7 +21,7 @@ from typing import Any
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from . import search
+from . import cursors, search
 from .filters import encode_cursor, id_range
 from .models import Company, PushItem, Sync, TransactionState
 from .problems.rows import ProblemRef, problems, pushes_problems
@@ -132,7 +132,7 @@ def _outstanding() -> QuerySet[TransactionState]:
 
 def _older_than(when: datetime, pk: int) -> Q:
     """Before (when, pk) in newest-first order; the first term bounds the index's range."""
-    return Q(last_sync_utc__lte=when) & (Q(last_sync_utc__lt=when) | Q(pk__lt=pk))
+    return cursors.after("last_sync_utc", True, when, pk)
 
 
 def _not_older_than(when: datetime, pk: int) -> Q:

@@ -4,9 +4,9 @@ companies, items, failed syncs, activity, examples and playbook versions.
 The list reads only problem rows (the `problem_impact`, `problem_impact_all`
 and `problem_last_seen` indexes) and, for its headline's distinct companies,
 the companies with open problems (`Company.problems_open`, kept by the
-upkeep, its partial index), or for other selections the problems' shares, or
-past `SHARES_READ_AT_MOST` of them one probe a company
-(`db.problems.companies_sharing`); a problem's lists each read one page of one index
+upkeep, its partial index), or for other selections the union of its problems'
+sets of companies, kept by version (`membership`); a problem's lists each read
+one page of one index
 (`problem_company_items`, `transaction_state_problem`, `sync_problem_time`,
 `problem_activity_time`). Nothing here counts the history. Pages are keyset
 pages: a cursor holds the last row's sort values, never an offset.
@@ -20,11 +20,10 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from .. import cursors
-from ..db import problems as db_problems
 from ..models import (
     Company,
     PlaybookVersion,
@@ -36,11 +35,10 @@ from ..models import (
     TransactionState,
 )
 from ..vocabulary import ACTIVE_PROBLEM_STATES, ProblemState
+from . import membership
 from .upkeep import TREND_DAYS
 
 PAGE_SIZE = 50
-# The headline counts its distinct companies from the shares up to this many.
-SHARES_READ_AT_MOST = 20_000
 DETAIL_PAGE_SIZE = 25
 EXAMPLES = 5
 VERSIONS = 20
@@ -141,15 +139,18 @@ def page(filters: ProblemFilter, size: int = PAGE_SIZE) -> ProblemPage:
         order = RECENT_ORDER
         if filters.after is not None:
             seen, pk = filters.after
-            rows = rows.filter(Q(last_seen__lt=seen) | Q(last_seen=seen, pk__gt=pk))
+            rows = rows.filter(
+                Q(last_seen__lte=seen) & (Q(last_seen__lt=seen) | Q(last_seen=seen, pk__gt=pk))
+            )
     else:
         order = IMPACT_ORDER
         if filters.after is not None:
             companies, items, pk = filters.after
             rows = rows.filter(
+                Q(companies_outstanding__lte=companies),
                 Q(companies_outstanding__lt=companies)
                 | Q(companies_outstanding=companies, items_outstanding__lt=items)
-                | Q(companies_outstanding=companies, items_outstanding=items, pk__gt=pk)
+                | Q(companies_outstanding=companies, items_outstanding=items, pk__gt=pk),
             )
     found = list(rows.order_by(*order)[: size + 1])
     if len(found) <= size:
@@ -182,15 +183,13 @@ def headline(filters: ProblemFilter) -> Headline:
     counted: dict[str, Any] = {
         "problems": Count("pk"),
         "items": Sum("items_outstanding"),
-        # A problem has a share per company it affects.
-        "shares": Sum("companies_outstanding"),
     }
     if since is not None:
         counted["new"] = Count("pk", filter=Q(created_at__gt=since))
         counted["regressed"] = Count("pk", filter=Q(regressed_at__gt=since))
     counts = selected.aggregate(**counted)
     # Distinct: a company with two problems is one company affected.
-    companies_affected = _companies_affected(filters, selected, counts["shares"] or 0)
+    companies_affected = _companies_affected(filters, selected)
     return Headline(
         problems=counts["problems"],
         companies=companies_affected,
@@ -201,57 +200,22 @@ def headline(filters: ProblemFilter) -> Headline:
     )
 
 
-def _companies_affected(filters: ProblemFilter, selected: QuerySet[Problem], shares: int) -> int:
+def _companies_affected(filters: ProblemFilter, selected: QuerySet[Problem]) -> int:
     """The distinct companies with a share in the selected problems (on the platform).
 
     Every open problem (the default selection) is what each company's
-    `problems_open` counts: one count of its partial index. A selection is read
-    through whichever is smaller: its own shares; the shares of the open problems
-    it leaves out (when it holds only open ones: the companies with open
-    problems, less those whose open shares all lie outside it); or the shares of
-    the closed problems it adds to every open one. Past `SHARES_READ_AT_MOST`
-    of each, every company is probed for one share.
+    `problems_open` counts: one count of its partial index. Any other selection
+    is the union of its problems' sets of companies, each kept by version
+    (`membership`).
     """
     names = _platform_names(filters.platform) if filters.platform else None
-
-    def on_platform(rows: QuerySet[Any], field: str) -> QuerySet[Any]:
-        return rows.filter(**{f"{field}__in": names}) if names is not None else rows
-
-    open_companies = on_platform(Company.objects.filter(problems_open__gt=0), "platform_name")
     if _every_open(filters):
-        return open_companies.count()
-    if shares <= SHARES_READ_AT_MOST:
-        rows = on_platform(
-            ProblemCompany.objects.filter(problem__in=selected.values("pk")),
-            "company__platform_name",
-        )
-        return rows.order_by().values("company_id").distinct().count()
-    chosen = set(selected.values_list("pk", flat=True))
-    every_open = dict(
-        Problem.objects.filter(state__in=ACTIVE_PROBLEM_STATES).values_list(
-            "pk", "companies_outstanding"
-        )
-    )
-    left_out = set(every_open) - chosen
-    if chosen <= set(every_open) and sum(every_open[pk] for pk in left_out) <= SHARES_READ_AT_MOST:
-        inside = ProblemCompany.objects.filter(
-            company_id=OuterRef("company_id"), problem_id__in=chosen
-        )
-        outside_only = on_platform(
-            ProblemCompany.objects.filter(problem_id__in=left_out).exclude(Exists(inside)),
-            "company__platform_name",
-        )
-        return open_companies.count() - outside_only.values("company_id").distinct().count()
-    added = chosen - set(every_open)
-    if not left_out and shares - sum(every_open.values()) <= SHARES_READ_AT_MOST:
-        # Every open problem and some closed ones (ignored, snoozed): the companies
-        # with open problems, and those with none but a share in an added one.
-        closed_only = on_platform(
-            ProblemCompany.objects.filter(problem_id__in=added, company__problems_open=0),
-            "company__platform_name",
-        )
-        return open_companies.count() + closed_only.values("company_id").distinct().count()
-    return db_problems.companies_sharing(sorted(chosen), names)
+        companies = Company.objects.filter(problems_open__gt=0)
+        if names is not None:
+            companies = companies.filter(platform_name__in=names)
+        return companies.count()
+    versions = dict(selected.values_list("pk", "companies_version"))
+    return membership.companies_affected(versions, names)
 
 
 def _every_open(filters: ProblemFilter) -> bool:
@@ -398,7 +362,7 @@ def companies_page(
     rows = ProblemCompany.objects.filter(problem=problem).select_related("company")
     if after is not None:
         items, pk = after
-        rows = rows.filter(Q(items__lt=items) | Q(items=items, pk__gt=pk))
+        rows = rows.filter(Q(items__lte=items) & (Q(items__lt=items) | Q(items=items, pk__gt=pk)))
     found = list(rows.order_by("-items", "id")[: size + 1])
     return _paged(found, size, lambda row: (row.items, row.pk))
 
@@ -421,7 +385,7 @@ def items_page(
     rows = TransactionState.objects.filter(problem=problem, outstanding=True)
     if after is not None:
         moment, pk = after
-        rows = rows.filter(Q(last_sync_utc__lt=moment) | Q(last_sync_utc=moment, pk__lt=pk))
+        rows = rows.filter(cursors.after("last_sync_utc", True, moment, pk))
     found = [
         ItemRow(*values)
         for values in rows.order_by("-last_sync_utc", "-id").values_list(
@@ -444,7 +408,7 @@ def syncs_page(
     rows = Sync.objects.filter(problem=problem).select_related("company")
     if after is not None:
         moment, pk = after
-        rows = rows.filter(Q(sync_utc__lt=moment) | Q(sync_utc=moment, pk__lt=pk))
+        rows = rows.filter(cursors.after("sync_utc", True, moment, pk))
     found = list(
         rows.only(
             "sync_id",
@@ -466,7 +430,7 @@ def activity_page(
     rows = ProblemActivity.objects.filter(problem=problem)
     if after is not None:
         moment, pk = after
-        rows = rows.filter(Q(at__lt=moment) | Q(at=moment, pk__lt=pk))
+        rows = rows.filter(cursors.after("at", True, moment, pk))
     found = list(rows.order_by("-at", "-id")[: size + 1])
     return _paged(found, size, lambda row: (row.at.isoformat(), row.pk))
 
