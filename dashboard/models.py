@@ -1054,6 +1054,11 @@ class Problem(models.Model):
     items_outstanding = models.PositiveIntegerField(default=0)
     syncs_outstanding = models.PositiveIntegerField(default=0)
     companies_outstanding = models.PositiveIntegerField(default=0)
+    companies_version = models.PositiveIntegerField(
+        default=0,
+        help_text="Counts the times a company gained or lost its share: the key under which "
+        "the list's headline keeps the problem's set of companies.",
+    )
     first_seen = models.DateTimeField(default=timezone.now, help_text="Its first failure's start.")
     last_seen = models.DateTimeField(default=timezone.now, help_text="Its latest failure's start.")
     created_at = models.DateTimeField(default=timezone.now, help_text="When the mirror found it.")

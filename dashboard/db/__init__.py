@@ -11,7 +11,7 @@ twin elsewhere. Both twins stay importable (`upsert_postgresql`,
 - `maintenance`: `analyze` a table (the same on both databases);
 - `state`: the `pushes` of transactions, for the current state's upkeep;
 - `retention`: the `earlier_unfinished` pushes of a batch's transactions;
-- `problems`: the `companies_sharing` a selection of problems.
+- `problems`: each problem's `top_companies`, by outstanding items.
 
 `online` is the migrations' side: operations that build indexes concurrently
 on PostgreSQL and plainly elsewhere, so the big tables stay in use during an

@@ -65,6 +65,8 @@ class Delta:
     items: int = 0
     syncs: int = 0
     companies: int = 0
+    # A company gained or lost its share (the count alone misses one of each).
+    members: bool = False
     days: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     platforms: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     first_seen: datetime | None = None
@@ -211,6 +213,7 @@ def _recount_company(
             delta.days[day] += n
         if old is None:
             delta.companies += 1
+            delta.members = True
             delta.platforms[platform] += 1
         else:
             for day, n in old.days.items():
@@ -241,6 +244,7 @@ def _recount_company(
         delta.items -= row.items
         delta.syncs -= row.syncs
         delta.companies -= 1
+        delta.members = True
         delta.platforms[platform] -= 1
         for day, n in row.days.items():
             delta.days[day] -= n
@@ -260,6 +264,7 @@ WRITTEN = [
     "items_outstanding",
     "syncs_outstanding",
     "companies_outstanding",
+    "companies_version",
     "trend",
     "platforms",
     "first_seen",
@@ -291,6 +296,8 @@ def apply(deltas: dict[int, Delta]) -> None:
         problem.items_outstanding = max(0, problem.items_outstanding + delta.items)
         problem.syncs_outstanding = max(0, problem.syncs_outstanding + delta.syncs)
         problem.companies_outstanding = max(0, problem.companies_outstanding + delta.companies)
+        if delta.members:
+            problem.companies_version += 1
         problem.trend = _add(problem.trend, delta.days, start)
         problem.platforms = _add(problem.platforms, delta.platforms)
         if delta.first_seen is not None:
@@ -324,6 +331,7 @@ def _changes(delta: Delta) -> bool:
         delta.items
         or delta.syncs
         or delta.companies
+        or delta.members
         or any(delta.days.values())
         or any(delta.platforms.values())
         or delta.first_seen

@@ -356,27 +356,6 @@ def test_the_portable_earlier_unfinished_pushes_pair_each_sync_with_older_failur
 
 
 @postgresql_only
-def test_companies_sharing_problems_agree():
-    from dashboard.db import problems as db_problems
-    from tests.support.problems import problem_estate
-
-    estate = problem_estate()
-    selections = [
-        [estate["closed"].pk],
-        [estate["closed"].pk, estate["amount"].pk],
-        [p.pk for p in (estate["closed"], estate["tax"], estate["amount"], estate["deauth"])],
-        [],
-    ]
-    for problems in selections:
-        for platforms in (None, ["Xero"], ["", "Unknown"], ["Sage", "QuickBooks Online"]):
-            fast = db_problems.companies_sharing_postgresql(problems, platforms)
-            assert fast == db_problems.companies_sharing_portable(problems, platforms)
-    # Acme and Bolt share both of these: three companies, not five.
-    both = [estate["closed"].pk, estate["amount"].pk]
-    assert db_problems.companies_sharing_postgresql(both, None) == 3
-
-
-@postgresql_only
 def test_each_problems_top_companies_agree():
     from dashboard.db import problems as db_problems
     from tests.support.problems import problem_estate
