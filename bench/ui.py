@@ -112,153 +112,160 @@ def build(
         dropped = _indexes(cursor, tables)
         for name, _ in dropped:
             cursor.execute(f'DROP INDEX "{name}"')
-        raw = cursor.connection  # psycopg connection
-        with raw.cursor().copy(
-            "COPY dashboard_company (id, company_id, name, description, platform_key, "
-            "platform_name, connection_status, created, first_seen, updated, failing_streak, "
-            "failing_since, items_outstanding, syncs_outstanding, redirect_url) FROM STDIN"
-        ) as copy:
-            for n in range(1, companies + 1):
-                streak = rng.choice([0] * 20 + [1, 2, 3, 5, 8, 13])
-                copy.write_row(
-                    (n, uuid.UUID(int=rng.getrandbits(128), version=4), f"Company {n} Ltd", "",
-                     "", PLATFORMS[n % len(PLATFORMS)], "Linked", now, now, now, streak,
-                     now - timedelta(days=streak) if streak else None, 0, 0, "")
-                )  # fmt: skip
-        codes = [c for c, _ in CODES]
-        weights = [w for _, w in CODES]
-        item_id = 0
-        sync_sql = (
-            "COPY dashboard_sync (id, sync_id, company_id, status_code, status_text, "
-            "error_message, exception_message, sync_utc, data_pushed, category, first_seen, "
-            "completed_at, last_refreshed, items_total, items_completed, items_failed, "
-            "items_pending, items_status_code, error_fingerprint, duration_s, platform_name, "
-            "retry_of_id) FROM STDIN"
-        )
-        item_sql = (
-            "COPY dashboard_pushitem (id, sync_id, transaction_id, integration_type, "
-            "data_type, status, message, fingerprint) FROM STDIN"
-        )
-        sync_rows: list[tuple] = []
-        item_rows: list[tuple] = []
-        # Drawn apart from `rng`, so the originals stay the estate they always were.
-        chains = random.Random(7)
-        # (sync, company, start, its failed items: transaction ID, data type, message)
-        retried: list[tuple[int, int, datetime, list[tuple[uuid.UUID, str, str]]]] = []
-
-        def flush() -> None:
-            # One COPY at a time on the connection: the syncs, then their items.
-            with raw.cursor().copy(sync_sql) as copy:
-                for row in sync_rows:
-                    copy.write_row(row)
-            with raw.cursor().copy(item_sql) as copy:
-                for row in item_rows:
-                    copy.write_row(row)
-            sync_rows.clear()
-            item_rows.clear()
-
-        for n in range(1, syncs + 1):
-            code = rng.choices(codes, weights)[0]
-            running = code in (1000, 1010)
-            age = (
-                timedelta(minutes=rng.uniform(0, 40))
-                if running
-                else timedelta(seconds=rng.uniform(0, days * 86400))
-            )
-            start = now - age
-            drawn = 0 if code == 2040 else max(1, int(rng.gauss(items_per_sync, 4)))
-            total = 0 if code in NO_ITEMS else drawn
-            failed = 0
-            if code == 5130:
-                failed = max(1, total // rng.choice([1, 2, 4, 10]))
-            elif code >= 4000:
-                failed = total
-            elif code == 2000 and rng.random() < 0.03:
-                failed = 1
-            pending = total if running else 0
-            completed = total - failed - pending
-            duration = None if running else int(rng.uniform(5, 600))
-            # Drawn in the order the load has always drawn them (same estate).
-            sync_uuid = uuid.UUID(int=rng.getrandbits(128), version=4)
-            company = rng.randint(1, companies)
-            platform = platform_keys[PLATFORMS[company % len(PLATFORMS)]]
-            error, exception = catalogue.sync_messages(words, platform, code)
-            error_fp = fingerprint(error or exception)
-            sync_rows.append(
-                (n, sync_uuid, company,
-                 code, "", error, exception, start, code == 2000, sync_category(code, failed),
-                 start, None if running else start + timedelta(seconds=duration or 0), now,
-                 total, completed, failed, pending, code, error_fp, duration,
-                 PLATFORMS[company % len(PLATFORMS)], None)
-            )  # fmt: skip
-            failed_ids = []
-            for i in range(drawn):
-                status = 3 if i >= failed + pending else (1 if i < pending else 4)
-                tid = uuid.UUID(int=rng.getrandbits(128), version=4)
-                if i >= total:
-                    continue  # drawn all the same: the rows after it stay as they were
-                item_id += 1
-                data_type = "directCosts" if i % 3 else "bankTransactions"
-                message = None
-                if status == 4 and code == 5120:
-                    status, message = 2, catalogue.validation_error_message(words)
-                elif status == 4 and code not in SYNC_ERROR_ONLY:
-                    message = catalogue.push_error_message(words, platform)
-                    failed_ids.append((tid, data_type, message))
-                item_rows.append(
-                    (item_id, n, tid, "expenses", data_type, status, message,
-                     fingerprint(message))
-                )  # fmt: skip
-            if failed_ids and code in (5130, 2000) and chains.random() < RETRIED:
-                retried.append((n, company, start, failed_ids))
-            if len(item_rows) >= 200_000 or n == syncs:
-                flush()
-            if n % 100_000 == 0:
-                elapsed = time.monotonic() - started
-                print(f"  {n:,} syncs, {item_id:,} items, {elapsed:.0f}s", flush=True)
-        # Retry chains: some failed syncs retried once or twice, each retry
-        # re-pushing what is still outstanding; most items complete.
-        sync_n = syncs
-        for original, company, start, outstanding in retried:
-            parent_start = start
-            for _attempt in range(chains.choice([1, 1, 2])):
-                if not outstanding:
-                    break
-                sync_n += 1
-                parent_start += timedelta(minutes=chains.uniform(10, 600))
-                still = [t for t in outstanding if chains.random() < 0.3]
-                failing = {tid for tid, _, _ in still}
-                code = 5130 if still else 2000
-                sync_rows.append(
-                    (sync_n, uuid.UUID(int=chains.getrandbits(128), version=4), company, code,
-                     "", "", "", parent_start, not still or len(still) < len(outstanding),
-                     sync_category(code, len(still)), parent_start, parent_start + timedelta(
-                         seconds=60), now, len(outstanding), len(outstanding) - len(still),
-                     len(still), 0, code, "", 60, PLATFORMS[company % len(PLATFORMS)], original)
-                )  # fmt: skip
-                for tid, data_type, message in outstanding:
-                    item_id += 1
-                    again = None
-                    if tid in failing:
-                        # The same cause, through a new downstream call.
-                        again = catalogue.correlated(words, message.split("Message:  ", 1)[1])
-                    item_rows.append(
-                        (item_id, sync_n, tid, "expenses", data_type, 4 if again else 3, again,
-                         fingerprint(again))
+        # A load cut short (an error, Ctrl-C) still puts the indexes back.
+        try:
+            raw = cursor.connection  # psycopg connection
+            with raw.cursor().copy(
+                "COPY dashboard_company (id, company_id, name, description, platform_key, "
+                "platform_name, connection_status, created, first_seen, updated, failing_streak, "
+                "failing_since, items_outstanding, syncs_outstanding, redirect_url, problems_open) "
+                "FROM STDIN"
+            ) as copy:
+                for n in range(1, companies + 1):
+                    streak = rng.choice([0] * 20 + [1, 2, 3, 5, 8, 13])
+                    copy.write_row(
+                        (n, uuid.UUID(int=rng.getrandbits(128), version=4), f"Company {n} Ltd", "",
+                         "", PLATFORMS[n % len(PLATFORMS)], "Linked", now, now, now, streak,
+                         now - timedelta(days=streak) if streak else None, 0, 0, "", 0)
                     )  # fmt: skip
-                outstanding = still
-            if len(item_rows) >= 200_000:
-                flush()
-        flush()
-        print(f"  {sync_n - syncs:,} retries of {len(retried):,} failed syncs", flush=True)
-        print(f"  rebuilding {len(dropped)} indexes ...", flush=True)
-        for _, definition in dropped:
-            cursor.execute(definition)
+            codes = [c for c, _ in CODES]
+            weights = [w for _, w in CODES]
+            item_id = 0
+            sync_sql = (
+                "COPY dashboard_sync (id, sync_id, company_id, status_code, status_text, "
+                "error_message, exception_message, sync_utc, data_pushed, category, first_seen, "
+                "completed_at, last_refreshed, items_total, items_completed, items_failed, "
+                "items_pending, items_status_code, error_fingerprint, duration_s, platform_name, "
+                "retry_of_id) FROM STDIN"
+            )
+            item_sql = (
+                "COPY dashboard_pushitem (id, sync_id, transaction_id, integration_type, "
+                "data_type, status, message, fingerprint) FROM STDIN"
+            )
+            sync_rows: list[tuple] = []
+            item_rows: list[tuple] = []
+            # Drawn apart from `rng`, so the originals stay the estate they always were.
+            chains = random.Random(7)
+            # (sync, company, start, its failed items: transaction ID, data type, message)
+            retried: list[tuple[int, int, datetime, list[tuple[uuid.UUID, str, str]]]] = []
+
+            def flush() -> None:
+                # One COPY at a time on the connection: the syncs, then their items.
+                with raw.cursor().copy(sync_sql) as copy:
+                    for row in sync_rows:
+                        copy.write_row(row)
+                with raw.cursor().copy(item_sql) as copy:
+                    for row in item_rows:
+                        copy.write_row(row)
+                sync_rows.clear()
+                item_rows.clear()
+
+            for n in range(1, syncs + 1):
+                code = rng.choices(codes, weights)[0]
+                running = code in (1000, 1010)
+                age = (
+                    timedelta(minutes=rng.uniform(0, 40))
+                    if running
+                    else timedelta(seconds=rng.uniform(0, days * 86400))
+                )
+                start = now - age
+                drawn = 0 if code == 2040 else max(1, int(rng.gauss(items_per_sync, 4)))
+                total = 0 if code in NO_ITEMS else drawn
+                failed = 0
+                if code == 5130:
+                    failed = max(1, total // rng.choice([1, 2, 4, 10]))
+                elif code >= 4000:
+                    failed = total
+                elif code == 2000 and rng.random() < 0.03:
+                    failed = 1
+                pending = total if running else 0
+                completed = total - failed - pending
+                duration = None if running else int(rng.uniform(5, 600))
+                # Drawn in the order the load has always drawn them (same estate).
+                sync_uuid = uuid.UUID(int=rng.getrandbits(128), version=4)
+                company = rng.randint(1, companies)
+                platform = platform_keys[PLATFORMS[company % len(PLATFORMS)]]
+                error, exception = catalogue.sync_messages(words, platform, code)
+                error_fp = fingerprint(error or exception)
+                sync_rows.append(
+                    (n, sync_uuid, company,
+                     code, "", error, exception, start, code == 2000, sync_category(code, failed),
+                     start, None if running else start + timedelta(seconds=duration or 0), now,
+                     total, completed, failed, pending, code, error_fp, duration,
+                     PLATFORMS[company % len(PLATFORMS)], None)
+                )  # fmt: skip
+                failed_ids = []
+                for i in range(drawn):
+                    status = 3 if i >= failed + pending else (1 if i < pending else 4)
+                    tid = uuid.UUID(int=rng.getrandbits(128), version=4)
+                    if i >= total:
+                        continue  # drawn all the same: the rows after it stay as they were
+                    item_id += 1
+                    data_type = "directCosts" if i % 3 else "bankTransactions"
+                    message = None
+                    if status == 4 and code == 5120:
+                        status, message = 2, catalogue.validation_error_message(words)
+                    elif status == 4 and code not in SYNC_ERROR_ONLY:
+                        message = catalogue.push_error_message(words, platform)
+                        failed_ids.append((tid, data_type, message))
+                    item_rows.append(
+                        (item_id, n, tid, "expenses", data_type, status, message,
+                         fingerprint(message))
+                    )  # fmt: skip
+                if failed_ids and code in (5130, 2000) and chains.random() < RETRIED:
+                    retried.append((n, company, start, failed_ids))
+                if len(item_rows) >= 200_000 or n == syncs:
+                    flush()
+                if n % 100_000 == 0:
+                    elapsed = time.monotonic() - started
+                    print(f"  {n:,} syncs, {item_id:,} items, {elapsed:.0f}s", flush=True)
+            # Retry chains: some failed syncs retried once or twice, each retry
+            # re-pushing what is still outstanding; most items complete.
+            sync_n = syncs
+            for original, company, start, outstanding in retried:
+                parent_start = start
+                for _attempt in range(chains.choice([1, 1, 2])):
+                    if not outstanding:
+                        break
+                    sync_n += 1
+                    parent_start += timedelta(minutes=chains.uniform(10, 600))
+                    still = [t for t in outstanding if chains.random() < 0.3]
+                    failing = {tid for tid, _, _ in still}
+                    code = 5130 if still else 2000
+                    sync_rows.append(
+                        (sync_n, uuid.UUID(int=chains.getrandbits(128), version=4), company, code,
+                         "", "", "", parent_start, not still or len(still) < len(outstanding),
+                         sync_category(code, len(still)), parent_start, parent_start + timedelta(
+                             seconds=60), now, len(outstanding), len(outstanding) - len(still),
+                         len(still), 0, code, "", 60, PLATFORMS[company % len(PLATFORMS)], original)
+                    )  # fmt: skip
+                    for tid, data_type, message in outstanding:
+                        item_id += 1
+                        again = None
+                        if tid in failing:
+                            # The same cause, through a new downstream call.
+                            again = catalogue.correlated(words, message.split("Message:  ", 1)[1])
+                        item_rows.append(
+                            (item_id, sync_n, tid, "expenses", data_type, 4 if again else 3, again,
+                             fingerprint(again))
+                        )  # fmt: skip
+                    outstanding = still
+                if len(item_rows) >= 200_000:
+                    flush()
+            flush()
+            print(f"  {sync_n - syncs:,} retries of {len(retried):,} failed syncs", flush=True)
+        finally:
+            print(f"  rebuilding {len(dropped)} indexes ...", flush=True)
+            for _, definition in dropped:
+                cursor.execute(definition)
         for table in ("dashboard_company", "dashboard_sync", "dashboard_pushitem"):
             cursor.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
             )
+        # The statistics first: without them the companies' times below probe a table
+        # the planner believes empty, a whole scan per company.
+        cursor.execute("ANALYZE")
         if _has_company_times():
             # What ingest keeps (and the migration backfilled): the companies index sorts by them.
             cursor.execute(COMPANY_TIMES)
