@@ -89,8 +89,8 @@ def problem_rows(problems: Iterable[Problem], since: datetime | None = None) -> 
         )
         rows.append(
             html(
-                '<tr data-problem="{}" data-row>\n'
-                '<td class="cause" data-label="Cause"><a href="{}{}{}" data-row-link>{}</a> '
+                '<tr data-problem="{}">\n'
+                '<td class="cause" data-label="Cause"><a href="{}{}{}">{}</a> '
                 '<span class="muted">#{}</span></td>\n'
                 '<td class="wide" data-label="Status"><span class="badge cat-failed" '
                 'title="{}">{}</span> {}{}</td>\n'

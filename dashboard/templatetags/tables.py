@@ -136,14 +136,13 @@ def sync_rows(
             failed = join([failed, html(' <span class="resolved">{}</span>', "resolved")])
         rows.append(
             html(
-                '<tr data-row><td data-label="Time">{}{}</td>'
+                '<tr><td data-label="Time">{}{}</td>'
                 '<td data-label="Company"><a href="{}{}{}">{}</a></td>'
                 '<td data-label="Platform">{}</td><td class="wide" data-label="Status">'
                 '<span class="badge cat-{}" title="{}">{}</span> <span class="muted">{}</span>'
                 '</td><td class="num" data-label="Items">{}{}</td>'
                 '<td class="num" data-label="Duration">{}</td>'
-                '<td class="wide" data-label="Sync ID">'
-                '<a class="mono" href="{}{}{}" data-row-link>{}</a></td>'
+                '<td class="wide" data-label="Sync ID"><a class="mono" href="{}{}{}">{}</a></td>'
                 "{}</tr>\n",
                 stamp(sync.sync_utc),
                 NEW_MARK
@@ -394,9 +393,11 @@ def chart_table(chart: Chart) -> SafeString:
         for bar in chart.bars
     )
     return html(
-        '<table class="visually-hidden" data-testid="chart-values"><caption>Syncs per {}</caption>'
+        # Hidden by a wrapper: a table keeps the width of its content whatever its own.
+        '<div class="visually-hidden"><table data-testid="chart-values">'
+        "<caption>Syncs per {}</caption>"
         '<thead><tr><th scope="col">{}</th>{}<th scope="col">Partial</th></tr></thead>'
-        "<tbody>{}</tbody></table>",
+        "<tbody>{}</tbody></table></div>",
         chart.unit,
         chart.unit.capitalize(),
         head,

@@ -6,9 +6,12 @@
  *   ?                      the help; Escape closes it and focus goes back
  *
  * `/` (the jump field) is jump.js's. The pages `g` goes to are the help
- * dialog's data-go-<key> attributes, written by Django's {% url %}; the rows
- * are the page's `[data-row]` elements, each opened by its `[data-row-link]`
- * (else its first link). Like jump.js, nothing fires while someone types in
+ * dialog's data-go-<key> attributes, written by Django's {% url %}. The rows
+ * are those of the page's `<tbody data-rows="selector">`, the selector naming
+ * each row's main link (the sync, the problem, the company, the transaction);
+ * a row without one (a "nothing matches" row) is skipped. The mark is on the
+ * table, not on each row, so the long tables (built in Python) stay as they
+ * are. Like jump.js, nothing fires while someone types in
  * a field or holds Ctrl, Alt or Meta (the browser's own shortcuts). Served as
  * a file for the Content-Security-Policy; without it every page still works
  * with Tab and Enter.
@@ -36,12 +39,18 @@
     return document.querySelector("dialog[data-shortcuts]");
   }
 
-  function rows() {
-    return Array.prototype.slice.call(document.querySelectorAll("main [data-row]"));
+  function rowLink(row) {
+    return row.querySelector(row.parentNode.getAttribute("data-rows") || "a[href]");
   }
 
-  function rowLink(row) {
-    return row.querySelector("a[data-row-link]") || row.querySelector("a[href]");
+  function rows() {
+    var body = document.querySelector("main tbody[data-rows]");
+    if (!body) {
+      return [];
+    }
+    return Array.prototype.filter.call(body.children, function (row) {
+      return row.tagName === "TR" && rowLink(row);
+    });
   }
 
   // The row holding focus, else the one marked current, else -1.
@@ -74,12 +83,7 @@
     });
     var row = list[next];
     row.setAttribute("aria-current", "true");
-    var target = rowLink(row);
-    if (!target) {
-      row.setAttribute("tabindex", "-1");
-      target = row;
-    }
-    target.focus();
+    rowLink(row).focus();
     return true;
   }
 
