@@ -3,7 +3,8 @@
 After logging in, nothing is clicked: the skip link, the chart as one tab stop,
 `/` to a failed sync, its Push items tab by the arrow keys, its retry through
 the confirm page (the worker's task run here, the sandbox finishing the new
-sync), the shortcuts' help, `g h`, `j`/`k` and Enter.
+sync), the shortcuts' help, `g h`, `j`/`k` and Enter; then the problems' and the
+companies' rows, and keys typed in a field staying text.
 
 Screenshots: keyboard-1-skip-link, keyboard-chart-focused, keyboard-2-retry-confirm,
 keyboard-3-help, keyboard-4-current-row.
@@ -42,6 +43,12 @@ def _tab_to(page: Page, selector: str, limit: int = 80) -> int:
         if _focused(page, selector):
             return presses
     raise AssertionError(f"{selector} not reached in {limit} tab stops")
+
+
+def _arrived(page: Page, url: re.Pattern[str]) -> None:
+    """The page is at `url`, its scripts run: a key pressed before them would go unheard."""
+    expect(page).to_have_url(url)
+    page.wait_for_load_state("domcontentloaded")
 
 
 def _in_main(page: Page) -> bool:
@@ -95,7 +102,7 @@ def test_a_runner_finds_reads_retries_and_comes_back_by_keyboard_alone(
     page.keyboard.type(str(failed_sync.sync_id)[:8])
     page.keyboard.press("Enter")
     here = f"/syncs/{failed_sync.sync_id}/"
-    expect(page).to_have_url(re.compile(rf"{here}$"))
+    _arrived(page, re.compile(rf"{here}$"))
 
     # Its items: Tab to the tab list, an arrow key to Push items, Enter.
     _tab_to(page, "[role=tab][aria-selected=true]")
@@ -103,7 +110,7 @@ def test_a_runner_finds_reads_retries_and_comes_back_by_keyboard_alone(
     page.keyboard.press("ArrowRight")
     expect(page.locator("#tab-items")).to_be_focused()
     page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(rf"{here}\?tab=items$"))
+    _arrived(page, re.compile(rf"{here}\?tab=items$"))
     items = page.locator("#items-panel tbody[data-rows] > tr")
     expect(items.first).to_be_visible()
     # j marks the first item current and focuses its transaction link.
@@ -116,15 +123,15 @@ def test_a_runner_finds_reads_retries_and_comes_back_by_keyboard_alone(
     page.keyboard.press("Home")
     expect(page.locator("#tab-overview")).to_be_focused()
     page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(rf"{here}$"))
+    _arrived(page, re.compile(rf"{here}$"))
     _tab_to(page, '[data-testid="retry-button"]')
     page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(rf"{here}retry/$"))
+    _arrived(page, re.compile(rf"{here}retry/$"))
     _tab_to(page, '[data-testid="confirm-retry"]')
     screenshot(page, "keyboard-2-retry-confirm")
     with mock.patch.object(run_retry_task, "delay") as delay:
         page.keyboard.press("Enter")
-        expect(page).to_have_url(re.compile(r"/retries/\d+/$"))
+        _arrived(page, re.compile(r"/retries/\d+/$"))
     request = mirror.RetryRequest.objects.get(sync=failed_sync)
     delay.assert_called_once_with(request.pk)
 
@@ -155,7 +162,7 @@ def test_a_runner_finds_reads_retries_and_comes_back_by_keyboard_alone(
     # `g h`: the history. j, j, k: the first row is current, its sync link focused.
     page.keyboard.press("g")
     page.keyboard.press("h")
-    expect(page).to_have_url(re.compile(r"/syncs/$"))
+    _arrived(page, re.compile(r"/syncs/$"))
     rows = page.locator("table.history tbody[data-rows] > tr")
     expect(rows.nth(1)).to_be_visible()
     page.keyboard.press("j")
@@ -170,12 +177,29 @@ def test_a_runner_finds_reads_retries_and_comes_back_by_keyboard_alone(
     target = link.get_attribute("href")
     assert target
     page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(rf"{re.escape(target)}$"))
+    _arrived(page, re.compile(rf"{re.escape(target)}$"))
+
+    # The problems and the companies have their rows too.
+    page.keyboard.press("g")
+    page.keyboard.press("p")
+    _arrived(page, re.compile(r"/problems/$"))
+    page.keyboard.press("j")
+    problems = page.locator("tbody[data-rows] > tr")
+    expect(problems.first).to_have_attribute("aria-current", "true")
+    expect(problems.first.locator("td.cause a")).to_be_focused()
+    page.keyboard.press("g")
+    page.keyboard.press("c")
+    _arrived(page, re.compile(r"/companies/$"))
+    companies = page.locator("tbody[data-rows] > tr")
+    for _ in range(3):
+        page.keyboard.press("j")
+    expect(companies.nth(2)).to_have_attribute("aria-current", "true")
+    expect(companies.nth(2).locator("td[data-label=Company] a")).to_be_focused()
 
     # In a field the keys are text: `g h` typed in the history's search stays there.
     page.keyboard.press("g")
     page.keyboard.press("h")
-    expect(page).to_have_url(re.compile(r"/syncs/$"))
+    _arrived(page, re.compile(r"/syncs/$"))
     search = page.locator("#id_q")
     _tab_to(page, "#id_q")
     page.keyboard.type("g h j")
