@@ -11,10 +11,10 @@
  * each row's main link (the sync, the problem, the company, the transaction);
  * a row without one (a "nothing matches" row) is skipped. The mark is on the
  * table, not on each row, so the long tables (built in Python) stay as they
- * are. Like jump.js, nothing fires while someone types in
- * a field or holds Ctrl, Alt or Meta (the browser's own shortcuts). Served as
- * a file for the Content-Security-Policy; without it every page still works
- * with Tab and Enter.
+ * are. Like jump.js, nothing fires while someone types in a field or holds
+ * Ctrl, Alt or Meta (the browser's own shortcuts). Served as a file for the
+ * Content-Security-Policy; without it every page still works with Tab and
+ * Enter.
  */
 (function () {
   "use strict";

@@ -51,6 +51,11 @@ def _arrived(page: Page, url: re.Pattern[str]) -> None:
     page.wait_for_load_state("domcontentloaded")
 
 
+def _outline(page: Page) -> str:
+    """The outline style of what has the focus."""
+    return page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+
+
 def _in_main(page: Page) -> bool:
     return page.evaluate("() => !!document.activeElement.closest('main')")
 
@@ -67,9 +72,11 @@ def test_a_runner_finds_reads_retries_and_comes_back_by_keyboard_alone(
     skip = page.get_by_test_id("skip-link")
     expect(skip).to_be_focused()
     expect(skip).to_be_in_viewport()
+    assert _outline(page) == "solid", "the focus shows"
     screenshot(page, "keyboard-1-skip-link")
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
+    assert _outline(page) == "none", "no ring around the whole page"
     page.keyboard.press("Tab")
     assert _in_main(page), "two tab stops reach the dashboard's content"
 
@@ -79,6 +86,7 @@ def test_a_runner_finds_reads_retries_and_comes_back_by_keyboard_alone(
     expect(figure.locator("svg.chart a").first).to_be_attached()
     assert figure.locator("svg.chart a").evaluate_all("links => links.every(a => a.tabIndex < 0)")
     _tab_to(page, '[data-testid="chart-figure"]')
+    assert _outline(page) == "solid"
     page.locator("section.card", has=figure).screenshot(
         path=str(screenshot(page, "keyboard-chart-focused")), caret="initial"
     )
