@@ -19,7 +19,7 @@ from django import template
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.safestring import SafeString
 
-from dashboard.chart import Chart
+from dashboard.chart import STACK, Chart
 from dashboard.markup import html, join
 from dashboard.problems.rows import TITLE_LIMIT, Cause, headline
 from dashboard.vocabulary import CATEGORY_CSS, Category
@@ -231,11 +231,16 @@ def code_checkboxes(
 
 @register.simple_tag
 def code_rows(by_code: list[tuple[int, str, int, int]], history_url: str, query: str) -> SafeString:
-    """The "By status code" table: each code's badge, meaning and count, linked to its syncs."""
+    """The "By status code" table: each code's badge, meaning and count, linked to its syncs.
+
+    A count alone ("3") says nothing to someone who hears the link out of its
+    row: hidden text names the code and its meaning.
+    """
     return join(
         html(
             '<tr><td><span class="badge cat-{}">{}</span></td><td>{}</td>'
-            '<td class="num"><a href="{}?{}&amp;code={}" data-code="{}">{}</a></td></tr>\n',
+            '<td class="num"><a href="{}?{}&amp;code={}" data-code="{}">{}'
+            '<span class="visually-hidden"> sync{} with status code {}: {}</span></a></td></tr>\n',
             _category_css(category),
             code,
             text,
@@ -244,6 +249,9 @@ def code_rows(by_code: list[tuple[int, str, int, int]], history_url: str, query:
             code,
             code,
             thousands(n),
+            "" if n == 1 else "s",
+            code,
+            text,
         )
         for code, text, category, n in by_code
     )
@@ -256,7 +264,8 @@ def failing_company_rows(rows: list[dict[str, Any]], history_url: str, query: st
     return join(
         html(
             '<tr><td><a href="{}{}{}">{}</a> <span class="muted">{}</span></td>'
-            '<td class="num"><a href="{}?{}&amp;state=failing&amp;company={}">{}</a></td>'
+            '<td class="num"><a href="{}?{}&amp;state=failing&amp;company={}">{}'
+            '<span class="visually-hidden"> failed sync{} of {}</span></a></td>'
             "<td>{}</td></tr>\n",
             head,
             _uuid(row["company"]["company_id"]),
@@ -267,6 +276,8 @@ def failing_company_rows(rows: list[dict[str, Any]], history_url: str, query: st
             query,
             _uuid(row["company"]["company_id"]),
             thousands(row["failed"]),
+            "" if row["failed"] == 1 else "s",
+            row["company"]["name"],
             brief(row["last"]),
         )
         for row in rows
@@ -280,7 +291,8 @@ def streak_rows(companies: list[dict[str, Any]], history_url: str) -> SafeString
     return join(
         html(
             '<tr><td><a href="{}{}{}">{}</a></td>'
-            '<td class="num"><a href="{}?range=all&amp;company={}">{} in a row</a></td>'
+            '<td class="num"><a href="{}?range=all&amp;company={}">{} in a row'
+            '<span class="visually-hidden">: the failed syncs of {}</span></a></td>'
             "<td>since {}</td></tr>\n",
             head,
             _uuid(c["company_id"]),
@@ -289,6 +301,7 @@ def streak_rows(companies: list[dict[str, Any]], history_url: str) -> SafeString
             history_url,
             _uuid(c["company_id"]),
             c["failing_streak"],
+            c["name"],
             brief(c["failing_since"]),
         )
         for c in companies
@@ -318,7 +331,9 @@ def chart_bars(chart: Chart, history_url: str, platform: str) -> SafeString:
     """The chart's stacked bars: each segment links to the history of its day and outcome.
 
     A partial bucket's slot is a hatched band behind its bar, whose segments
-    are drawn lighter; its titles say why.
+    are drawn lighter; its titles say why. The links are for the pointer
+    alone (tabindex -1): ninety days of them would be ninety tab stops, so
+    the keyboard stops once on the chart, whose values `chart_table` gives.
     """
     platform_query = html("&amp;platform={}", quote(platform)) if platform else ""
     parts = []
@@ -339,7 +354,7 @@ def chart_bars(chart: Chart, history_url: str, platform: str) -> SafeString:
             )
         parts.extend(
             html(
-                '<a href="{}?range=custom&amp;start={}&amp;end={}&amp;category={}{}">'
+                '<a href="{}?range=custom&amp;start={}&amp;end={}&amp;category={}{}" tabindex="-1">'
                 '<rect class="{}{}" x="{}" y="{}" width="{}" height="{}">'
                 "<title>{}: {} {}{}</title></rect></a>",
                 history_url,
@@ -361,3 +376,30 @@ def chart_bars(chart: Chart, history_url: str, platform: str) -> SafeString:
             for segment in bar.segments
         )
     return join(parts)
+
+
+@register.simple_tag
+def chart_table(chart: Chart) -> SafeString:
+    """The chart's values as a table, for screen readers (the drawing is an image to them):
+    a row per bar, its count of each outcome, and why it is partial if it is."""
+    head = join(html('<th scope="col">{}</th>', category.label) for category, _ in STACK)
+    rows = join(
+        html(
+            '<tr><th scope="row">{}</th>{}<td>{}</td></tr>',
+            bar.label,
+            join(html("<td>{}</td>", thousands(bar.bucket[c.key])) for c, _ in STACK),
+            bar.partial,
+        )
+        for bar in chart.bars
+    )
+    return html(
+        # Hidden by a wrapper: a table keeps the width of its content whatever its own.
+        '<div class="visually-hidden"><table data-testid="chart-values">'
+        "<caption>Syncs per {}</caption>"
+        '<thead><tr><th scope="col">{}</th>{}<th scope="col">Partial</th></tr></thead>'
+        "<tbody>{}</tbody></table></div>",
+        chart.unit,
+        chart.unit.capitalize(),
+        head,
+        rows,
+    )

@@ -82,7 +82,8 @@ def test_new_syncs_are_announced_and_arrive_when_asked(
 
     # Shown again: it catches up at once, and says how many came, not where.
     _set_visibility(page, "visible")
-    expect(bar).to_have_text("3 new syncs — show")
+    # "show" visibly; "the new syncs" too for a screen reader.
+    expect(bar).to_have_text("3 new syncs — show the new syncs")
     assert asked
     assert page.locator("table.list tbody tr").first.inner_text() == top
     for sync in created:

@@ -136,3 +136,29 @@ def test_the_dashboard_marks_its_partial_buckets_in_the_chart_and_in_words(viewe
     svg = body[body.index('<svg class="chart"') : body.index("</svg>")]
     assert "style=" not in svg
     assert "tallest bar" not in body
+
+
+def test_the_chart_is_one_tab_stop_with_its_values_in_a_table(viewer_client, db):
+    company = make_company(name="Acme")
+    make_sync(company, code=2000, ago=timedelta(days=2))
+    make_sync(company, code=5130, ago=timedelta(days=2))
+    body = viewer_client.get(reverse("summary") + "?range=30d").content.decode()
+    figure = body[body.index('<figure class="chart-figure"') : body.index("</figure>")]
+    assert figure.startswith('<figure class="chart-figure" tabindex="0" aria-label="Chart of syncs')
+    svg = figure[figure.index("<svg") : figure.index("</svg>")]
+    # Every bar's link is for the pointer: none is a tab stop.
+    assert svg.count("<a ") == svg.count('tabindex="-1"') == 2
+    table = figure[figure.index('<div class="visually-hidden"><table') :]
+    assert "<caption>Syncs per day</caption>" in table
+    assert table.count('<th scope="row">') in (30, 31)  # a row per bar
+    day = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%d")
+    assert f'<th scope="row">{day}</th><td>1</td><td>1</td><td>0</td>' in table
+
+
+def test_the_status_code_counts_say_what_they_count(viewer_client, db):
+    make_sync(make_company(), code=5130, ago=timedelta(hours=2))
+    body = viewer_client.get(reverse("summary")).content.decode()
+    assert (
+        'data-code="5130">1<span class="visually-hidden"> sync with status code 5130: '
+        "Data push error</span></a>"
+    ) in body

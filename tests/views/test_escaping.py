@@ -89,6 +89,7 @@ BUILDERS: dict[str, tuple[Callable[..., str], Callable[[], list[Any]]]] = {
         lambda: [[{"sync_id": str(uuid.uuid4()), "sync_utc": MOMENT, "company": {"name": "A"}}]],
     ),
     "chart_bars": (tables.chart_bars, lambda: [_chart(), "/syncs/", "Xero"]),
+    "chart_table": (tables.chart_table, lambda: [_chart()]),
     "status_badge": (
         tables.status_badge,
         lambda: [Sync(status_code=9999, status_text="text", category=2)],

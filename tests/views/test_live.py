@@ -70,7 +70,7 @@ def test_the_history_counts_the_new_syncs_its_filters_select(viewer_client, comp
     make_sync(xero, code=5130, ago=timedelta(hours=2, minutes=1))  # below the top row
     # The same start as the top row: above it only with a greater id (the order's tie-break).
     make_sync(xero, code=5130, sync_utc=top.sync_utc)
-    assert _new_bar(viewer_client, watch) == "4 new syncs — show"
+    assert _new_bar(viewer_client, watch) == "4 new syncs — show the new syncs"
     unfiltered = _watch(_history(viewer_client, ""))
     assert unfiltered is not None and _new_bar(viewer_client, unfiltered) == ""
 
@@ -99,7 +99,7 @@ def test_an_empty_page_counts_every_sync_that_comes(viewer_client, companies):
     watch = _watch(_history(viewer_client, "platform=Xero"))
     assert watch is not None and "newest" not in watch
     make_sync(xero, ago=timedelta(minutes=1))
-    assert _new_bar(viewer_client, watch) == "1 new sync — show"
+    assert _new_bar(viewer_client, watch) == "1 new sync — show the new sync"
 
 
 def test_the_count_stops_at_its_bound(viewer_client, companies, monkeypatch):
@@ -109,9 +109,9 @@ def test_the_count_stops_at_its_bound(viewer_client, companies, monkeypatch):
     monkeypatch.setattr(live, "NEW_SYNCS_BOUND", 3)
     for _ in range(3):
         make_sync(xero, ago=timedelta(minutes=1))
-    assert _new_bar(viewer_client, watch) == "3 new syncs — show"
+    assert _new_bar(viewer_client, watch) == "3 new syncs — show the new syncs"
     make_sync(xero, ago=timedelta(minutes=1))
-    assert _new_bar(viewer_client, watch) == "3+ new syncs — show"
+    assert _new_bar(viewer_client, watch) == "3+ new syncs — show the new syncs"
 
 
 def test_the_count_is_one_bounded_probe(viewer_client, companies, django_assert_max_num_queries):

@@ -224,8 +224,9 @@ def test_every_dashboard_table_shows_upstream_text_as_text(viewer_client, db, co
     assert ("Counted at" in body) is counted
     assert "<script>" not in body
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
-    # Failing companies (name and platform), the streak, the long-running sync.
-    assert body.count(f"Evil {escaped} &#x27;q&quot;") == 3
+    # Failing companies (name and platform), the streak, the long-running sync, and the
+    # hidden names of the failed-count and streak links.
+    assert body.count(f"Evil {escaped} &#x27;q&quot;") == 5
     assert f"P {escaped}" in body
     # The top problem, its variable parts hidden.
     assert "Failed: &lt;script&gt;alert({number})&lt;/script&gt;" in body
@@ -377,7 +378,7 @@ def test_the_chart_links_each_bar_to_its_day_outcome_and_platform(viewer_client,
     day = timezone.localtime(sync.sync_utc).strftime("%Y-%m-%d")
     link = (
         f'<a href="/syncs/?range=custom&amp;start={day}&amp;end={day}&amp;category=failed'
-        '&amp;platform=Sage%20%26%20%22Co%22"><rect class="bad"'
+        '&amp;platform=Sage%20%26%20%22Co%22" tabindex="-1"><rect class="bad"'
     )
     assert link in body
     assert f"<title>{day}: 1 failed</title>" in body

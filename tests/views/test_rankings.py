@@ -74,7 +74,7 @@ def test_the_dashboard_shows_the_snapshot_of_a_preset_with_its_time(viewer_clien
     snapshot.failing_companies = [{**snapshot.failing_companies[0], "failed": 999}]
     snapshot.save()
     body = viewer_client.get(reverse("summary")).content.decode()
-    assert ">999</a>" in body
+    assert '>999<span class="visually-hidden"> failed syncs of' in body
     assert 'data-testid="ranked-at"' in body
     assert f"Counted at {timezone.localtime(snapshot.computed_at):%Y-%m-%d %H:%M:%S}" in body
     # The links still open the history of the same filter.

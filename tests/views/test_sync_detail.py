@@ -103,7 +103,10 @@ def test_the_overview_holds_the_syncs_summary(viewer_client, failed):
     assert "<dt>Duration</dt><dd>1m 30s</dd>" in panel
     assert "from Sync for Expenses to Xero" in panel
     counts = re.search(r'data-testid="item-counts">(.*?)</dd>', panel, re.S).group(1)
-    assert f'<a href="{here}?tab=items">5</a>' in counts
+    assert (
+        f'<a href="{here}?tab=items">5<span class="visually-hidden"> push items</span></a>'
+        in counts
+    )
     assert f'href="{here}?tab=items&amp;status=failed">2 failed</a>' in counts
     assert f'href="{here}?tab=items&amp;status=completed">2 completed</a>' in counts
     assert f'href="{here}?tab=items&amp;status=pending">1 pending</a>' in counts
