@@ -1,0 +1,117 @@
+"""How the pages look, on a desk and on a phone, light and dark, to axe too.
+
+On the small sandbox estate mirrored through a real refresh (failures,
+problems, a sync with failed items): the dashboard, the history, the
+problems, the companies index, a company, and a sync's three tabs, at
+1440x900 and at a phone's 390x844, with the system in light and in dark
+mode (the user follows the system, the default). Each is saved as
+`looks-<page>-<width>-<theme>.png`; at 390 nothing is wider than the screen;
+axe finds nothing serious or critical (the moderate findings are printed).
+Then the header on a phone (its menu button), and the user's own choice of
+theme from the header, which outlasts the page.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from dashboard.models import UserPreference
+from tests.support import axe
+from tests.support.browser import login, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.system, pytest.mark.timeout(300)]
+
+WIDE = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# The page's background where each theme is in force (app.css's --bg).
+BACKGROUNDS = {"light": "rgb(246, 247, 251)", "dark": "rgb(16, 19, 26)"}
+
+
+def _fits(page: Page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"{page.url} is {width}px wide"
+
+
+def _background(page: Page) -> str:
+    return page.evaluate("getComputedStyle(document.body).backgroundColor")
+
+
+def test_every_page_fits_a_phone_and_passes_axe_in_light_and_dark(page: Page, failed_sync, lead):
+    sync = failed_sync
+    pages = {
+        "dashboard": "/",
+        "history": "/syncs/",
+        "problems": "/problems/",
+        "companies": "/companies/",
+        "company": f"/companies/{sync.company.company_id}/",
+        "sync-overview": f"/syncs/{sync.sync_id}/",
+        "sync-config": f"/syncs/{sync.sync_id}/?tab=config",
+        "sync-items": f"/syncs/{sync.sync_id}/?tab=items",
+    }
+    login(page, lead.username)
+    found: list[str] = []
+    moderate: set[str] = set()
+    for theme in ("light", "dark"):
+        page.emulate_media(color_scheme=theme)
+        for name, url in pages.items():
+            page.set_viewport_size(WIDE)
+            page.goto(url)
+            assert _background(page) == BACKGROUNDS[theme], f"{name} in {theme}"
+            for size, width in ((WIDE, "1440"), (PHONE, "390")):
+                page.set_viewport_size(size)
+                if size is PHONE:
+                    _fits(page)
+                screenshot(page, f"looks-{name}-{width}-{theme}")
+                violations = axe.scan(page)
+                found += [f"{name} {width} {theme}: {v}" for v in axe.serious(violations)]
+                moderate |= {f"{name}: {v}" for v in violations if v not in axe.serious(violations)}
+    for line in sorted(moderate):
+        print(line)
+    assert not found, "\n".join(found)
+
+
+def test_the_header_folds_on_a_phone_and_the_theme_is_the_users_choice(
+    page: Page, failed_sync, runner
+):
+    page.emulate_media(color_scheme="light")
+    page.set_viewport_size(PHONE)
+    login(page, runner.username)
+    toggle = page.get_by_role("button", name="Menu")
+    links = page.locator("header.topbar .left")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(links.get_by_role("link", name="History")).to_be_hidden()
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(links.get_by_role("link", name="History")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out")).to_be_in_viewport()
+    _fits(page)
+    screenshot(page, "looks-menu-390-light")
+    links.get_by_role("link", name="History").click()
+    expect(page).to_have_url(re.compile(r"/syncs/$"))
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+
+    # Dark, chosen in the header: the same page again, dark although the system is light.
+    page.set_viewport_size(WIDE)
+    theme = page.get_by_role("group", name="Colour theme")
+    theme.get_by_role("button", name="Dark").click()
+    expect(page).to_have_url(re.compile(r"/syncs/$"))
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    expect(theme.get_by_role("button", name="Dark")).to_have_attribute("aria-pressed", "true")
+    assert _background(page) == BACKGROUNDS["dark"]
+    assert UserPreference.objects.get(user=runner).theme == "dark"
+    page.goto(f"/syncs/{failed_sync.sync_id}/")
+    assert _background(page) == BACKGROUNDS["dark"]
+    screenshot(page, "looks-chosen-dark-1440")
+
+    # Light, chosen, though the system turns dark; then following the system again.
+    page.emulate_media(color_scheme="dark")
+    page.get_by_role("group", name="Colour theme").get_by_role("button", name="Light").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    assert _background(page) == BACKGROUNDS["light"]
+    page.get_by_role("group", name="Colour theme").get_by_role("button", name="System").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "system")
+    assert _background(page) == BACKGROUNDS["dark"]
+    assert UserPreference.objects.get(user=runner).theme == "system"
