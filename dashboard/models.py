@@ -580,7 +580,8 @@ class WebhookEvent(models.Model):
 
 
 class Theme(models.TextChoices):
-    """The pages' colours: as the system (the browser's `prefers-color-scheme`) says, or one always."""
+    """The pages' colours: as the system says (the browser's `prefers-color-scheme`), or one
+    of the two always."""
 
     SYSTEM = "system", "System"
     LIGHT = "light", "Light"

@@ -1,6 +1,6 @@
-"""Each user's display preferences: the time zone their pages show times in, their
-colours (light, dark, or as their system says), and when they last looked at the pages that mark what is new (the Problems page; the dashboard
-and the history)."""
+"""Each user's display preferences: the time zone their pages show times in, their colours
+(light, dark, or as their system says), and when they last looked at the pages that mark what
+is new (the Problems page; the dashboard and the history)."""
 
 from __future__ import annotations
 
