@@ -1,5 +1,6 @@
 # Entry points. `make run` and `make test` work on a fresh machine with only
-# Python 3.11+ and make: they create .venv and install what they need.
+# Python 3.11+ and make (and npm, for the tests' axe-core): they create .venv
+# (and node_modules) and install what they need.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -21,7 +22,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(NODE_STAMP)
 
-run: install
+run: $(STAMP)
 	$(BIN)/python -m synchealth.run
 
 test: install
