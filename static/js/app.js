@@ -34,11 +34,11 @@
     copied(button, button.dataset.copy);
   });
 
-  // <button data-menu-toggle aria-controls="id">: on a phone, fold the header's
-  // links away behind it (app.css hides them while the header is not .open).
+  // <button data-menu-toggle>: on a phone, the header's links fold away behind
+  // it (app.css hides them while the header is not .open).
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-menu-toggle]");
-    var header = button && document.getElementById(button.getAttribute("aria-controls"));
+    var header = button && button.closest("header");
     if (!header) {
       return;
     }

@@ -7,8 +7,9 @@ problems, the companies index, a company, and a sync's three tabs, at
 mode (the user follows the system, the default). Each is saved as
 `looks-<page>-<width>-<theme>.png`; at 390 nothing is wider than the screen;
 axe finds nothing serious or critical (the moderate findings are printed).
-Then the header on a phone (its menu button), and the user's own choice of
-theme from the header, which outlasts the page.
+Then the header on a phone (its menu button), the user's own choice of theme
+from the header, which outlasts the page, a copy button that resets, and the
+word after logging out.
 """
 
 from __future__ import annotations
@@ -106,6 +107,14 @@ def test_the_header_folds_on_a_phone_and_the_theme_is_the_users_choice(
     assert _background(page) == BACKGROUNDS["dark"]
     screenshot(page, "looks-chosen-dark-1440")
 
+    # A copy button says it copied, then, a moment later, what it does again.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    copy = page.locator("h1 button.copy")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == str(failed_sync.sync_id)
+    expect(copy).to_have_text("Copy", timeout=5_000)
+
     # Light, chosen, though the system turns dark; then following the system again.
     page.emulate_media(color_scheme="dark")
     page.get_by_role("group", name="Colour theme").get_by_role("button", name="Light").click()
@@ -115,3 +124,8 @@ def test_the_header_folds_on_a_phone_and_the_theme_is_the_users_choice(
     expect(page.locator("html")).to_have_attribute("data-theme", "system")
     assert _background(page) == BACKGROUNDS["dark"]
     assert UserPreference.objects.get(user=runner).theme == "system"
+
+    # Logging out says so.
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    expect(page.locator(".messages")).to_have_text("You have been logged out.")
