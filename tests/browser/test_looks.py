@@ -36,10 +36,6 @@ def _fits(page: Page) -> None:
     assert width <= page.viewport_size["width"], f"{page.url} is {width}px wide"
 
 
-def _background(page: Page) -> str:
-    return page.evaluate("getComputedStyle(document.body).backgroundColor")
-
-
 def test_every_page_fits_a_phone_and_passes_axe_in_light_and_dark(page: Page, failed_sync, lead):
     sync = failed_sync
     pages = {
@@ -60,7 +56,7 @@ def test_every_page_fits_a_phone_and_passes_axe_in_light_and_dark(page: Page, fa
         for name, url in pages.items():
             page.set_viewport_size(WIDE)
             page.goto(url)
-            assert _background(page) == BACKGROUNDS[theme], f"{name} in {theme}"
+            expect(page.locator("body")).to_have_css("background-color", BACKGROUNDS[theme])
             for size, width in ((WIDE, "1440"), (PHONE, "390")):
                 page.set_viewport_size(size)
                 if size is PHONE:
@@ -101,10 +97,10 @@ def test_the_header_folds_on_a_phone_and_the_theme_is_the_users_choice(
     expect(page).to_have_url(re.compile(r"/syncs/$"))
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     expect(theme.get_by_role("button", name="Dark")).to_have_attribute("aria-pressed", "true")
-    assert _background(page) == BACKGROUNDS["dark"]
+    expect(page.locator("body")).to_have_css("background-color", BACKGROUNDS["dark"])
     assert UserPreference.objects.get(user=runner).theme == "dark"
     page.goto(f"/syncs/{failed_sync.sync_id}/")
-    assert _background(page) == BACKGROUNDS["dark"]
+    expect(page.locator("body")).to_have_css("background-color", BACKGROUNDS["dark"])
     screenshot(page, "looks-chosen-dark-1440")
 
     # A copy button says it copied, then, a moment later, what it does again.
@@ -119,11 +115,32 @@ def test_the_header_folds_on_a_phone_and_the_theme_is_the_users_choice(
     page.emulate_media(color_scheme="dark")
     page.get_by_role("group", name="Colour theme").get_by_role("button", name="Light").click()
     expect(page.locator("html")).to_have_attribute("data-theme", "light")
-    assert _background(page) == BACKGROUNDS["light"]
+    expect(page.locator("body")).to_have_css("background-color", BACKGROUNDS["light"])
     page.get_by_role("group", name="Colour theme").get_by_role("button", name="System").click()
     expect(page.locator("html")).to_have_attribute("data-theme", "system")
-    assert _background(page) == BACKGROUNDS["dark"]
+    expect(page.locator("body")).to_have_css("background-color", BACKGROUNDS["dark"])
     assert UserPreference.objects.get(user=runner).theme == "system"
+    page.goto("/preferences/")
+    expect(page.get_by_role("radio", name=re.compile("As the system is set"))).to_be_checked()
+    screenshot(page, "looks-preferences-1440-dark")
+    assert not axe.serious(axe.scan(page))
+
+    # Without JavaScript the menu button would do nothing: the header stays unfolded.
+    browser = page.context.browser
+    assert browser is not None
+    plain = browser.new_context(
+        base_url=page.url.split("/syncs/")[0], java_script_enabled=False, viewport=PHONE
+    )
+    try:
+        bare = plain.new_page()
+        login(bare, runner.username)
+        expect(bare.locator("button[data-menu-toggle]")).to_be_hidden()
+        expect(
+            bare.locator("header.topbar .left").get_by_role("link", name="History")
+        ).to_be_visible()
+        assert bare.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    finally:
+        plain.close()
 
     # Logging out says so.
     page.get_by_role("button", name="Log out").click()
