@@ -56,6 +56,15 @@
     }
   });
 
+  // The header's theme switch comes back to the page as it is now: htmx may have
+  // moved its address on (filters, pages) since the server wrote `next`.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.matches("form.theme-switch") && form.elements.next) {
+      form.elements.next.value = window.location.pathname + window.location.search;
+    }
+  });
+
   // <form data-disable-on-submit>: a double click posts once.
   document.addEventListener("submit", function (event) {
     var form = event.target;

@@ -2,7 +2,7 @@
 
 On the small sandbox estate mirrored through a real refresh (failures,
 problems, a sync with failed items): the dashboard, the history, the
-problems, the companies index, a company, and a sync's three tabs, at
+problems and one of them, the companies index, a company, and a sync's three tabs, at
 1440x900 and at a phone's 390x844, with the system in light and in dark
 mode (the user follows the system, the default). Each is saved as
 `looks-<page>-<width>-<theme>.png`; at 390 nothing is wider than the screen;
@@ -19,7 +19,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from dashboard.models import UserPreference
+from dashboard.models import Problem, UserPreference
 from tests.support import axe
 from tests.support.browser import login, screenshot
 
@@ -38,6 +38,8 @@ def _fits(page: Page) -> None:
 
 def test_every_page_fits_a_phone_and_passes_axe_in_light_and_dark(page: Page, failed_sync, lead):
     sync = failed_sync
+    problem = Problem.objects.filter(items_outstanding__gt=0).order_by("pk").first()
+    assert problem is not None, "the estate has outstanding problems"
     pages = {
         "dashboard": "/",
         "history": "/syncs/",
@@ -47,6 +49,7 @@ def test_every_page_fits_a_phone_and_passes_axe_in_light_and_dark(page: Page, fa
         "sync-overview": f"/syncs/{sync.sync_id}/",
         "sync-config": f"/syncs/{sync.sync_id}/?tab=config",
         "sync-items": f"/syncs/{sync.sync_id}/?tab=items",
+        "problem": f"/problems/{problem.pk}/",
     }
     login(page, lead.username)
     found: list[str] = []
