@@ -93,11 +93,14 @@ def test_the_header_folds_on_a_phone_and_the_theme_is_the_users_choice(
     expect(page).to_have_url(re.compile(r"/syncs/$"))
     expect(toggle).to_have_attribute("aria-expanded", "false")
 
-    # Dark, chosen in the header: the same page again, dark although the system is light.
+    # Dark, chosen in the header: the same page again (as htmx last left its address),
+    # dark although the system is light.
     page.set_viewport_size(WIDE)
+    page.locator("#history-results th a", has_text="Company").click()
+    expect(page).to_have_url(re.compile(r"/syncs/\?.*sort=company"))
     theme = page.get_by_role("group", name="Colour theme")
     theme.get_by_role("button", name="Dark").click()
-    expect(page).to_have_url(re.compile(r"/syncs/$"))
+    expect(page).to_have_url(re.compile(r"/syncs/\?.*sort=company"))
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     expect(theme.get_by_role("button", name="Dark")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("body")).to_have_css("background-color", BACKGROUNDS["dark"])
