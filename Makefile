@@ -1,9 +1,12 @@
 # Entry points. `make run` and `make test` work on a fresh machine with only
-# Python 3.11+ and make: they create .venv and install what they need.
+# Python 3.11+ and make (and npm, for the tests' axe-core): they create .venv
+# (and node_modules) and install what they need.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The browser tests' accessibility checks (axe-core), from package-lock.json.
+NODE_STAMP := node_modules/.installed-stamp
 
 .PHONY: install run test test-fast lint format bench migrations-check clean
 
@@ -13,9 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
 
-run: install
+install: $(STAMP) $(NODE_STAMP)
+
+run: $(STAMP)
 	$(BIN)/python -m synchealth.run
 
 test: install
@@ -45,4 +52,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var test-artifacts
+	rm -rf $(VENV) var test-artifacts node_modules

@@ -7,9 +7,10 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 
 from .oidc import SingleSignOnCallbackView
@@ -35,6 +36,17 @@ def only_when(setting: str, absent: str) -> Callable[[View], View]:
 
 with_mail = only_when("PASSWORD_RESET_ENABLED", "Password reset needs e-mail (EMAIL_HOST).")
 with_sso = only_when("OIDC_ENABLED", "Single sign-on is not configured.")
+
+
+class SignOutView(auth_views.LogoutView):
+    """Django's logout (POST only), saying so on the login page it lands on."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        was_signed_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_signed_in:
+            messages.info(request, "You have been logged out.")
+        return response
 
 
 class SignInView(auth_views.LoginView):

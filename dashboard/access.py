@@ -9,8 +9,9 @@ exceptions are views that already say who may use them:
   (it checks a signature) and the sandbox (it checks an API key);
 - Django admin's views (its `admin` namespace), which admit staff only and
   check model permissions themselves;
-- the user's own account (`django.contrib.auth.views`: log out, change the
-  password), so that someone whose role was taken away can still leave.
+- the user's own account (`django.contrib.auth.views`, and the views made
+  from theirs: log out, change the password), so that someone whose role was
+  taken away can still leave.
 
 Views that need more than reading (retry, bulk retry, cancel) check their own
 permission and raise `RoleRequired`; `permission_denied` renders the refusal
@@ -37,7 +38,16 @@ def needs_role(match: ResolverMatch) -> bool:
     """Whether the view a URL resolved to shows what only a support role may read."""
     view = match.func
     public = not getattr(view, "login_required", True)
-    return not (public or "admin" in match.app_names or view.__module__ == ACCOUNT_VIEWS)
+    return not (public or "admin" in match.app_names or _own_account(view))
+
+
+def _own_account(view: Callable[..., object]) -> bool:
+    if view.__module__ == ACCOUNT_VIEWS:
+        return True
+    view_class = getattr(view, "view_class", None)
+    return view_class is not None and any(
+        base.__module__ == ACCOUNT_VIEWS for base in view_class.__mro__
+    )
 
 
 class RoleRequiredMiddleware:

@@ -26,7 +26,7 @@ from .filters import (
     SyncFilter,
     decode_cursor,
 )
-from .models import Problem
+from .models import Problem, Theme
 from .platforms import platform_names_with
 from .problems.rows import ProblemRef
 from .vocabulary import CATEGORY_BY_KEY, STATUS_CODES, AccessAction, ItemFilter, RetryState
@@ -348,12 +348,22 @@ class ItemSearchForm(forms.Form):
 class PreferenceForm(forms.Form):
     use_local_time = forms.BooleanField(required=False, label="Show local time instead of UTC")
     time_zone = forms.ChoiceField(choices=[], label="Local time zone")
+    # Left out, the theme stays as it was.
+    theme = forms.ChoiceField(
+        choices=Theme.choices, required=False, widget=forms.RadioSelect, label="Colours"
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["time_zone"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [(z, z) for z in time_zones()]
+
+
+class ThemeForm(forms.Form):
+    """The header's theme switch."""
+
+    theme = forms.ChoiceField(choices=Theme.choices)
 
 
 class AuditFilterForm(forms.Form):

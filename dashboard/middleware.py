@@ -1,4 +1,5 @@
-"""Show times in each user's chosen zone (UTC unless they asked for local time)."""
+"""Show times in each user's chosen zone (UTC unless they asked for local time), and the pages
+in their chosen colours (`request.theme`, which _base.html puts on <html data-theme>)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from .preferences import active_zone
+from .models import Theme
+from .preferences import display
 
 # Where a session keeps its user's zone: read from the preference once a
 # session, not once a page. The preferences page updates it at once; a change
 # made elsewhere (the admin) applies from the user's next login.
 ZONE_SESSION_KEY = "sync_health_time_zone"
+# The same for the user's theme, read with the zone.
+THEME_SESSION_KEY = "sync_health_theme"
 
 
 def forget_zone(sender: object, request: HttpRequest | None = None, **kwargs: object) -> None:
@@ -22,6 +26,7 @@ def forget_zone(sender: object, request: HttpRequest | None = None, **kwargs: ob
     session = getattr(request, "session", None)
     if session is not None:
         session.pop(ZONE_SESSION_KEY, None)
+        session.pop(THEME_SESSION_KEY, None)
 
 
 class UserTimeZoneMiddleware:
@@ -29,14 +34,19 @@ class UserTimeZoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        zone = "UTC"
+        zone, theme = "UTC", Theme.SYSTEM.value
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            kept = request.session.get(ZONE_SESSION_KEY)
-            if isinstance(kept, str):
-                zone = kept
+            session = request.session
+            kept_zone, kept_theme = session.get(ZONE_SESSION_KEY), session.get(THEME_SESSION_KEY)
+            if isinstance(kept_zone, str) and isinstance(kept_theme, str):
+                zone, theme = kept_zone, kept_theme
             else:
-                zone = request.session[ZONE_SESSION_KEY] = active_zone(user.pk)
+                zone, theme = display(user.pk)
+                if isinstance(kept_zone, str):
+                    zone = kept_zone
+                session[ZONE_SESSION_KEY], session[THEME_SESSION_KEY] = zone, theme
+        request.theme = theme if theme in Theme.values else Theme.SYSTEM.value  # type: ignore[attr-defined]
         try:
             timezone.activate(zoneinfo.ZoneInfo(zone))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -579,15 +579,30 @@ class WebhookEvent(models.Model):
         return f"{self.event_type} {self.delivery_id}"
 
 
+class Theme(models.TextChoices):
+    """The pages' colours: as the system says (the browser's `prefers-color-scheme`), or one
+    of the two always."""
+
+    SYSTEM = "system", "System"
+    LIGHT = "light", "Light"
+    DARK = "dark", "Dark"
+
+
 class UserPreference(models.Model):
-    """How one user wants to see times (UTC, the default, or a local time zone), and when
-    they last looked at the pages that mark what is new."""
+    """How one user wants to see times (UTC, the default, or a local time zone) and the pages'
+    colours (light, dark, or as their system says), and when they last looked at the pages
+    that mark what is new."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sync_health_preference"
     )
     use_local_time = models.BooleanField(default=False)
     time_zone = models.CharField(max_length=64, default="UTC")
+    # With a database default too: a web server of the previous release, still running while
+    # a deployment migrates, adds preference rows without naming this column.
+    theme = models.CharField(
+        max_length=10, choices=Theme.choices, default=Theme.SYSTEM, db_default=Theme.SYSTEM
+    )
     problems_seen_at = models.DateTimeField(
         null=True,
         blank=True,

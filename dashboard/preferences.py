@@ -1,6 +1,6 @@
-"""Each user's display preferences: the time zone their pages show times in, and when
-they last looked at the pages that mark what is new (the Problems page; the dashboard
-and the history)."""
+"""Each user's display preferences: the time zone their pages show times in, their colours
+(light, dark, or as their system says), and when they last looked at the pages that mark what
+is new (the Problems page; the dashboard and the history)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from .models import UserPreference
+from .models import Theme, UserPreference
 
 # The pages that mark what is new compare with the look before this visit: a
 # visit is a run of looks (filters, next pages) less than this apart.
@@ -52,10 +52,24 @@ def save(preference: UserPreference, *, use_local_time: bool, time_zone: str) ->
     return preference
 
 
+def save_theme(preference: UserPreference, theme: str) -> UserPreference:
+    preference.theme = Theme(theme)
+    preference.save(update_fields=["theme"])
+    return preference
+
+
 def active_zone(user_id: int) -> str:
     """The zone this user sees times in: their local zone if they chose it, else UTC."""
+    return display(user_id)[0]
+
+
+def display(user_id: int) -> tuple[str, str]:
+    """How this user's pages show: the time zone (as `active_zone`) and the theme (a `Theme`
+    value), read in one query; UTC and the system's colours before they chose anything."""
     preference = UserPreference.objects.filter(user_id=user_id).first()
-    return preference.active_zone if preference is not None else "UTC"
+    if preference is None:
+        return "UTC", Theme.SYSTEM.value
+    return preference.active_zone, str(preference.theme)
 
 
 def last_look(

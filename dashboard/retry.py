@@ -162,6 +162,8 @@ class Advice:
     text: str
     offer: bool
     active: RetryRequest | None = None
+    # The button would be offered to someone allowed to retry: the page says whom to ask instead.
+    ask: bool = False
 
 
 def advice(sync: Sync, *, may_retry: bool) -> Advice:
@@ -187,6 +189,7 @@ def advice(sync: Sync, *, may_retry: bool) -> Advice:
             f"Once the cause is fixed, the {items} can be retried by someone allowed to retry "
             f"syncs (the {RUNNER} or {LEAD} role); you cannot retry syncs.",
             False,
+            ask=True,
         )
     return Advice(
         outstanding, f"Once the cause is fixed, retry the {items} with the button below.", True

@@ -67,5 +67,6 @@ urlpatterns = [
     path("views/<int:pk>/default/", saved_view_views.view_default, name="saved-view-default"),
     path("audit/", audit_views.access_audit, name="access-audit"),
     path("preferences/", views.preferences, name="preferences"),
+    path("preferences/theme/", views.theme, name="preferences-theme"),
     path("webhooks/codat", webhooks.receive, name="webhook-codat"),
 ]

@@ -24,6 +24,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseBadRequest,
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
@@ -31,7 +32,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
@@ -51,8 +52,8 @@ from . import (
 )
 from . import preferences as user_preferences
 from .filters import PAGE_PARAMS, PRESETS, SyncFilter, encode_cursor, short_id
-from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, code_choices
-from .middleware import ZONE_SESSION_KEY
+from .forms import ItemFilterForm, PreferenceForm, SyncFilterForm, ThemeForm, code_choices
+from .middleware import THEME_SESSION_KEY, ZONE_SESSION_KEY
 from .models import Sync
 from .problems import rows as problem_rows
 from .problems import selectors as problem_selectors
@@ -521,13 +522,41 @@ def preferences(request: HttpRequest) -> HttpResponse:
                 time_zone=form.cleaned_data["time_zone"],
             )
             request.session[ZONE_SESSION_KEY] = preference.active_zone
+            if form.cleaned_data["theme"]:
+                preference = user_preferences.save_theme(preference, form.cleaned_data["theme"])
+                request.session[THEME_SESSION_KEY] = preference.theme
             messages.success(request, f"Times are now shown in {preference.active_zone}.")
-            target = request.POST.get("next") or reverse("summary")
-            if not url_has_allowed_host_and_scheme(target, {request.get_host()}):
-                target = reverse("summary")
-            return HttpResponseRedirect(target)
+            return HttpResponseRedirect(_back_to(request))
     else:
         form = PreferenceForm(
-            initial={"use_local_time": preference.use_local_time, "time_zone": preference.time_zone}
+            initial={
+                "use_local_time": preference.use_local_time,
+                "time_zone": preference.time_zone,
+                "theme": preference.theme,
+            }
         )
     return render(request, "dashboard/preferences.html", {"form": form, "preference": preference})
+
+
+@require_POST
+def theme(request: HttpRequest) -> HttpResponse:
+    """The header's theme switch: light, dark or the system's, kept on the user's
+    preferences; back to the page it was pressed on."""
+    user_id = request.user.pk
+    assert user_id is not None  # LoginRequiredMiddleware
+    form = ThemeForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Unknown theme.")
+    preference = user_preferences.save_theme(
+        user_preferences.for_user(user_id), form.cleaned_data["theme"]
+    )
+    request.session[THEME_SESSION_KEY] = preference.theme
+    return HttpResponseRedirect(_back_to(request))
+
+
+def _back_to(request: HttpRequest) -> str:
+    """The page a preference was changed from (`next`, on this site only), else the dashboard."""
+    target = request.POST.get("next") or reverse("summary")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}):
+        target = reverse("summary")
+    return target

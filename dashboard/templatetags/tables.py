@@ -140,7 +140,8 @@ def sync_rows(
                 '<td data-label="Company"><a href="{}{}{}">{}</a></td>'
                 '<td data-label="Platform">{}</td><td class="wide" data-label="Status">'
                 '<span class="badge cat-{}" title="{}">{}</span> <span class="muted">{}</span>'
-                '</td><td class="num" data-label="Items">{}{}</td>'
+                '</td><td class="num" data-label="Items">'
+                '<a href="{}{}{}?tab=items" title="The push items of this sync">{}</a>{}</td>'
                 '<td class="num" data-label="Duration">{}</td>'
                 '<td class="wide" data-label="Sync ID"><a class="mono" href="{}{}{}">{}</a></td>'
                 "{}</tr>\n",
@@ -157,6 +158,9 @@ def sync_rows(
                 label,
                 sync.status_code,
                 label,
+                sync_head,
+                sync.sync_id,
+                sync_tail,
                 f"{sync.items_total:,}",
                 failed,
                 duration(sync.duration_s),

@@ -9,16 +9,60 @@
 (function () {
   "use strict";
 
+  // A copy button says how its copy went, then, a moment later, what it does again.
+  function copied(button, text) {
+    if (!button.dataset.label) {
+      button.dataset.label = button.textContent;
+    }
+    navigator.clipboard.writeText(text).then(
+      function () { button.textContent = "Copied"; },
+      function () { button.textContent = "Copy failed"; }
+    ).then(function () {
+      clearTimeout(button.copyReset);
+      button.copyReset = setTimeout(function () {
+        button.textContent = button.dataset.label;
+      }, 2000);
+    });
+  }
+
   // <button data-copy="text">: put the text on the clipboard and say so.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-copy]");
     if (!button || !navigator.clipboard) {
       return;
     }
-    navigator.clipboard.writeText(button.dataset.copy).then(
-      function () { button.textContent = "Copied"; },
-      function () { button.textContent = "Copy failed"; }
-    );
+    copied(button, button.dataset.copy);
+  });
+
+  // <button data-menu-toggle>: on a phone, the header's links fold away behind
+  // it (app.css hides them while the header is not .open).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-menu-toggle]");
+    var header = button && button.closest("header");
+    if (!header) {
+      return;
+    }
+    var open = !header.classList.contains("open");
+    header.classList.toggle("open", open);
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+  document.addEventListener("keydown", function (event) {
+    var header = event.key === "Escape" && document.querySelector(".topbar.open");
+    var button = header && header.querySelector("button[data-menu-toggle]");
+    if (button) {
+      header.classList.remove("open");
+      button.setAttribute("aria-expanded", "false");
+      button.focus();
+    }
+  });
+
+  // The header's theme switch comes back to the page as it is now: htmx may have
+  // moved its address on (filters, pages) since the server wrote `next`.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.matches("form.theme-switch") && form.elements.next) {
+      form.elements.next.value = window.location.pathname + window.location.search;
+    }
   });
 
   // <form data-disable-on-submit>: a double click posts once.
@@ -90,10 +134,7 @@
     if (!field || !navigator.clipboard) {
       return;
     }
-    navigator.clipboard.writeText(field.value).then(
-      function () { button.textContent = "Copied"; },
-      function () { button.textContent = "Copy failed"; }
-    );
+    copied(button, field.value);
   });
 
   // <div data-shown-when="name=a,b">: shown only while the form's field

@@ -311,7 +311,9 @@ def test_the_rows_escape_upstream_text_and_show_what_the_template_showed(viewer_
     assert f'<a class="mono" href="/syncs/{sync.sync_id}/">{sync.sync_id}</a>' in body
     assert f'href="/companies/{company.company_id}/"' in body
     assert (
-        '<td class="num" data-label="Items">1,200 <span class="bad-text">(600 failed)</span> '
+        '<td class="num" data-label="Items">'
+        f'<a href="/syncs/{sync.sync_id}/?tab=items" title="The push items of this sync">1,200</a>'
+        ' <span class="bad-text">(600 failed)</span> '
         '<span class="outstanding">600 outstanding</span></td>'
     ) in body
     assert '<td class="num" data-label="Duration">1m 30s</td>' in body

@@ -55,6 +55,11 @@ def test_every_dashboard_number_links_to_exactly_what_it_counts(viewer_client, e
             continue
         history = viewer_client.get(href.replace("&amp;", "&")).content.decode()
         assert re.search(rf">{count} syncs?<", history), (name, href)
+    # Items pushed: the range's syncs, most items first, each count opening its push items.
+    pushed = dict((name, href) for href, name, _ in links)["items_pushed"].replace("&amp;", "&")
+    assert "sort=items&dir=desc" in pushed
+    history = viewer_client.get(pushed).content.decode()
+    assert f'href="/syncs/{estate["push_error"].sync_id}/?tab=items"' in history
     code_link = re.search(r'href="([^"]+)" data-code="5130"', body).group(1)
     history = viewer_client.get(code_link.replace("&amp;", "&")).content.decode()
     assert str(estate["push_error"].sync_id) in history and ">1 sync<" in history
@@ -121,7 +126,9 @@ def test_messages_show_their_cause_first_and_the_full_text_one_click_away(viewer
         "<summary>Tax rate with id &#x27;4412&#x27; was not found in the company&#x27;s mapping "
         "options.</summary><pre>An error occurred in a downstream service." in items
     )
-    assert '<td class="message">Tax rate missing</td>' in items  # all cause: just the text
+    assert (
+        '<td class="message" data-label="Message">Tax rate missing</td>' in items
+    )  # all cause: just the text
     transaction = viewer_client.get(
         reverse("transaction-detail", args=[sync.items.filter(message=item).get().transaction_id])
     ).content.decode()
@@ -137,20 +144,25 @@ def test_the_items_tab_searches_filters_and_counts(viewer_client, db):
     assert 'All <span class="n">58</span>' in body and 'Failed <span class="n">3</span>' in body
     assert "Page 1 of 2" in body
     failed = viewer_client.get(url + "?tab=items&status=failed").content.decode()
-    assert failed.count('<td class="message">Tax rate missing</td>') == 3
+    assert failed.count('<td class="message" data-label="Message">Tax rate missing</td>') == 3
     # A link from before the one filter, naming a status by its number, still works.
     legacy = viewer_client.get(url + "?tab=items&status=4").content.decode()
-    assert legacy.count('<td class="message">Tax rate missing</td>') == 3
+    assert legacy.count('<td class="message" data-label="Message">Tax rate missing</td>') == 3
     one = sync.items.filter(status=4).first()
     by_id = viewer_client.get(url + f"?tab=items&q={one.transaction_id}").content.decode()
-    assert str(one.transaction_id) in by_id and by_id.count('<td class="mono">') == 1
+    assert (
+        str(one.transaction_id) in by_id
+        and by_id.count('<td class="mono" data-label="Core ID">') == 1
+    )
     prefix = str(one.transaction_id)[:8]
     assert (
         str(one.transaction_id)
         in viewer_client.get(url + f"?tab=items&q={prefix}").content.decode()
     )
     by_type = viewer_client.get(url + "?tab=items&q=directcosts").content.decode()
-    assert by_type.count('<td class="mono">') == 50  # first page of 58 typed items
+    assert (
+        by_type.count('<td class="mono" data-label="Core ID">') == 50
+    )  # first page of 58 typed items
 
 
 def test_the_config_tab_downloads_the_snapshot_it_shows(viewer_client, estate):

@@ -298,6 +298,12 @@ DASHBOARD: dict[str, Walk] = {
         READ,
         post=row(LOGIN, 403, NOT_POSTED, NOT_POSTED, NOT_POSTED, NOT_POSTED),
     ),
+    # The header's theme switch: like the preferences it belongs to.
+    "preferences-theme": Walk(
+        lambda e: reverse("preferences-theme"),
+        POST_ONLY,
+        post=row(LOGIN, 403, NOT_POSTED, NOT_POSTED, NOT_POSTED, NOT_POSTED),
+    ),
     # Alerts: everyone with a role reads what is firing and the rules; leads change them.
     "alert-list": Walk(lambda e: reverse("alert-list"), READ),
     "alert-rule-detail": Walk(

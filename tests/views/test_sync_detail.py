@@ -313,11 +313,11 @@ def test_the_unknown_status_is_offered_when_an_item_has_it(viewer_client, db):
 
 def test_the_filter_and_the_search_go_together(viewer_client, failed):
     body = _page(viewer_client, failed, "?tab=items&status=failed&q=tax")
-    assert body.count('<td class="mono">') == 1 and "Tax rate missing" in body
+    assert body.count('<td class="mono" data-label="Core ID">') == 1 and "Tax rate missing" in body
     # The filter's links keep the search.
     assert "?tab=items&amp;status=completed&amp;q=tax" in body
     by_type = _page(viewer_client, failed, "?tab=items&status=completed&q=directcosts")
-    assert by_type.count('<td class="mono">') == 2
+    assert by_type.count('<td class="mono" data-label="Core ID">') == 2
 
 
 def test_an_unknown_status_filter_is_a_clear_400(viewer_client, failed):
@@ -333,7 +333,7 @@ def test_an_htmx_filter_answers_with_the_items_panel_alone(viewer_client, failed
     )
     body = response.content.decode()
     assert body.lstrip().startswith('<section class="card" id="items-panel">')
-    assert body.count('<td class="mono">') == 1 and "<html" not in body
+    assert body.count('<td class="mono" data-label="Core ID">') == 1 and "<html" not in body
     assert response["Vary"] and "HX-Request" in response["Vary"]
 
 

@@ -124,7 +124,7 @@ def test_item_messages_are_shown_whole_and_escaped(viewer_client, db):
     message = "Line one <script>x</script>. " + "word " * 120 + "THE END"
     sync = make_sync(make_company(), code=5130, items=[(4, message)])
     body = _items(viewer_client, sync)
-    cell = re.search(r'<td class="message">(.*?)</td>', body, re.S).group(1)
+    cell = re.search(r'<td class="message" data-label="Message">(.*?)</td>', body, re.S).group(1)
     assert "<script>" not in cell
     assert escape(message) in cell and "…" not in cell
     assert cell.count("THE END") == 1
@@ -139,11 +139,19 @@ def test_the_items_tab_searches_this_syncs_messages(viewer_client, db):
     )
     other = make_sync(company, code=5130, items=[(4, "Tax rate missing")])
     body = _items(viewer_client, sync, "&q=tax+rate")
-    assert body.count('<td class="mono">') == 2
+    assert body.count('<td class="mono" data-label="Core ID">') == 2
     assert str(other.items.get().transaction_id) not in body
-    assert _items(viewer_client, sync, "&q=period+has").count('<td class="mono">') == 1
+    assert (
+        _items(viewer_client, sync, "&q=period+has").count('<td class="mono" data-label="Core ID">')
+        == 1
+    )
     assert "No items match." in _items(viewer_client, sync, "&q=nothing+like+it")
     # A status and a message together.
-    assert _items(viewer_client, sync, "&q=tax&status=completed").count('<td class="mono">') == 0
+    assert (
+        _items(viewer_client, sync, "&q=tax&status=completed").count(
+            '<td class="mono" data-label="Core ID">'
+        )
+        == 0
+    )
     too_long = _items(viewer_client, sync, "&q=" + "x" * 201, status=400)
     assert "at most 200 characters" in too_long
