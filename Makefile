@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# VERBOSE=1: every request and task on the console too (they always go to var/log/run.log).
 run: install
-	$(BIN)/python -m synchealth.run
+	$(if $(VERBOSE),SYNCHEALTH_RUN_VERBOSE=$(VERBOSE) )$(BIN)/python -m synchealth.run
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
