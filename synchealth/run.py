@@ -37,7 +37,7 @@ HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = os.environ.get("PORT", "8000")
 VERBOSE_VARIABLE = "SYNCHEALTH_RUN_VERBOSE"
 ROOT = Path(__file__).resolve().parent.parent
-# How long the web server and the worker have to come up, and everything to stop.
+# How long the web server, the worker and beat have to come up, and everything to stop.
 START_SECONDS = 120.0
 STOP_SECONDS = 2.5
 
@@ -115,13 +115,20 @@ class Console:
         with self._lock:
             self._log.write(text + "\n")
             if self.verbose or not chatter(text):
-                sys.stdout.write(text + "\n")
-                sys.stdout.flush()
+                self._show(text)
 
     def say(self, text: str) -> None:
         """Our own words: always on the console."""
         with self._lock:
             self._log.write(text + "\n")
+            self._show(text)
+
+    @staticmethod
+    def _show(text: str) -> None:
+        # A console that went away (a closed terminal, a pipe whose reader
+        # ended) must not stop the copying: a process whose output is not
+        # read stops too, once the pipe is full.
+        with contextlib.suppress(OSError, ValueError):
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
 
@@ -178,8 +185,9 @@ class Supervisor:
         def stop(*_: object) -> None:
             self.stopping.set()
 
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        # Ctrl-C, a stop from elsewhere, and the terminal closing.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, stop)
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen[str]:
         child = subprocess.Popen(
@@ -237,15 +245,17 @@ class Supervisor:
         killed, with its process group.
         """
         worker = self.children.get("worker")
-        cold = worker is not None and worker.poll() is None and self.worker_ready.is_set()
+        hand_back = worker is not None and worker.poll() is None and self.worker_ready.is_set()
         for child in self.children.values():
-            if child.poll() is None:
-                if cold and child is worker:
-                    os.kill(child.pid, signal.SIGQUIT)
-                else:
-                    os.killpg(child.pid, signal.SIGTERM)
+            if child.poll() is not None:
+                continue
+            if child is worker:
+                # Its main process only: its pool's processes are its own to stop.
+                os.kill(child.pid, signal.SIGQUIT if hand_back else signal.SIGTERM)
+            else:
+                os.killpg(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_SECONDS
-        if cold and worker is not None:
+        if hand_back and worker is not None:
             if self.handed_back.wait(STOP_SECONDS):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(worker.pid, signal.SIGKILL)
@@ -344,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     supervisor = Supervisor(console)
     supervisor.handle_signals()
     console.say(f"\n  Starting Sync Health on http://{HOST}:{PORT}/ (log: {console.log_path})\n")
+    exit_code = 1
     try:
         exit_code = run(supervisor, verbose=verbose)
     except Stopping:
@@ -351,9 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     except StepFailed as exc:
         console.say(f"\n  {exc.name} failed with {exc.code}.")
         exit_code = exc.code
-    console.say("  Stopping…")
-    supervisor.stop()
-    console.close("  Stopped.")
+    finally:
+        console.say("  Stopping…")
+        supervisor.stop()
+        console.close("  Stopped.")
     return exit_code
 
 
@@ -366,13 +378,12 @@ def run(supervisor: Supervisor, *, verbose: bool) -> int:
     # After an upgrade: the current state of companies mirrored before it (resumable).
     supervisor.step("build_current_state", [*manage, "build_current_state"])
     supervisor.step("sandbox_seed", [*manage, "sandbox_seed", "--preset", "demo", "--if-empty"])
-    login = subprocess.run(
-        [*manage, "demo_login"],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    ).stdout.strip()
+    demo_login = subprocess.run(
+        [*manage, "demo_login"], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    if demo_login.returncode:
+        raise StepFailed("demo_login", demo_login.returncode)
+    login = demo_login.stdout.strip()
     # The sandbox signs its webhooks to this dashboard's receiver.
     webhook = [*manage, "sandbox_webhook", "--url", f"http://{HOST}:{PORT}/webhooks/codat",
                "--secret", os.environ["CODAT_WEBHOOK_SECRET"]]  # fmt: skip
