@@ -22,8 +22,9 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(NODE_STAMP)
 
+# VERBOSE=1: every request and task on the console too (they always go to var/log/run.log).
 run: $(STAMP)
-	$(BIN)/python -m synchealth.run
+	$(if $(VERBOSE),SYNCHEALTH_RUN_VERBOSE=$(VERBOSE) )$(BIN)/python -m synchealth.run
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

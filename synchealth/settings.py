@@ -436,6 +436,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"broker_hostname": {"()": "synchealth.logs.BrokerHostnameFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
@@ -445,6 +446,7 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         # Its version, once per process start; lockouts are logged at WARNING.
         "axes.apps": {"level": "WARNING"},
+        "kombu.connection": {"filters": ["broker_hostname"]},
     },
 }
 

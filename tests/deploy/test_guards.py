@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -132,6 +133,6 @@ def test_a_worker_on_redis_or_in_development_says_nothing(settings, caplog):
 def test_make_run_prints_the_address_and_demo_login_but_no_secret(monkeypatch):
     monkeypatch.setenv("CODAT_API_KEY", "sandbox-demo-key")
     monkeypatch.setenv("CODAT_WEBHOOK_SECRET", "whsec_c2VjcmV0LXNpZ25pbmcta2V5")
-    shown = run.banner("Demo login: demo / pw-1234")
+    shown = run.banner("Demo login: demo / pw-1234", Path("var/log/run.log"), verbose=False)
     assert f"http://{run.HOST}:{run.PORT}/" in shown and "Demo login: demo / pw-1234" in shown
     assert "sandbox-demo-key" not in shown and "whsec_" not in shown
