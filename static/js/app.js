@@ -10,9 +10,12 @@
   "use strict";
 
   // A copy button says how its copy went, then, a moment later, what it does again.
+  // Its label is kept as nodes: a hidden part ("the sync ID") stays hidden.
   function copied(button, text) {
-    if (!button.dataset.label) {
-      button.dataset.label = button.textContent;
+    if (!button.copyLabel) {
+      button.copyLabel = Array.prototype.map.call(button.childNodes, function (node) {
+        return node.cloneNode(true);
+      });
     }
     navigator.clipboard.writeText(text).then(
       function () { button.textContent = "Copied"; },
@@ -20,7 +23,9 @@
     ).then(function () {
       clearTimeout(button.copyReset);
       button.copyReset = setTimeout(function () {
-        button.textContent = button.dataset.label;
+        button.replaceChildren.apply(button, button.copyLabel.map(function (node) {
+          return node.cloneNode(true);
+        }));
       }, 2000);
     });
   }

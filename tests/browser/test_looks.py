@@ -115,7 +115,9 @@ def test_the_header_folds_on_a_phone_and_the_theme_is_the_users_choice(
     copy.click()
     expect(copy).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == str(failed_sync.sync_id)
-    expect(copy).to_have_text("Copy", timeout=5_000)
+    expect(copy).to_have_text("Copy the sync ID", timeout=5_000)
+    # Its hidden part is hidden again: the button reads "Copy" on the screen.
+    expect(copy.locator(".visually-hidden")).to_have_text(" the sync ID")
 
     # Light, chosen, though the system turns dark; then following the system again.
     page.emulate_media(color_scheme="dark")
