@@ -59,9 +59,9 @@ def decode(raw: str, kinds: tuple[tuple[type, bool], ...]) -> tuple[Any, ...] | 
         return None
 
 
-def after(column: str, descending: bool, value: Any, pk: int) -> Q:
-    """Rows after (value, pk) in the ordering by the column, then the primary key the
-    same way.
+def after(column: str, descending: bool, value: Any, pk: int, key: str = "pk") -> Q:
+    """Rows after (value, pk) in the ordering by the column, then `key` (the primary key
+    unless said) the same way.
 
     The first condition repeats what the two others say, as a range the index
     scan can start from: PostgreSQL takes no bound from an OR, and would
@@ -71,5 +71,5 @@ def after(column: str, descending: bool, value: Any, pk: int) -> Q:
     op = "lt" if descending else "gt"
     bound = "lte" if descending else "gte"
     return Q(**{f"{column}__{bound}": value}) & (
-        Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"pk__{op}": pk})
+        Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"{key}__{op}": pk})
     )

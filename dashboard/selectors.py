@@ -98,6 +98,35 @@ def problem_syncs(problem: int) -> Q:
     return Q(pk__in=tips.values("last_sync_id"))
 
 
+def _tips_only(filters: SyncFilter) -> bool:
+    """Whether the selection is a problem's tips alone (no other filter; a problem of
+    items, without failed syncs of its own): its pages are read from its items."""
+    if not filters.problem_only:
+        return False
+    assert filters.problem is not None
+    return not Sync.objects.filter(_streak_failure(filters.problem)).exists()
+
+
+def _tips_page(
+    problem: int, span: Range, cursor: tuple | None, down: bool, limit: int
+) -> list[int]:
+    """The primary keys of a problem's next `limit` tips in the history's time order,
+    after the cursor: read from its outstanding items' own index, where each item's
+    `last_sync_utc` is its tip's start, not by probing every sync of the range for
+    one (12,000 probes for a page of a problem with 35,000 items among a million)."""
+    tips = TransactionState.objects.filter(
+        problem_id=problem, outstanding=True, last_sync_utc__lt=span.end
+    )
+    if span.start is not None:
+        tips = tips.filter(last_sync_utc__gte=span.start)
+    if cursor is not None:
+        value, pk = cursor
+        tips = tips.filter(cursors.after("last_sync_utc", down, value, pk, key="last_sync_id"))
+    sign = "-" if down else ""
+    ordered = tips.order_by(f"{sign}last_sync_utc", f"{sign}last_sync_id")
+    return list(ordered.values_list("last_sync_id", flat=True).distinct()[:limit])
+
+
 def _streak_failure(problem: int) -> Q:
     """A failed sync without items of the problem that still counts: in its company's
     current failing streak (an older one keeps its problem as its cause, resolved)."""
@@ -332,12 +361,24 @@ def history_page(
     syncs = _in_range(selected, filters.span)
     count, capped = history_count(filters, syncs)
 
+    tips_only = column == "sync_utc" and _tips_only(filters)
+
+    def page_of(cursor: tuple | None, back: bool) -> QuerySet[Sync]:
+        if not tips_only:
+            return syncs
+        assert filters.problem is not None
+        down = descending != back
+        tips = _tips_page(filters.problem, filters.span, cursor, down, size + 1)
+        return syncs.filter(pk__in=tips)
+
     def forward(cursor: tuple | None) -> tuple[list[HistoryRow], bool]:
-        rows = _page_rows(syncs, column, descending, cursor, size + 1)
+        rows = _page_rows(page_of(cursor, False), column, descending, cursor, size + 1)
         return rows[:size], len(rows) > size
 
     def backward(cursor: tuple | None) -> tuple[list[HistoryRow], bool]:
-        rows = _page_rows(syncs, column, descending, cursor, size + 1, backward=True)
+        rows = _page_rows(
+            page_of(cursor, True), column, descending, cursor, size + 1, backward=True
+        )
         return rows[:size][::-1], len(rows) > size
 
     first: int | None

@@ -304,3 +304,66 @@ def test_the_cause_column_costs_the_same_queries_for_a_page_of_any_size(
     assert body.count('<td class="cause"><a href=') >= 36
     assert body.count('<td class="cause"><span title="Company de-authorized">') >= 12
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def _walk(filters, size: int) -> tuple[list[int], list[int], list[int]]:
+    """A selection's pages of `size`: forward from the first, backward from the last
+    page, and the last page itself (primary keys, in the page order)."""
+    from dataclasses import replace
+
+    from dashboard import selectors
+
+    forward: list[int] = []
+    page = selectors.history_page(filters, size=size)
+    while True:
+        forward += [row.pk for row in page.rows]
+        if page.next_cursor is None:
+            break
+        page = selectors.history_page(replace(filters, after=_key(page.rows[-1])), size=size)
+    last = selectors.history_page(replace(filters, last_page=True), size=size)
+    backward = [row.pk for row in last.rows]
+    page = last
+    while not page.at_start:
+        page = selectors.history_page(replace(filters, before=_key(page.rows[0])), size=size)
+        # Back at the start, the first page comes whole: it may hold rows already read.
+        backward = list(dict.fromkeys([row.pk for row in page.rows] + backward))
+    return forward, backward, [row.pk for row in last.rows]
+
+
+def _key(row) -> tuple:
+    return (row.sync_utc, row.pk)
+
+
+@pytest.mark.parametrize("range_", ["all", "7d"])
+def test_a_problems_pages_read_from_its_items_are_the_pages_of_its_syncs(db, monkeypatch, range_):
+    """The history of one problem of items reads each page's syncs from the problem's
+    outstanding items: the same pages, forward and back, as probing every sync."""
+    from dashboard import selectors
+    from dashboard.forms import SyncFilterForm
+
+    cause = "Tax rate INPUT2 is missing for this supplier."
+    companies = [make_company(name=f"Company {n}") for n in range(3)]
+    for n in range(11):
+        items = [(4, cause)] * (1 + n % 3)
+        make_sync(companies[n % 3], code=5130, ago=timedelta(hours=5 * n), items=items)
+    # Syncs of other causes and successes between them: not the problem's.
+    for n in range(6):
+        make_sync(companies[n % 3], code=5130, ago=timedelta(hours=7 * n), items=[(4, "Other")])
+        make_sync(companies[n % 3], code=2000, ago=timedelta(hours=3 * n), items=[(3, None)])
+    problem = problem_of(
+        Sync.objects.filter(status_code=5130, items__message=cause).distinct().first()
+    )
+    form = SyncFilterForm({"range": range_, "problem": str(problem.pk)})
+    assert form.is_valid(), form.errors
+    filters = form.filters()
+    assert filters.problem_only and selectors._tips_only(filters)
+    for size in (1, 2, 4, 50):
+        fast = _walk(filters, size)
+        monkeypatch.setattr(selectors, "_tips_only", lambda filters: False)
+        probed = _walk(filters, size)
+        monkeypatch.undo()
+        assert fast == probed
+        assert fast[0] == fast[1] and len(fast[0]) == len(set(fast[0]))
+    expected = set(Sync.objects.filter(items__message=cause).values_list("pk", flat=True))
+    if range_ == "all":
+        assert set(fast[0]) == expected and len(expected) == 11
