@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from . import failed_items, pushed_items, selectors
@@ -42,6 +43,8 @@ def item_search(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/item_search.html", context, status=200 if valid else 400)
 
 
+# What the page shares with the dashboard: its link back keeps them.
+_DASHBOARD_PARAMS = ("range", "start", "end", "platform")
 # The status filter's choices; Unknown, a status the upstream rarely reports, only when chosen.
 _STATUS_LINKS = (ItemFilter.FAILED, ItemFilter.COMPLETED, ItemFilter.PENDING)
 
@@ -60,6 +63,9 @@ def items_pushed(request: HttpRequest) -> HttpResponse:
         "presets": PRESETS,
         "span": form.date_range(),
         "first_query": query.urlencode(),
+        "dashboard_query": urlencode(
+            {key: request.GET[key] for key in _DASHBOARD_PARAMS if request.GET.get(key)}
+        ),
         "is_first_page": not request.GET.get("after"),
         "scan": pushed_items.SCAN,
     }

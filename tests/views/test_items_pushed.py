@@ -96,6 +96,7 @@ def test_the_dashboard_tile_opens_the_completed_items_of_its_range_and_platform(
     assert "1 item completed, 1 failed" in page and "on Xero" in page
     # The range picker shows the range the dashboard had.
     assert re.search(r'name="range" value="24h"\s+checked', page)
+    assert 'href="/?range=24h&amp;platform=Xero" data-testid="back-to-dashboard"' in page
 
 
 def test_it_lists_the_items_of_the_range_newest_sync_first_with_their_links(viewer_client, estate):
@@ -269,6 +270,12 @@ def test_the_queries_do_not_grow_with_the_estate_or_the_page(viewer_client, db, 
     monkeypatch.setattr(pushed_items, "PAGE_SIZE", 100)
     assert _queries(viewer_client) <= small + 1
     assert small <= 14
+    # The items are read by their syncs' keys, never by the range.
+    with CaptureQueriesContext(connection) as context:
+        _get(viewer_client, "status=failed")
+    reads = [q["sql"] for q in context.captured_queries if 'FROM "dashboard_pushitem"' in q["sql"]]
+    assert reads and all('"dashboard_pushitem"."sync_id" IN (' in sql for sql in reads)
+    assert not any("COUNT(" in sql for sql in reads)
 
 
 def test_it_needs_a_role_that_may_see_push_items(client, db, django_user_model):
