@@ -15,6 +15,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
+from . import pushed_items
 from .audit import AccessFilter
 from .failed_items import QUERY_MIN
 from .filters import (
@@ -276,6 +277,19 @@ class SyncFilterForm(PlatformSearchForm, RangeForm):
         )
 
 
+def item_status_field() -> forms.ChoiceField:
+    """The push items' one status filter (`ItemFilter`): all, failed, completed, …"""
+    return forms.ChoiceField(
+        choices=[("", "All"), *ItemFilter.choices],
+        required=False,
+        error_messages={
+            "invalid_choice": "“%(value)s” is not a status filter; choose one of "
+            + ", ".join(ItemFilter.values)
+            + ", or none for all."
+        },
+    )
+
+
 class ItemFilterForm(forms.Form):
     """The Push items tab: search by core ID, data type or message, filter by status."""
 
@@ -287,15 +301,7 @@ class ItemFilterForm(forms.Form):
             attrs={"placeholder": "Core ID, data type or words of the message", "type": "search"}
         ),
     )
-    status = forms.ChoiceField(
-        choices=[("", "All"), *ItemFilter.choices],
-        required=False,
-        error_messages={
-            "invalid_choice": "“%(value)s” is not a status filter; choose one of "
-            + ", ".join(ItemFilter.values)
-            + ", or none for all."
-        },
-    )
+    status = item_status_field()
     page = forms.IntegerField(min_value=1, max_value=100_000, required=False)
 
     def __init__(self, data: Any = None, **kwargs: Any) -> None:
@@ -307,6 +313,37 @@ class ItemFilterForm(forms.Form):
 
     def clean_q(self) -> str:
         return str(self.cleaned_data.get("q") or "").strip()
+
+
+class PushedItemsForm(PlatformSearchForm, RangeForm):
+    """The push items of a date range: the dashboard's range and platform, and a status."""
+
+    platform = forms.ChoiceField(choices=[], required=False, label="Accounting platform")
+    status = item_status_field()
+    after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
+    def clean_after(self) -> pushed_items.Cursor | None:
+        raw = self.cleaned_data.get("after") or ""
+        if not raw:
+            return None
+        cursor = pushed_items.decode_cursor(raw)
+        if cursor is None:
+            raise forms.ValidationError("That page link is not valid; start from the newest.")
+        return cursor
+
+    def filters(self) -> SyncFilter:
+        """The syncs whose items the page lists: the range and the platform."""
+        data = self.cleaned_data
+        return SyncFilter(
+            span=self.date_range(),
+            preset=data.get("range") or DEFAULT_PRESET,
+            platform=data.get("platform") or "",
+        )
+
+    @property
+    def item_filter(self) -> ItemFilter | None:
+        status = self.cleaned_data.get("status")
+        return ItemFilter(status) if status else None
 
 
 class ItemSearchForm(forms.Form):

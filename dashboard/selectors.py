@@ -594,6 +594,19 @@ def _totals(
     return result, series
 
 
+def item_totals(filters: SyncFilter) -> tuple[int, int]:
+    """The items completed and failed in the filter's syncs, as the dashboard counts them:
+    the rollup's sums for a range alone, else from the syncs (their counters, not their items)."""
+    if filters.range_only:
+        rows = rollup.counts(filters.span.start, filters.span.end, None)
+    else:
+        rows = list(db_rollup.grouped(filtered_syncs(filters).order_by(), None, UTC))
+    return (
+        sum(row["items_completed"] or 0 for row in rows),
+        sum(row["items_failed"] or 0 for row in rows),
+    )
+
+
 def _fill_buckets(
     series: dict[datetime, dict[int, int]], start: datetime | None, end: datetime, hourly: bool
 ) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ urlpatterns = [
     path("companies/<uuid:company_id>/", company_views.company_detail, name="company-detail"),
     path("find/", jump_views.jump, name="jump"),
     path("items/search/", item_views.item_search, name="item-search"),
+    path("items/pushed/", item_views.items_pushed, name="items-pushed"),
     path(
         "transactions/<uuid:transaction_id>/",
         views.transaction_detail,

@@ -2,7 +2,8 @@
 
 On the small sandbox estate mirrored through a real refresh (failures,
 problems, a sync with failed items): the dashboard, the history, the
-problems and one of them, the companies index, a company, and a sync's three tabs, at
+problems and one of them, the companies index, a company, a sync's three tabs and the
+push items of a range, at
 1440x900 and at a phone's 390x844, with the system in light and in dark
 mode (the user follows the system, the default). Each is saved as
 `looks-<page>-<width>-<theme>.png`; at 390 nothing is wider than the screen;
@@ -50,6 +51,7 @@ def test_every_page_fits_a_phone_and_passes_axe_in_light_and_dark(page: Page, fa
         "sync-config": f"/syncs/{sync.sync_id}/?tab=config",
         "sync-items": f"/syncs/{sync.sync_id}/?tab=items",
         "problem": f"/problems/{problem.pk}/",
+        "items-pushed": "/items/pushed/?range=all",
     }
     login(page, lead.username)
     found: list[str] = []

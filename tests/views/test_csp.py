@@ -78,6 +78,7 @@ def _pages(estate) -> list[str]:
         reverse("company-detail", args=[estate["xero"].company_id]),
         reverse("item-search") + "?q=period+has+closed",
         reverse("item-search") + f"?q={estate['push_error'].items.first().transaction_id}",
+        reverse("items-pushed") + "?range=30d&status=failed",
         reverse("preferences"),
         reverse("sync-retry", args=[failed]),
         reverse("retry-audit"),

@@ -255,6 +255,8 @@ def test_no_page_shows_upstream_text_raw(viewer_client, hostile_mirror, counted)
         reverse("sync-detail", args=[Sync.objects.get(status_code=9999).sync_id]),
         reverse("item-search") + "?q=%3Cx%3E",
         reverse("item-search") + f"?q={sync.items.get().transaction_id}",
+        reverse("items-pushed") + "?range=all",
+        reverse("items-pushed") + f"?range=all&platform={HOSTILE}",
     ]
     for url in pages:
         response = viewer_client.get(url)

@@ -55,11 +55,15 @@ def test_every_dashboard_number_links_to_exactly_what_it_counts(viewer_client, e
             continue
         history = viewer_client.get(href.replace("&amp;", "&")).content.decode()
         assert re.search(rf">{count} syncs?<", history), (name, href)
-    # Items pushed: the range's syncs, most items first, each count opening its push items.
+    # Items pushed: the range's completed push items themselves, as many as the card says.
+    counts = {name: int(count) for _, name, count in links}
     pushed = dict((name, href) for href, name, _ in links)["items_pushed"].replace("&amp;", "&")
-    assert "sort=items&dir=desc" in pushed
-    history = viewer_client.get(pushed).content.decode()
-    assert f'href="/syncs/{estate["push_error"].sync_id}/?tab=items"' in history
+    assert pushed.startswith(reverse("items-pushed") + "?") and "status=completed" in pushed
+    items = viewer_client.get(pushed)
+    assert len(items.context["found"].rows) == counts["items_pushed"]
+    assert f'href="/syncs/{estate["push_error"].sync_id}/?tab=items&amp;status=completed"' in (
+        items.content.decode()
+    )
     code_link = re.search(r'href="([^"]+)" data-code="5130"', body).group(1)
     history = viewer_client.get(code_link.replace("&amp;", "&")).content.decode()
     assert str(estate["push_error"].sync_id) in history and ">1 sync<" in history

@@ -178,6 +178,16 @@ DASHBOARD: dict[str, Walk] = {
             Variant("?q=ab", get=row(LOGIN, 403, 400, 400, 400, 400)),
         ),
     ),
+    "items-pushed": Walk(
+        lambda e: reverse("items-pushed"),
+        READ,
+        variants=(
+            Variant("?range=24h&platform=Xero&status=failed"),
+            # A range or a page link that is not one: the page says so.
+            Variant("?range=bogus", get=row(LOGIN, 403, 400, 400, 400, 400)),
+            Variant("?after=not-a-cursor", get=row(LOGIN, 403, 400, 400, 400, 400)),
+        ),
+    ),
     "config-download": Walk(
         lambda e: reverse("config-download", args=[e["company_id"], e["snapshot_id"]]), READ
     ),
