@@ -634,6 +634,10 @@ def main() -> None:
     )
     pages["detail_items_failed"] = (detail + "?tab=items&status=failed", None)
     pages["detail_config"] = (detail + "?tab=config", None)
+    # The dashboard's "items pushed": the range's push items, across syncs.
+    pages["items_pushed_7d"] = ("/items/pushed/?range=7d&status=completed", None)
+    pages["items_pushed_failed"] = ("/items/pushed/?range=all&status=failed", None)
+    pages["items_pushed_pending"] = ("/items/pushed/?range=all&status=pending", None)
     pages["company"] = (f"/companies/{company.company_id}/", None)
     # The current state's pages.
     outstanding = (
