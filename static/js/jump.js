@@ -8,6 +8,8 @@
 (function () {
   "use strict";
 
+  // Whether keys pressed now are someone typing (a field has the focus): no
+  // shortcut then. Shared with shortcuts.js, which loads after this file.
   function typing(element) {
     if (!element || element === document.body) {
       return false;
@@ -18,6 +20,8 @@
     var tag = element.tagName;
     return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT";
   }
+  window.syncHealth = window.syncHealth || {};
+  window.syncHealth.typing = typing;
 
   document.addEventListener("keydown", function (event) {
     if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) {

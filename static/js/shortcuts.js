@@ -24,16 +24,8 @@
   var gPressedAt = 0;
   var opener = null;
 
-  function typing(element) {
-    if (!element || element === document.body) {
-      return false;
-    }
-    if (element.isContentEditable) {
-      return true;
-    }
-    var tag = element.tagName;
-    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT";
-  }
+  // jump.js, loaded before this file, says whether someone is typing.
+  var typing = window.syncHealth.typing;
 
   function help() {
     return document.querySelector("dialog[data-shortcuts]");
