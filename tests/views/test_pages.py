@@ -59,6 +59,7 @@ def test_every_dashboard_number_links_to_exactly_what_it_counts(viewer_client, e
     counts = {name: int(count) for _, name, count in links}
     pushed = dict((name, href) for href, name, _ in links)["items_pushed"].replace("&amp;", "&")
     assert pushed.startswith(reverse("items-pushed") + "?") and "status=completed" in pushed
+    assert "?&" not in pushed and "&&" not in pushed
     items = viewer_client.get(pushed)
     assert len(items.context["found"].rows) == counts["items_pushed"]
     assert f'href="/syncs/{estate["push_error"].sync_id}/?tab=items&amp;status=completed"' in (
