@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from django import template
 from django.urls import reverse
@@ -121,3 +122,53 @@ def problem_rows(problems: Iterable[Problem], since: datetime | None = None) -> 
             )
         )  # fmt: skip
     return SafeString("".join(rows))
+
+
+@register.simple_tag
+def problem_company_rows(rows: Iterable[Any]) -> SafeString:
+    """A problem's page of affected companies (`ProblemCompany` rows with their company),
+    built here like the list's rows: the same cells the template wrote."""
+    from .humanize_extras import stamp, thousands
+    from .tables import route
+
+    return join(
+        html(
+            '<tr><td class="wide" data-label="Company"><a href="{}">{}</a></td>\n'
+            '<td data-label="Platform">{}</td>\n'
+            '<td class="num" data-label="Items">{}</td>\n'
+            '<td class="num" data-label="Syncs">{}</td>\n'
+            '<td data-label="Last seen">{}</td></tr>\n',
+            route(row.company.company_id, "company-detail"),
+            row.company.name,
+            row.company.platform_name or "Unknown",
+            thousands(row.items),
+            thousands(row.syncs),
+            stamp(row.last_seen),
+        )
+        for row in rows
+    )
+
+
+@register.simple_tag
+def problem_item_rows(rows: Iterable[Any]) -> SafeString:
+    """A problem's page of outstanding items (`selectors.ItemRow`), each at the sync where
+    it last failed, built here like the list's rows."""
+    from .humanize_extras import clip, stamp
+    from .tables import route
+
+    return join(
+        html(
+            '<tr><td class="wide" data-label="Transaction"><a class="mono" href="{}">{}</a></td>\n'
+            '<td data-label="Company"><a href="{}">{}</a></td>\n'
+            '<td data-label="Sync"><a class="mono" href="{}">{}</a></td>\n'
+            '<td data-label="When">{}</td></tr>\n',
+            route(item.transaction_id, "transaction-detail"),
+            item.transaction_id,
+            route(item.company_uuid, "company-detail"),
+            item.company_name,
+            route(item.sync_id, "sync-detail"),
+            clip(item.sync_id, 13),
+            stamp(item.failed_at),
+        )
+        for item in rows
+    )

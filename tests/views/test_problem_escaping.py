@@ -26,7 +26,28 @@ def test_the_tags_escape_what_they_are_given():
 
 
 def test_every_tag_of_the_library_is_covered():
-    assert set(tags.register.tags) == {"trend_strip", "platform_list", "problem_rows"}
+    assert set(tags.register.tags) == {
+        "trend_strip",
+        "platform_list",
+        "problem_rows",
+        "problem_company_rows",
+        "problem_item_rows",
+    }
+
+
+def test_a_problems_company_and_item_rows_escape_every_cell(hostile_problem):
+    from dashboard.problems import selectors
+
+    share = ProblemCompany.objects.select_related("company").get(problem=hostile_problem)
+    rows = str(tags.problem_company_rows([share]))
+    assert HOSTILE not in rows and rows.count("&lt;x&gt;") == 2
+    assert rows.count("<tr>") == 1
+    item = selectors.ItemRow(
+        1, uuid.uuid4(), share.company.company_id, HOSTILE, uuid.uuid4(), timezone.now(), 4
+    )
+    rows = str(tags.problem_item_rows([item]))
+    assert HOSTILE not in rows and "&lt;x&gt;" in rows
+    assert str(item.transaction_id) in rows and str(item.sync_id)[:12] in rows
 
 
 def test_the_problems_rows_escape_every_cell(hostile_problem):
