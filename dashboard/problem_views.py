@@ -226,7 +226,9 @@ def _detail_context(
     activity = selectors.activity_page(problem, wanted("activity_after"))
 
     template = problem.customer_message or default_message(code)
-    affected = selectors.affected_company(problem, wanted("company"))
+    # The first of the first page of companies is the one with most items.
+    most = companies.rows[0] if companies.rows and not wanted("companies_after") else None
+    affected = selectors.affected_company(problem, wanted("company"), most)
     filled = None
     if affected is not None:
         filled = fill(

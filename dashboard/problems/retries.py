@@ -100,7 +100,9 @@ def summary(problem: Problem) -> dict[str, Any]:
     shown = list(retries.select_related("user").order_by("-created_at", "-pk")[:SHOWN])
     past = _outcomes(problem, shown)
     running = next((retry for retry in past if retry.running), None)
-    if running is None:
+    # Fewer than SHOWN means every retry that could be running is among them
+    # (`running` and `under_way` ask the same of a confirmed retry).
+    if running is None and len(shown) >= SHOWN:
         under_way = bulk_retry.under_way(problem)
         if under_way is not None:
             running = _outcomes(problem, [under_way])[0]

@@ -436,6 +436,8 @@ def activity_page(
 
 
 def playbook_versions(problem: Problem, limit: int = VERSIONS) -> list[PlaybookVersion]:
+    if not problem.playbook_version:
+        return []  # never edited: no version was saved
     return list(
         PlaybookVersion.objects.filter(problem=problem)
         .defer("playbook", "customer_message")
@@ -455,16 +457,19 @@ class Affected:
     substituted: bool = False
 
 
-def affected_company(problem: Problem, company_id: uuid.UUID | None) -> Affected | None:
+def affected_company(
+    problem: Problem, company_id: uuid.UUID | None, most: ProblemCompany | None = None
+) -> Affected | None:
     """The company a customer message is for: the one asked for, else the one with most
-    items; and its latest failure of this problem (read at its share's last seen)."""
+    items (`most`, when the caller has read it already: the first of `companies_page`);
+    and its latest failure of this problem (read at its share's last seen)."""
     shares = ProblemCompany.objects.filter(problem=problem).select_related("company")
     share = None
     if company_id is not None:
         share = shares.filter(company__company_id=company_id).first()
     substituted = company_id is not None and share is None
     if share is None:
-        share = shares.order_by("-items", "id").first()
+        share = most if most is not None else shares.order_by("-items", "id").first()
     if share is None:
         return None
     state = (
