@@ -355,11 +355,30 @@ def _paged(rows: list[Any], size: int, key: Any) -> DetailPage:
     return DetailPage(rows[:size], encode_cursor(*key(rows[size - 1])))
 
 
+# What a page of affected companies, and the customer message, read of a share.
+SHARE_COLUMNS = (
+    "problem_id",
+    "company_id",
+    "items",
+    "syncs",
+    "last_seen",
+    "company__company_id",
+    "company__name",
+    "company__platform_name",
+    "company__redirect_url",
+)
+
+
 def companies_page(
     problem: Problem, after: tuple[Any, ...] | None = None, size: int = DETAIL_PAGE_SIZE
 ) -> DetailPage:
-    """The companies with the problem outstanding, most items first."""
-    rows = ProblemCompany.objects.filter(problem=problem).select_related("company")
+    """The companies with the problem outstanding, most items first (with what the
+    page and its customer message read of each company)."""
+    rows = (
+        ProblemCompany.objects.filter(problem=problem)
+        .select_related("company")
+        .only(*SHARE_COLUMNS)
+    )
     if after is not None:
         items, pk = after
         rows = rows.filter(Q(items__lte=items) & (Q(items__lt=items) | Q(items=items, pk__gt=pk)))
@@ -463,7 +482,11 @@ def affected_company(
     """The company a customer message is for: the one asked for, else the one with most
     items (`most`, when the caller has read it already: the first of `companies_page`);
     and its latest failure of this problem (read at its share's last seen)."""
-    shares = ProblemCompany.objects.filter(problem=problem).select_related("company")
+    shares = (
+        ProblemCompany.objects.filter(problem=problem)
+        .select_related("company")
+        .only(*SHARE_COLUMNS)
+    )
     share = None
     if company_id is not None:
         share = shares.filter(company__company_id=company_id).first()
