@@ -9,6 +9,7 @@ must exist, and a few commands are run here, as written.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -182,7 +183,7 @@ def test_the_queue_depth_command_counts_waiting_tasks():
 
     from synchealth.celery import app
 
-    url = "redis://127.0.0.1:6379/14"
+    url = os.environ.get("TEST_UNITS_REDIS_URL", "redis://127.0.0.1:6379/14")
     redis.Redis.from_url(url).delete("celery")
     try:
         with app.connection_for_write(url) as connection:
