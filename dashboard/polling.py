@@ -148,6 +148,22 @@ def defer(company_id: str | uuid.UUID, seconds: float) -> None:
     Company.objects.filter(company_id=company_id, poll_due__lt=until).update(poll_due=until)
 
 
+def poll_failed(company_id: str | uuid.UUID, *, retryable: bool, retry_after: float | None) -> None:
+    """A poll did not get through. Its next one stays a tier's interval after the claim,
+    and no sooner than the upstream asked. A company not yet polled is not asked again
+    every minute: after a passing failure, as often as a recently active one; after
+    one that will not pass (gone upstream, refused), at the tier the mirror's rows give."""
+    if retry_after:
+        defer(company_id, retry_after)
+    company = Company.objects.filter(company_id=company_id, poll_tier=PollTier.NEW).first()
+    if company is None:
+        return
+    if retryable:
+        defer(company_id, schedule().interval(PollTier.RECENT).total_seconds())
+    else:
+        retier(company)
+
+
 def schedule_changed(before: PollingSchedule | None, after: PollingSchedule) -> int:
     """An admin saved the schedule: polls already scheduled further off than a shortened
     interval now allows come forward. How many companies moved."""

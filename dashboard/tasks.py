@@ -89,8 +89,7 @@ def poll_company_task(company_id: str) -> dict[str, Any]:
         except ingest.CompanyPurged:
             return {"syncs": 0, "items": 0, "requests": client.requests_made}
         except UpstreamError as exc:
-            if exc.retry_after:
-                polling.defer(company_id, exc.retry_after)
+            polling.poll_failed(company_id, retryable=exc.retryable, retry_after=exc.retry_after)
             log.info("poll of %s: %s", company_id, exc)
             return {"error": str(exc)[:200], "requests": client.requests_made}
         return {

@@ -427,3 +427,21 @@ def test_a_poll_task_asks_again_later_when_the_upstream_asks_us_to_wait(db, sett
     assert "error" in outcome
     company.refresh_from_db()
     assert company.poll_due >= timezone.now() + timedelta(seconds=110)
+
+
+@pytest.mark.parametrize("retryable", [True, False])
+def test_a_new_company_whose_poll_fails_is_not_asked_again_every_minute(db, retryable):
+    from dashboard.upstream import UpstreamError
+
+    company = make_company()
+    assert company.poll_tier == PollTier.NEW
+    failure = UpstreamError("Upstream error 503", retryable=retryable, status=503)
+    with mock.patch.object(ingest, "refresh_company", side_effect=failure):
+        poll_company_task(str(company.company_id))
+    company.refresh_from_db()
+    if retryable:  # as often as a recently active company
+        assert company.poll_tier == PollTier.NEW
+        assert company.poll_due >= timezone.now() + timedelta(minutes=9)
+    else:  # no syncs mirrored: dormant, daily
+        assert company.poll_tier == PollTier.DORMANT
+        assert company.poll_due >= timezone.now() + timedelta(hours=23)
