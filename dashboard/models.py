@@ -110,6 +110,7 @@ class Company(models.Model):
         "again after each refresh and webhook).",
     )
     poll_due = models.DateTimeField(
+        "next poll",
         default=timezone.now,
         help_text="Adaptive polling: its next poll is due then (most overdue first).",
     )
@@ -1301,8 +1302,9 @@ def _default_poll_share() -> float:
     return settings.CODAT_POLL_SHARE
 
 
-def _minutes(default: int, what: str) -> models.PositiveIntegerField:
+def _minutes(tier: PollTier, default: int, what: str) -> models.PositiveIntegerField:
     return models.PositiveIntegerField(
+        f"{tier.label}: minutes",
         default=default,
         validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
         help_text=f"Minutes between polls of a company {what} (1 to 1440: every company is "
@@ -1322,13 +1324,15 @@ class PollingSchedule(models.Model):
         "rest is for webhook refreshes, retries and people. It also shrinks as the upstream's "
         "X-Rate-Limit-Remaining falls. Default: CODAT_POLL_SHARE.",
     )
-    new_minutes = _minutes(1, "the mirror has not polled yet")
-    running_minutes = _minutes(2, "with a sync running")
-    missing_webhooks_minutes = _minutes(5, "whose webhooks seem to be missing")
-    failing_minutes = _minutes(5, "failing recently")
-    recent_minutes = _minutes(10, "with recent activity")
-    idle_minutes = _minutes(60, "idle")
-    dormant_minutes = _minutes(24 * 60, "dormant")
+    new_minutes = _minutes(PollTier.NEW, 1, "the mirror has not polled yet")
+    running_minutes = _minutes(PollTier.RUNNING, 2, "with a sync running")
+    missing_webhooks_minutes = _minutes(
+        PollTier.MISSING_WEBHOOKS, 5, "whose webhooks seem to be missing"
+    )
+    failing_minutes = _minutes(PollTier.FAILING, 5, "failing recently")
+    recent_minutes = _minutes(PollTier.RECENT, 10, "with recent activity")
+    idle_minutes = _minutes(PollTier.IDLE, 60, "idle")
+    dormant_minutes = _minutes(PollTier.DORMANT, 24 * 60, "dormant")
     recent_hours = models.PositiveIntegerField(
         default=24,
         validators=[MinValueValidator(1)],

@@ -8,6 +8,8 @@ by hand (`manage.py refresh --all --enqueue`); beat no longer sends it.
 
 from django.db import migrations
 
+from dashboard.db import online
+
 RECONCILE = "Reconcile the mirror with the upstream"
 POLL = "Poll companies by priority"
 POLL_DESCRIPTION = (
@@ -17,6 +19,7 @@ POLL_DESCRIPTION = (
 RECONCILE_DESCRIPTION = "Re-reads every company's sync list; webhooks are the primary signal."
 
 
+@online.holds_no_long_locks  # beat's schedule only
 def to_poller(apps, schema_editor):
     interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
     task_model = apps.get_model("django_celery_beat", "PeriodicTask")
@@ -33,10 +36,15 @@ def to_poller(apps, schema_editor):
     task_model.objects.filter(task="dashboard.reconcile").update(enabled=False)
 
 
+@online.holds_no_long_locks  # beat's schedule only
 def to_reconcile(apps, schema_editor):
     interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
     task_model = apps.get_model("django_celery_beat", "PeriodicTask")
     interval, _ = interval_model.objects.get_or_create(every=10, period="minutes")
+    if task_model.objects.filter(task="dashboard.reconcile").exists():
+        task_model.objects.filter(task="dashboard.poll").delete()
+        task_model.objects.filter(task="dashboard.reconcile").update(enabled=True)
+        return
     task_model.objects.filter(task="dashboard.poll").update(
         name=RECONCILE,
         task="dashboard.reconcile",
