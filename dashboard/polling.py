@@ -131,12 +131,15 @@ def tier_of(company: Company, plan: PollingSchedule, now: datetime) -> PollTier:
 
 def retier(company: Company, *, now: datetime | None = None) -> PollTier:
     """Work out the company's tier again (after a refresh or a webhook); a new tier
-    reschedules its next poll from now. Writes only when the tier changed."""
+    reschedules its next poll from now (never later than it was, for a busier tier).
+    Writes only when the tier changed."""
     now = now or timezone.now()
     plan = schedule()
     tier = tier_of(company, plan, now)
     if tier != company.poll_tier:
         due = now + plan.interval(tier)
+        if plan.interval(tier) < plan.interval(company.poll_tier):
+            due = min(due, company.poll_due)
         Company.objects.filter(pk=company.pk).update(poll_tier=tier, poll_due=due)
         company.poll_tier, company.poll_due = tier, due
     return tier

@@ -445,3 +445,12 @@ def test_a_new_company_whose_poll_fails_is_not_asked_again_every_minute(db, retr
     else:  # no syncs mirrored: dormant, daily
         assert company.poll_tier == PollTier.DORMANT
         assert company.poll_due >= timezone.now() + timedelta(hours=23)
+
+
+def test_a_busier_tier_never_puts_a_poll_off(db):
+    company = make_company(poll_tier=PollTier.IDLE, poll_due=timezone.now() + timedelta(minutes=1))
+    make_sync(company, ago=timedelta(minutes=30))
+    ingest.update_streak(company)
+    assert with_tier(company) == PollTier.RECENT
+    company.refresh_from_db()
+    assert company.poll_due <= timezone.now() + timedelta(minutes=1)
