@@ -14,7 +14,8 @@ measures the poller, not the refreshes.
 Prints each tick's time and queries (p50, p95, max), the plan of the tick's
 query for the due companies, the most requests polling took in any minute
 against its allowance, each tier's median and longest time between polls, and
-the longest any company waited; last, one JSON line.
+the longest any company waited; then every company due at once, the most any
+minute polls and how long until all were polled; last, one JSON line.
 
     python -m bench polling
 """
@@ -97,6 +98,43 @@ def build(start: datetime) -> dict[str, str]:
     ]
     Company.objects.bulk_create(rows, batch_size=2000)
     return {str(row.company_id): row.poll_tier for row in rows}
+
+
+def clear_backlog(now: datetime, limit: int) -> dict[str, float]:
+    """Every company due at once (a first deployment, or beat back after a day away):
+    the most any minute polls, and how long until every company has been polled."""
+    from dashboard import polling
+    from dashboard.models import Company, PollingSchedule
+    from dashboard.ratelimit import BudgetWaitTooLong, Limits, LocalLimiter
+
+    Company.objects.update(poll_due=now)
+    PollingSchedule.objects.update(ticked_at=None)
+    clock = Clock()
+    limiter = LocalLimiter(
+        Limits(per_window=PER_MINUTE, window=60, per_company=10, lease=60, max_wait=0),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    lane = polling.Lane(polling.LANE, limit)
+    seen: set[str] = set()
+    per_tick: list[int] = []
+    start = now
+    while len(seen) < COMPANIES and now < start + timedelta(hours=2):
+        polled = 0
+        for company_id in polling.tick(now=now, limiter=limiter).companies:
+            try:
+                limiter.wait_for_budget(0, lane)
+            except BudgetWaitTooLong:
+                continue
+            seen.add(company_id)
+            polled += 1
+        per_tick.append(polled)
+        now += timedelta(seconds=TICK_SECONDS)
+        clock.sleep(TICK_SECONDS)
+    return {
+        "most_in_a_minute": max(a + b for a, b in itertools.pairwise(per_tick)),
+        "minutes_to_clear": (now - start).total_seconds() / 60,
+    }
 
 
 def main() -> int:
@@ -182,6 +220,11 @@ def main() -> int:
         per_tier[tier] = {"median_min": median, "max_min": worst}
         print(f"  {tier:18} between polls: median {median} min, max {worst} min")
     print(f"longest any company waited: {longest_wait / 3600:.2f} h")
+    backlog = clear_backlog(end, lane.limit)
+    print(
+        f"every company due at once: most polls in a minute {backlog['most_in_a_minute']} "
+        f"(allowance {lane.limit}); all polled in {backlog['minutes_to_clear']} min"
+    )
     harness.report(
         {
             "bench": "polling",
@@ -199,6 +242,8 @@ def main() -> int:
             "never_polled": COMPANIES - len(polled),
             "longest_wait_h": round(longest_wait / 3600, 2),
             "between_polls": per_tier,
+            "backlog_most_in_a_minute": backlog["most_in_a_minute"],
+            "backlog_minutes_to_clear": backlog["minutes_to_clear"],
             "hours": HOURS,
             "tick_s": TICK_SECONDS,
             "commit": revision(),
