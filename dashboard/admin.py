@@ -29,6 +29,7 @@ from .models import (
     Company,
     ConfigSnapshot,
     PlaybookVersion,
+    PollingSchedule,
     Problem,
     ProblemActivity,
     ProblemAlias,
@@ -44,9 +45,11 @@ from .models import (
     UserPreference,
     WebhookEvent,
 )
+from .polling import overview as polling_overview
+from .polling import schedule_changed
 from .retention import request_purge
 from .tasks import purge_company_task
-from .vocabulary import BulkState, PurgeReason
+from .vocabulary import BulkState, PollTier, PurgeReason
 
 
 class CappedPaginator(Paginator):
@@ -96,8 +99,11 @@ class PurgeForm(forms.Form):
 
 @admin.register(Company)
 class CompanyAdmin(ReadOnlyAdmin):
-    list_display = ("name", "company_id", "platform_name", "connection_status", "first_seen")
-    list_filter = ("platform_name", "connection_status")
+    list_display = (
+        "name", "company_id", "platform_name", "connection_status", "poll_tier", "poll_due",
+        "first_seen",
+    )  # fmt: skip
+    list_filter = ("poll_tier", "platform_name", "connection_status")
     search_fields = ("=company_id", "name")
     actions = ["purge"]
 
@@ -375,3 +381,56 @@ class PlaybookVersionAdmin(AuditAdmin):
     list_display = ("problem", "version", "edited_by", "edited_at")
     search_fields = ("=problem__id", "=edited_by")
     raw_id_fields = ("problem",)
+
+
+@admin.register(PollingSchedule)
+class PollingScheduleAdmin(admin.ModelAdmin):
+    """Adaptive polling's schedule (one row): each tier's interval and polling's share of the
+    request budget. Saving it takes effect at the next tick; a shortened interval brings
+    forward the polls already scheduled. Each company's tier and next poll are on its row
+    (Companies), filterable by tier."""
+
+    list_display = ("__str__", "share", "running_minutes", "recent_minutes", "idle_minutes")
+    readonly_fields = ("now", "companies_listed_at", "ticked_at")
+    fieldsets = (
+        (None, {"fields": ("now", "share")}),
+        (
+            "Minutes between polls, by tier",
+            {
+                "fields": tuple(f"{tier}_minutes" for tier in PollTier.values),
+            },
+        ),
+        ("What makes a tier", {"fields": ("recent_hours", "idle_days")}),
+        ("New companies", {"fields": ("company_list_minutes", "companies_listed_at")}),
+        ("The poller", {"fields": ("ticked_at",)}),
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not PollingSchedule.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="Polling now")
+    def now(self, obj: PollingSchedule) -> str:
+        if obj.pk is None:
+            return "-"
+        seen = polling_overview(obj)
+        quota = (
+            f"; the upstream reports {seen.quota[0]:,} of {seen.quota[1]:,} requests left today"
+            if seen.quota
+            else ""
+        )
+        tiers = ", ".join(
+            f"{label}: {n:,} (every {minutes} min)" for label, n, minutes in seen.tiers
+        )
+        return (
+            f"May take {seen.allowance:,} of the {seen.per_window:,} requests per "
+            f"{seen.window:g} s; {seen.used:,} taken in the current window{quota}. "
+            f"Companies due now: {seen.overdue:,}. By tier: {tiers}."
+        )
+
+    def save_model(self, request: HttpRequest, obj: PollingSchedule, form, change: bool) -> None:
+        before = PollingSchedule.objects.filter(pk=obj.pk).first() if obj.pk else None
+        super().save_model(request, obj, form, change)
+        schedule_changed(before, obj)

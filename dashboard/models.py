@@ -8,7 +8,10 @@ the upstream's IDs; the UI only reads.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -23,6 +26,7 @@ from .vocabulary import (
     BulkState,
     Category,
     ItemStatus,
+    PollTier,
     ProblemEvent,
     ProblemState,
     PurgeReason,
@@ -98,6 +102,18 @@ class Company(models.Model):
         help_text="Mirror: when `manage.py build_current_state` last built this company's "
         "current state from its history (ingest keeps it up to date after that).",
     )
+    poll_tier = models.CharField(
+        max_length=20,
+        choices=PollTier.choices,
+        default=PollTier.NEW,
+        help_text="Adaptive polling: why it is polled as often as it is (its tier, worked out "
+        "again after each refresh and webhook).",
+    )
+    poll_due = models.DateTimeField(
+        "next poll",
+        default=timezone.now,
+        help_text="Adaptive polling: its next poll is due then (most overdue first).",
+    )
 
     class Meta:
         verbose_name_plural = "companies"
@@ -118,6 +134,8 @@ class Company(models.Model):
                 name="company_problems_open",
                 condition=models.Q(problems_open__gt=0),
             ),
+            # Adaptive polling's one query a tick: the most overdue first.
+            models.Index(fields=["poll_due", "id"], name="company_poll_due"),
             # The companies index: one per sort, read forwards or backwards a
             # page at a time (the ID breaks ties, so a cursor is exact).
             *(
@@ -1278,3 +1296,83 @@ class WebhookGap(models.Model):
     @property
     def late(self) -> bool:
         return bool(self.missed_at and self.webhook_at)
+
+
+def _default_poll_share() -> float:
+    return settings.CODAT_POLL_SHARE
+
+
+def _minutes(tier: PollTier, default: int, what: str) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(
+        f"{tier.label}: minutes",
+        default=default,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
+        help_text=f"Minutes between polls of a company {what} (1 to 1440: every company is "
+        "checked at least once a day).",
+    )
+
+
+class PollingSchedule(models.Model):
+    """One row (pk 1): how often adaptive polling looks at each tier of company, and the
+    share of the request budget it may take (`dashboard.polling`). Admins change it in
+    Django admin; a shorter interval brings forward the polls already scheduled."""
+
+    share = models.FloatField(
+        default=_default_poll_share,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="The share (0-1) of the request budget polling may take in any window; the "
+        "rest is for webhook refreshes, retries and people. It also shrinks as the upstream's "
+        "X-Rate-Limit-Remaining falls. Default: CODAT_POLL_SHARE.",
+    )
+    new_minutes = _minutes(PollTier.NEW, 1, "the mirror has not polled yet")
+    running_minutes = _minutes(PollTier.RUNNING, 2, "with a sync running")
+    missing_webhooks_minutes = _minutes(
+        PollTier.MISSING_WEBHOOKS, 5, "whose webhooks seem to be missing"
+    )
+    failing_minutes = _minutes(PollTier.FAILING, 5, "failing recently")
+    recent_minutes = _minutes(PollTier.RECENT, 10, "with recent activity")
+    idle_minutes = _minutes(PollTier.IDLE, 60, "idle")
+    dormant_minutes = _minutes(PollTier.DORMANT, 24 * 60, "dormant")
+    recent_hours = models.PositiveIntegerField(
+        default=24,
+        validators=[MinValueValidator(1)],
+        help_text="A sync started within this many hours is recent activity (and a failing "
+        "streak this recent, a recent failure; a missed webhook, a missing one).",
+    )
+    idle_days = models.PositiveIntegerField(
+        default=7,
+        validators=[MinValueValidator(1)],
+        help_text="Quieter than recent but with a sync within this many days: idle; "
+        "quieter still: dormant.",
+    )
+    company_list_minutes = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
+        help_text="Minutes between readings of the company list, which is how polling finds "
+        "new companies.",
+    )
+    companies_listed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When polling last read the company list."
+    )
+    ticked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When polling last picked the companies due."
+    )
+
+    class Meta:
+        verbose_name = "polling schedule"
+        verbose_name_plural = "polling schedule"
+
+    def __str__(self) -> str:
+        return "Polling schedule"
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> PollingSchedule:
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+    def interval(self, tier: str) -> timedelta:
+        return timedelta(minutes=getattr(self, f"{tier}_minutes"))

@@ -9,7 +9,10 @@ upstream request takes a slot here first:
 - at most `CODAT_MAX_IN_FLIGHT_PER_COMPANY` requests in flight per company,
   held as leases that expire, so a killed worker cannot leak a slot;
 - when the daily quota runs low, requests are spread over the time left until
-  it resets, and the last reserve is kept for retries from the UI.
+  it resets, and the last reserve is kept for retries from the UI;
+- a caller may also name a *lane* with a limit of its own in the same window
+  (adaptive polling takes its share this way, `dashboard.polling`): a request
+  of the lane takes a slot in both, or waits.
 
 With a Redis broker the state lives in Redis (atomic Lua scripts, Redis's own
 clock); otherwise in this process, which is exact for the single worker
@@ -76,6 +79,14 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Lane:
+    """A share of the window kept for one kind of work: at most `limit` of its requests."""
+
+    name: str
+    limit: int
+
+
+@dataclass(frozen=True)
 class Budget:
     """The budget as it stands, for `/metrics`."""
 
@@ -125,19 +136,24 @@ class Limiter:
         self.sleep = sleep
 
     # -- per-minute budget --
-    def _take(self) -> float:
-        """Take one request from the window; 0 on success, else seconds to wait."""
+    def _take(self, lane: Lane | None = None) -> float:
+        """Take one request from the window (and the lane's); 0 on success, else seconds to wait."""
+        raise NotImplementedError
+
+    def lane_used(self, name: str) -> int:
+        """Requests a lane took in the current window."""
         raise NotImplementedError
 
     def _pause(self, seconds: float, reason: str) -> None:
         metrics.UPSTREAM_WAIT_SECONDS.inc(seconds, reason=reason)
         self.sleep(seconds)
 
-    def wait_for_budget(self, max_wait: float | None = None) -> None:
-        """Take a request from the window, waiting at most `max_wait` (default: the limits')."""
+    def wait_for_budget(self, max_wait: float | None = None, lane: Lane | None = None) -> None:
+        """Take a request from the window (and `lane`'s, if named), waiting at most
+        `max_wait` (default: the limits')."""
         deadline = self.clock() + (self.limits.max_wait if max_wait is None else max_wait)
         while True:
-            wait = self._take()
+            wait = self._take(lane)
             if wait <= 0:
                 return
             if self.clock() + wait > deadline:
@@ -191,6 +207,14 @@ class Limiter:
             return left / max(remaining - limit * self.limits.reserve_share, 1)
         return 0.0
 
+    def quota(self) -> tuple[int, int, float] | None:
+        """The upstream's daily quota as last reported: (remaining, limit, resets at, epoch
+        seconds), while it has not reset; None when unknown."""
+        quota = self._quota()
+        if quota is None or quota[2] <= time.time():
+            return None
+        return quota
+
     def reset(self) -> None:
         raise NotImplementedError
 
@@ -209,18 +233,43 @@ class LocalLimiter(Limiter):
         super().__init__(limits, **timing)
         self._lock = threading.Lock()
         self._stamps: deque[float] = deque()
+        self._lanes: dict[str, deque[float]] = {}
         self._slots: dict[str, dict[str, float]] = {}
         self._quota_state: tuple[int, int, float] | None = None
 
-    def _take(self) -> float:
+    def _expire(self, stamps: deque[float], now: float) -> None:
+        while stamps and stamps[0] <= now - self.limits.window:
+            stamps.popleft()
+
+    def _take(self, lane: Lane | None = None) -> float:
+        now = self.clock()
+        window = self.limits.window
+        with self._lock:
+            self._expire(self._stamps, now)
+            wait = 0.0
+            if len(self._stamps) >= self.limits.per_window:
+                wait = self._stamps[0] + window - now
+            lane_stamps = None
+            if lane is not None:
+                lane_stamps = self._lanes.setdefault(lane.name, deque())
+                self._expire(lane_stamps, now)
+                if len(lane_stamps) >= lane.limit:
+                    wait = max(wait, lane_stamps[0] + window - now if lane_stamps else window)
+            if wait > 0:
+                return wait
+            self._stamps.append(now)
+            if lane_stamps is not None:
+                lane_stamps.append(now)
+            return 0.0
+
+    def lane_used(self, name: str) -> int:
         now = self.clock()
         with self._lock:
-            while self._stamps and self._stamps[0] <= now - self.limits.window:
-                self._stamps.popleft()
-            if len(self._stamps) < self.limits.per_window:
-                self._stamps.append(now)
-                return 0.0
-            return self._stamps[0] + self.limits.window - now
+            stamps = self._lanes.get(name)
+            if not stamps:
+                return 0
+            self._expire(stamps, now)
+            return len(stamps)
 
     def _enter(self, company: str, token: str) -> bool:
         now = self.clock()
@@ -251,6 +300,7 @@ class LocalLimiter(Limiter):
     def reset(self) -> None:
         with self._lock:
             self._stamps.clear()
+            self._lanes.clear()
             self._slots.clear()
             self._quota_state = None
 
@@ -277,6 +327,31 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return tonumber(oldest[2]) + tonumber(ARGV[1]) - now
+"""
+
+# KEYS[1] window zset, KEYS[2] the lane's; ARGV: window ms, limit, member, lane's limit.
+# A slot in both or in neither; else the wait until the fuller one has room.
+_TAKE_LANE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local window = tonumber(ARGV[1])
+local wait = 0
+local limits = {tonumber(ARGV[2]), tonumber(ARGV[4])}
+for i = 1, 2 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[i]) >= limits[i] then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    local free_at = window
+    if oldest[2] then free_at = tonumber(oldest[2]) + window - now end
+    if free_at > wait then wait = free_at end
+  end
+end
+if wait > 0 then return wait end
+for i = 1, 2 do
+  redis.call('ZADD', KEYS[i], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], window)
+end
+return 0
 """
 
 # KEYS[1] company's lease zset (score = expiry ms); ARGV: limit, lease ms, token.
@@ -311,15 +386,29 @@ class RedisLimiter(Limiter):
         self.redis = redis.Redis.from_url(url)
         self.prefix = prefix
         self._take_script = self.redis.register_script(_TAKE)
+        self._take_lane_script = self.redis.register_script(_TAKE_LANE)
         self._enter_script = self.redis.register_script(_ENTER)
         self._used_script = self.redis.register_script(_USED)
 
-    def _take(self) -> float:
-        wait_ms = self._take_script(
-            keys=[f"{self.prefix}:window"],
-            args=[int(self.limits.window * 1000), self.limits.per_window, uuid.uuid4().hex],
-        )
+    def _take(self, lane: Lane | None = None) -> float:
+        window_ms = int(self.limits.window * 1000)
+        member = uuid.uuid4().hex
+        if lane is None:
+            wait_ms = self._take_script(
+                keys=[f"{self.prefix}:window"], args=[window_ms, self.limits.per_window, member]
+            )
+        else:
+            wait_ms = self._take_lane_script(
+                keys=[f"{self.prefix}:window", f"{self.prefix}:lane:{lane.name}"],
+                args=[window_ms, self.limits.per_window, member, lane.limit],
+            )
         return max(0.0, float(wait_ms) / 1000)
+
+    def lane_used(self, name: str) -> int:
+        used, _ = self._used_script(
+            keys=[f"{self.prefix}:lane:{name}"], args=[int(self.limits.window * 1000)]
+        )
+        return int(used)
 
     def _enter(self, company: str, token: str) -> bool:
         return bool(

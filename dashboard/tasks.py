@@ -19,7 +19,7 @@ from django.db import transaction
 
 from synchealth.celery import capped_countdown
 
-from . import health_signals, ingest, rankings, retention, rollup, webhooks
+from . import health_signals, ingest, polling, rankings, retention, rollup, webhooks
 from .upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,70 @@ def _retry_later(task: Task, exc: Exception) -> NoReturn:
 
 @shared_task(name="dashboard.reconcile")
 def reconcile_task() -> int:
-    """Beat's reconciliation: refresh the company list, fan out one task per company."""
+    """A full reconciliation: refresh the company list, fan out one task per company.
+
+    Beat polls by priority instead (`dashboard.poll`); this is the full refresh
+    by hand (`manage.py refresh --all --enqueue`), outside polling's share.
+    """
     with Upstream() as client:
         companies, paused = ingest.companies_to_refresh(client)
     for company in companies:
         refresh_company_task.delay(str(company.company_id))
     log.info("reconcile: %s companies queued, %s paused", len(companies), paused)
     return len(companies)
+
+
+@shared_task(name="dashboard.poll")
+def poll_task() -> int:
+    """Beat's tick of adaptive polling: queue the companies due, within polling's share."""
+    tick = polling.tick()
+    if tick.list_companies:
+        transaction.on_commit(poll_company_list_task.delay)
+    for company_id in tick.companies:
+        poll_company_task.delay(company_id)
+    if tick.companies or tick.list_companies:
+        log.info(
+            "poll: %s companies queued (%s of %s requests used this window)",
+            len(tick.companies),
+            tick.used,
+            tick.allowance,
+        )
+    return len(tick.companies)
+
+
+@shared_task(name="dashboard.poll_company")
+def poll_company_task(company_id: str) -> dict[str, Any]:
+    """One company's poll: its refresh, every request in polling's lane of the budget.
+
+    Not retried: should the upstream or the budget ask us to wait, the company
+    is due again once the wait is over, and the next tick picks it up.
+    """
+    with Upstream(lane=polling.lane()) as client:
+        try:
+            company = ingest.ensure_company(client, company_id)
+            stats = ingest.refresh_company(client, company)
+        except ingest.CompanyPurged:
+            return {"syncs": 0, "items": 0, "requests": client.requests_made}
+        except UpstreamError as exc:
+            polling.poll_failed(company_id, retryable=exc.retryable, retry_after=exc.retry_after)
+            log.info("poll of %s: %s", company_id, exc)
+            return {"error": str(exc)[:200], "requests": client.requests_made}
+        return {
+            "syncs": stats.syncs_written,
+            "items": stats.items_written,
+            "requests": client.requests_made,
+        }
+
+
+@shared_task(name="dashboard.poll_company_list")
+def poll_company_list_task() -> int:
+    """Read the company list again, in polling's lane: new companies are due at once."""
+    with Upstream(lane=polling.lane()) as client:
+        try:
+            return len(ingest.refresh_companies(client))
+        except UpstreamError as exc:
+            log.info("polling's reading of the company list: %s", exc)
+            return 0
 
 
 @shared_task(name="dashboard.refresh_company", bind=True, max_retries=MAX_RETRIES)

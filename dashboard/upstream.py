@@ -35,7 +35,14 @@ import tenacity
 from django.conf import settings
 
 from . import health_signals, metrics
-from .ratelimit import BudgetWaitTooLong, Limiter, QuotaExhausted, get_limiter, parse_reset
+from .ratelimit import (
+    BudgetWaitTooLong,
+    Lane,
+    Limiter,
+    QuotaExhausted,
+    get_limiter,
+    parse_reset,
+)
 from .vocabulary import UpstreamTrouble
 
 log = logging.getLogger(__name__)
@@ -282,9 +289,13 @@ class Upstream:
         page_size: int = MAX_PAGE_SIZE,
         max_wait: float | None = None,
         timeout: float | None = None,
+        lane: Lane | None = None,
     ) -> None:
         """`max_wait`: the longest this client sleeps for the budget (default: the limits');
-        `timeout`: one bound for connecting and reading (default: the settings')."""
+        `timeout`: one bound for connecting and reading (default: the settings'); `lane`:
+        a share of the budget every request of this client also takes a slot from
+        (polling's, `dashboard.polling`)."""
+        self.lane = lane
         self.base_url = (base_url or settings.CODAT_BASE_URL).rstrip("/")
         key = api_key if api_key is not None else settings.CODAT_API_KEY
         self.limiter = limiter or get_limiter()
@@ -345,7 +356,7 @@ class Upstream:
             if pause:
                 metrics.UPSTREAM_WAIT_SECONDS.inc(pause, reason="quota")
                 time.sleep(pause)
-            self.limiter.wait_for_budget(self.max_wait)
+            self.limiter.wait_for_budget(self.max_wait, self.lane)
             with self.limiter.company_slot(company):
                 with self._lock:
                     self.requests_made += 1

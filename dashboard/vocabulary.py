@@ -272,6 +272,19 @@ class UpstreamTrouble(models.TextChoices):
     RATE_LIMITED = "rate_limited", "Rate limiting us"
 
 
+class PollTier(models.TextChoices):
+    """Why adaptive polling looks at a company as often as it does (`dashboard.polling`),
+    most often first. Each tier's interval is the polling schedule's to set."""
+
+    NEW = "new", "Not polled yet"
+    RUNNING = "running", "A sync is running"
+    MISSING_WEBHOOKS = "missing_webhooks", "Webhooks seem to be missing"
+    FAILING = "failing", "Failing recently"
+    RECENT = "recent", "Recent activity"
+    IDLE = "idle", "Idle"
+    DORMANT = "dormant", "Dormant"
+
+
 @dataclass(frozen=True)
 class Note:
     """The client-friendly note of a status code: what it means, what to do next.

@@ -122,7 +122,8 @@ def rate_limit(config: SandboxSettings, now: datetime) -> dict[str, str]:
     epoch = int(now.timestamp())
     minute, day = epoch // 60, epoch // 86400
     used_minute = _count(f"sandbox:rl:m:{minute}", 120)
-    used_day = _count(f"sandbox:rl:d:{day}", 2 * 86400)
+    # Another client of the same key (the customer's own integration) shares the day's quota.
+    used_day = _count(f"sandbox:rl:d:{day}", 2 * 86400) + config.quota_used_elsewhere
     day_reset = datetime.fromtimestamp((day + 1) * 86400, tz=UTC)
     headers = {
         "X-Rate-Limit-Limit": str(per_day),

@@ -96,6 +96,12 @@ class SandboxSettings(models.Model):
     rate_limit_per_day = models.PositiveIntegerField(
         null=True, blank=True, help_text="Overrides SANDBOX_RATE_LIMIT_PER_DAY."
     )
+    quota_used_elsewhere = models.PositiveIntegerField(
+        default=0,
+        help_text="Requests of today's quota taken by another client of the same API key (the "
+        "customer's own integration): X-Rate-Limit-Remaining reports that much less, and the "
+        "quota runs out that much sooner.",
+    )
     processing_seconds_min = models.PositiveIntegerField(default=3)
     processing_seconds_max = models.PositiveIntegerField(default=20)
     long_running_rate = models.FloatField(

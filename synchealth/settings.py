@@ -380,6 +380,12 @@ CODAT_REQUEST_LEASE_SECONDS = env_float("CODAT_REQUEST_LEASE_SECONDS", 120)
 # The longest a task sleeps for the budget or a Retry-After; a longer wait
 # becomes a recorded "paused until" and a rescheduled task.
 CODAT_MAX_WAIT_SECONDS = env_float("CODAT_MAX_WAIT_SECONDS", 30)
+# Adaptive polling (dashboard.polling) takes at most this share (0-1) of the
+# request budget; the rest is for webhook refreshes, retries and people. The
+# default of the schedule admins change in Django admin (Polling schedule).
+CODAT_POLL_SHARE = env_float("CODAT_POLL_SHARE", 0.5)
+if CODAT_POLL_SHARE > 1:
+    raise ImproperlyConfigured(f"CODAT_POLL_SHARE={CODAT_POLL_SHARE} must be between 0 and 1.")
 CODAT_MAX_ATTEMPTS = env_int("CODAT_MAX_ATTEMPTS", 6, minimum=1)
 CODAT_MAX_RETRY_SECONDS = env_float("CODAT_MAX_RETRY_SECONDS", 120)
 CODAT_CONNECT_TIMEOUT = env_float("CODAT_CONNECT_TIMEOUT", 5)

@@ -107,3 +107,15 @@ def test_webhook_consumers_are_registered_from_the_command_line(db, capsys):
     assert "http://127.0.0.1:9/hook  current  disabled" in capsys.readouterr().out
     with pytest.raises(Exception, match="whsec_"):
         call_command("sandbox_webhook", "--url", "http://x/", "--secret", "plain")
+
+
+def test_a_full_reconciliation_is_queued_by_hand(db, capsys):
+    """Beat polls by priority; the full reconciliation (docs/deploy.md) is queued by hand."""
+    from unittest import mock
+
+    from dashboard.tasks import reconcile_task
+
+    with mock.patch.object(reconcile_task, "delay") as delay:
+        call_command("refresh", "--all", "--enqueue")
+    delay.assert_called_once_with()
+    assert "Queued a reconciliation of every company." in capsys.readouterr().out

@@ -1,7 +1,8 @@
 """Webhook gap detection: syncs that polling found finished whose webhook never came.
 
 The definition, which the pages, `/metrics` and the "webhooks not arriving"
-alert share (and adaptive polling will lean on):
+alert share, and adaptive polling leans on (`dashboard.polling`: a company with a
+sync found without its webhook is polled more often):
 
 - Webhooks are expected only while the receiver is configured
   (`CODAT_WEBHOOK_SECRET`), and not for a company's first successful refresh

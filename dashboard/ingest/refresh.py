@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from alerts import triggers
 
-from .. import health_signals
+from .. import health_signals, polling
 from ..models import Company, RefreshState, Sync
 from ..problems import upkeep as problem_upkeep
 from ..upstream import Upstream, UpstreamError
@@ -77,6 +77,7 @@ def refresh_company(client: Upstream, company: Company, *, force: bool = False) 
     )
     _record_success(state, stats, now)
     health_signals.refresh_succeeded()
+    polling.retier(company, now=now)
     return stats
 
 
@@ -104,6 +105,7 @@ def refresh_sync(
         _record_error(company, exc)
         raise
     _clear_error(state)
+    polling.retier(company)
     return stats
 
 

@@ -74,6 +74,8 @@ RUN_BY = {
     r"systemctl reload nginx": NGINX,
     r"redis-cli -u redis://127\.0\.0\.1:6379/0 llen celery": HERE
     + "test_the_queue_depth_command_counts_waiting_tasks",
+    r"with-environment python manage\.py refresh --all --enqueue": "tests/test_commands.py::"
+    "test_a_full_reconciliation_is_queued_by_hand",
     r"with-environment python manage\.py prune_history( --dry-run)?": "tests/retention/"
     "test_policy.py::test_the_command_reports_what_it_would_remove_then_removes_it",
     r"with-environment python manage\.py purge_company COMPANY_ID --by USERNAME "

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from dashboard.ratelimit import BudgetWaitTooLong, Limits, LocalLimiter, RedisLimiter
+from dashboard.ratelimit import BudgetWaitTooLong, Lane, Limits, LocalLimiter, RedisLimiter
 from tests.support.bulk_estate import max_overlap
 from tests.support.clock import FakeClock
 from tests.support.services import require
@@ -158,3 +158,34 @@ def test_several_processes_share_one_budget_in_redis():
     assert all(max_overlap(s) <= 10 for s in spans.values())
     assert max(max_overlap(s) for s in spans.values()) >= 5
     RedisLimiter(Limits(1, 1, 1, 1, 1), REDIS_URL, prefix).reset()
+
+
+@pytest.mark.parametrize("store", ["local", "redis"])
+def test_a_lane_takes_its_share_of_the_window_and_no_more(store):
+    """Polling's lane: its requests count against the budget and against its own limit;
+    everyone else's only against the budget."""
+    limits = Limits(per_window=10, window=60, per_company=10, lease=60, max_wait=0)
+    prefix = f"test:rl:{uuid.uuid4().hex}"
+    if store == "redis":
+        require(redis_available(), "Redis at " + REDIS_URL)
+        limiter = RedisLimiter(limits, REDIS_URL, prefix)
+    else:
+        limiter = LocalLimiter(limits)
+    lane = Lane("poll", 4)
+    try:
+        for _ in range(4):
+            limiter.wait_for_budget(lane=lane)
+        with pytest.raises(BudgetWaitTooLong) as held:
+            limiter.wait_for_budget(lane=lane)
+        assert 50 < held.value.wait <= 60  # until the lane's oldest leaves the window
+        for _ in range(6):
+            limiter.wait_for_budget()
+        with pytest.raises(BudgetWaitTooLong):
+            limiter.wait_for_budget()
+        with pytest.raises(BudgetWaitTooLong):
+            limiter.wait_for_budget(lane=Lane("closed", 0))
+        assert limiter.lane_used("poll") == 4
+        assert limiter.lane_used("closed") == 0
+        assert limiter.snapshot().used == 10
+    finally:
+        limiter.reset()
