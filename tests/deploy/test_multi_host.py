@@ -345,7 +345,7 @@ def _start(deployment: Deployment, clock: str) -> None:
     )
     gunicorn = [
         sys.executable, "-m", "gunicorn", "synchealth.wsgi:application",
-        "--bind", deployment.web_address, "--workers", "2",
+        "--bind", deployment.web_address, "--workers", "1",
     ]  # fmt: skip
     deployment.start("web", gunicorn, deployment.env["web"])
     for name, offset in CLOCKS.items():
