@@ -46,6 +46,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -100,7 +101,7 @@ def _in_ci() -> bool:
     return REQUIRE_SERVICES or os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def _unavailable(what: str) -> None:
+def _unavailable(what: str) -> NoReturn:
     """Fail in CI, skip elsewhere: the test needs this machine to allow `what`."""
     message = f"the multi-host test needs {what}"
     if _in_ci():
@@ -244,7 +245,6 @@ def deployment(transactional_db, tmp_path) -> Iterator[Deployment]:
         network = Network(["web", "w1", "w2"]).up()
     except NamespacesUnavailable as exc:
         _unavailable(f"network namespaces and veth links (ip netns, as root): {exc}")
-        raise
     deployment = Deployment(network, tmp_path)
     try:
         _start(deployment, str(clock))
@@ -429,7 +429,7 @@ def _posts(company_id) -> dict[str, int]:
 
 def _exactly_once(bulk: mirror.BulkRetry, company_id) -> list[mirror.RetryRequest]:
     requests = list(mirror.RetryRequest.objects.filter(bulk=bulk))
-    assert len(requests) == bulk.members.count() > SYNCS // 2
+    assert len(requests) == bulk.members.count() > 2 * THREADS  # every thread kept busy
     assert {r.state for r in requests} == {"submitted"}, [
         (r.pk, r.state, r.reason) for r in requests
     ]
