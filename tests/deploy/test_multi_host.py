@@ -18,7 +18,7 @@ bulk retries there; the workers do the rest.
    sandbox's request log shows the two hosts together inside the budget
    (per-host budgets would let 30 through at once), both hosts posting, and
    each sync posted once.
-2. Company A's 30 syncs, the upstream holding each POST's answer 2 seconds:
+2. Company A's 30 syncs, the upstream holding each POST's answer 2.5 seconds:
    the two hosts' 16 threads keep 10 requests in flight for the company and
    never more (more than one host's 8 threads, so both hosts' requests were
    in flight together). Host w2 is killed (every process in its namespace,
@@ -84,7 +84,7 @@ CAP = 10  # CODAT_MAX_IN_FLIGHT_PER_COMPANY, its default
 PER_WINDOW, WINDOW = 20, 3  # the shared budget: 20 requests per 3 seconds
 SLACK = 1.0  # seconds between a request's slot in the budget and the sandbox's log of it
 SYNCS = 30  # per company, about (the estate leaves out a sync that has no items)
-POST_DELAY_MS = 2000  # the upstream's answer to a POST, held back (phase 2)
+POST_DELAY_MS = 2500  # the upstream's answer to a POST, held back (phase 2)
 # Short, so a dead host's work comes back within seconds. Each must exceed the
 # clocks' disagreement plus the longest a task or a request runs (the guide, "Clocks").
 TIMEOUTS = {
@@ -490,7 +490,9 @@ def test_web_and_two_worker_hosts_share_the_budget_and_post_each_sync_once_even_
         # 2. The per-company cap across hosts, and a host that dies mid-bulk.
         config.initiate_delay_ms = POST_DELAY_MS
         config.save()
-        time.sleep(1.1)  # the upstream reads its settings at most a second old
+        # The budget's window empties (so that the cap, not the budget, holds the
+        # requests back), and the upstream reads its settings (at most a second old).
+        time.sleep(WINDOW)
         w2_before = deployment.worker_lines("w2", r"dashboard\.run_retry\[.*\] received")
         second = web.confirm_bulk(f"range=all&code=5130&company={company_a}")
         wait_for(
