@@ -1,5 +1,7 @@
 """A TCP proxy on this machine that a test stops and starts: a service going
-away and coming back (Redis, for the processes that reach it through here)."""
+away and coming back (Redis, for the processes that reach it through here);
+or one that lets other network namespaces reach a service listening on
+127.0.0.1 only (PostgreSQL, for tests/deploy/test_multi_host.py)."""
 
 from __future__ import annotations
 
@@ -9,18 +11,21 @@ import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:`port` to `target`.
+    """Forwards `host`:`port` (127.0.0.1 and a free port unless given) to `target`.
 
     `stop()` closes the listener and every connection through it, so clients
     see their connections drop and new ones refused; `start()` listens on the
     same port again.
     """
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.target = target
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.host = host
+        if not port:
+            with socket.socket() as probe:
+                probe.bind((host, 0))
+                port = probe.getsockname()[1]
+        self.port = port
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -28,7 +33,7 @@ class TcpProxy:
     def start(self) -> None:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.host, self.port))
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
