@@ -38,6 +38,7 @@ from svix.webhooks import Webhook, WebhookVerificationError
 
 from . import health_signals, ingest, metrics
 from .ingest import parse_time
+from .ingest.carried import webhook_items
 from .models import WebhookEvent
 from .upstream import Upstream, UpstreamError
 
@@ -280,13 +281,21 @@ def process_event(client: Upstream, event: WebhookEvent, *, last_try: bool = Fal
     """
     from .retry import settle_for_sync
 
-    completed_at = parse_time(_generated(event)) or event.received_at
+    body = _body(event)
+    generated = body.get("generatedDate") if isinstance(body, dict) else None
+    completed_at = (parse_time(generated) if isinstance(generated, str) else None) or (
+        event.received_at
+    )
     # Polling may have found its sync first: it came late, or in time after all.
     if event.sync_id is not None:
         health_signals.webhook_heard(sync_id=event.sync_id, received_at=event.received_at)
     try:
         ingest.refresh_sync(
-            client, str(event.company_id), str(event.sync_id), completed_at=completed_at
+            client,
+            str(event.company_id),
+            str(event.sync_id),
+            completed_at=completed_at,
+            carried=webhook_items(body),
         )
         settle_for_sync(str(event.sync_id))
     except ingest.CompanyPurged:
@@ -317,10 +326,9 @@ def lost_events(*, older_than_s: int, limit: int, max_attempts: int) -> list[int
     )
 
 
-def _generated(event: WebhookEvent) -> str | None:
+def _body(event: WebhookEvent) -> Any:
+    """The stored event's JSON (verified and parsed once already, at intake)."""
     try:
-        body = json.loads(event.body)
-    except ValueError:
+        return json.loads(event.body)
+    except (ValueError, RecursionError):
         return None
-    value = body.get("generatedDate") if isinstance(body, dict) else None
-    return value if isinstance(value, str) else None

@@ -14,6 +14,7 @@ from ..models import Company, RefreshState, Sync
 from ..problems import upkeep as problem_upkeep
 from ..upstream import Upstream, UpstreamError
 from ..vocabulary import Category, Code
+from .carried import WebhookItem, sync_items
 from .companies import ensure_company, refresh_companies, refuse_purged
 from .configs import needs_config, store_config
 from .fetch import ingest_items
@@ -81,9 +82,20 @@ def refresh_company(client: Upstream, company: Company, *, force: bool = False) 
 
 
 def refresh_sync(
-    client: Upstream, company_id: str, sync_id: str, *, completed_at: datetime | None = None
+    client: Upstream,
+    company_id: str,
+    sync_id: str,
+    *,
+    completed_at: datetime | None = None,
+    carried: list[WebhookItem] | None = None,
 ) -> Stats:
-    """Refresh one sync (a webhook's target): its status and, if needed, its items."""
+    """Refresh one sync (a webhook's target): its status and, if needed, its items.
+
+    `carried`: the items its webhook listed. Once the upstream says the sync
+    ended, they are its items: written from the webhook, with only what it
+    lacks read (`carried.sync_items`), so a webhook costs one request (the
+    sync's status) when the mirror knows its transactions.
+    """
     stats = Stats()
     company = ensure_company(client, company_id)
     state = _state(company)
@@ -93,7 +105,10 @@ def refresh_sync(
         stats.syncs_seen, stats.syncs_written = 1, len(written)
         if to_fetch:
             full = list(Sync.objects.filter(pk__in=[s.pk for s in to_fetch]))
-            ingest_items(client, company, full, stats)
+            items = None
+            if carried is not None and len(full) == 1 and full[0].is_terminal:
+                items = sync_items(client, company, full[0], carried)
+            ingest_items(client, company, full, stats, items)
         if written or stats.items_written:
             update_streak(company)
         if needs_config(state, written, timezone.now()) and any(

@@ -461,7 +461,11 @@ def test_an_event_whose_generated_date_is_not_a_time_is_kept_and_timed_by_its_ar
     ):
         assert webhooks.process_event(mock.Mock(), event) is True
     refresh.assert_called_once_with(
-        mock.ANY, str(company_id), str(sync_id), completed_at=event.received_at
+        mock.ANY,
+        str(company_id),
+        str(sync_id),
+        completed_at=event.received_at,
+        carried=mock.ANY,
     )
 
 
