@@ -3,7 +3,8 @@
 Parts: estate (the sandbox's large estate), ingest (part 1), ui (part 2),
 bulk_retry (part 3), migrations (part 6: an upgrade's locks), retention
 (part 7: pruning while the pages are read), alerts (part 10: evaluating
-every rule at scale, and a failure's alert through a running worker). Each
+every rule at scale, and a failure's alert through a running worker),
+webhooks (part 12: signed deliveries in bursts to gunicorn on PostgreSQL). Each
 prints its figures, and as its last line a JSON object; docs/benchmarks.md
 records them with the command that made them.
 """
@@ -21,6 +22,7 @@ PARTS = {
     "migrations": "bench.migrations",
     "retention": "bench.retention",
     "alerts": "bench.alerts",
+    "webhooks": "bench.webhooks",
 }
 
 
