@@ -41,6 +41,7 @@ from .ingest import parse_time
 from .ingest.carried import webhook_items
 from .models import WebhookEvent
 from .upstream import Upstream, UpstreamError
+from .vocabulary import Learned
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,7 @@ def process_event(client: Upstream, event: WebhookEvent, *, last_try: bool = Fal
             str(event.sync_id),
             completed_at=completed_at,
             carried=webhook_items(body),
+            learned_by=Learned.WEBHOOK,
         )
         settle_for_sync(str(event.sync_id))
     except ingest.CompanyPurged:
