@@ -2,9 +2,17 @@
 time it happened upstream and how it was learned; a partial index of the changes counted
 (first reads apart), which the dashboard's and the metrics' lag over the last hour read."""
 
+import importlib
+
 from django.db import migrations, models
 
 from dashboard.db import online
+
+# SQLite adds a column with a default by remaking the table, and the rollup's
+# triggers on the syncs table go with it.
+restore_sqlite_triggers = importlib.import_module(
+    "dashboard.migrations.0014_sync_platform"
+).restore_sqlite_triggers
 
 
 class Migration(migrations.Migration):
@@ -52,6 +60,7 @@ class Migration(migrations.Migration):
                 ),
             ]
         ),
+        migrations.RunPython(restore_sqlite_triggers, migrations.RunPython.noop),
         online.AddIndexConcurrently(
             model_name="sync",
             index=models.Index(
