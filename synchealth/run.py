@@ -43,10 +43,11 @@ STOP_SECONDS = 2.5
 
 # runserver's line for each request: [28/Nov/2026 12:08:28] "GET /path HTTP/1.1" 200 56052
 _ACCESS = re.compile(r'^\[[^\]]+\] "[A-Z]+ (?P<path>\S+)[^"]*" (?P<status>\d{3}) ')
-# Celery's lines for each task a worker takes and ends, and for each of beat's sendings.
+# Celery's lines for each task a worker takes and ends, for each of beat's
+# sendings, and what a task says as it runs ("poll: 3 companies queued").
 _TASK = re.compile(
-    r"^\[[^\]]*: INFO/[^\]]+\] "
-    r"(Task \S+\[[0-9a-f-]+\] (received|succeeded in )|Scheduler: Sending due task )"
+    r"^\[[^\]]*: INFO/(ForkPoolWorker-\d+\] |[^\]]+\] "
+    r"(Task \S+\[[0-9a-f-]+\] (received|succeeded in )|Scheduler: Sending due task ))"
 )
 # The traffic generator's line for each expense it posts.
 _TRAFFIC = re.compile(r"^posted \d+ expense\(s\) for ")

@@ -264,6 +264,9 @@ def test_the_previous_runs_log_is_kept_beside_the_new_one(tmp_path, capsys):
         "[f76c6d65-0414-4468-8ab7-67d5f954ad68] succeeded in 0.0030142269999942073s: 0",
         "[2026-11-28 12:10:13,334: INFO/MainProcess] Scheduler: Sending due task "
         "sandbox-finalize-due (sandbox.finalize_due)",
+        "[2026-11-28 16:12:00,150: INFO/ForkPoolWorker-1] poll: 60 companies queued "
+        "(0 of 2500 requests used this window)",
+        "[2026-11-28 16:11:59,765: INFO/ForkPoolWorker-2] reconcile: 60 companies queued, 0 paused",
         "posted 4 expense(s) for 6190251b-f760-4a6b-82b4-3aa65fc1e3dd: sync 032855f4",
         "worker: Hitting Ctrl+C again will terminate all running tasks!",
         "worker: Cold shutdown (MainProcess)",
