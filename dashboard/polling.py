@@ -44,6 +44,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Case, Count, DateTimeField, Value, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from . import health_signals
@@ -237,14 +238,7 @@ def tick(*, now: datetime | None = None, limiter: Limiter | None = None) -> Tick
             )
         if rows:
             Company.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
-                poll_due=Case(
-                    *(
-                        When(poll_tier=tier, then=Value(now + plan.interval(tier)))
-                        for tier in PollTier.values
-                    ),
-                    default=Value(now + plan.interval(PollTier.DORMANT)),
-                    output_field=DateTimeField(),
-                )
+                poll_due=_next_due(plan, now)
             )
         taken = len(rows) + (1 if list_companies else 0)
         ticked = now
@@ -262,6 +256,28 @@ def tick(*, now: datetime | None = None, limiter: Limiter | None = None) -> Tick
         room=room,
         companies=[str(company_id) for _, company_id, _ in rows],
         list_companies=list_companies,
+    )
+
+
+def _next_due(plan: PollingSchedule, now: datetime) -> Case:
+    """Each company's next poll, one interval of its tier from `now`."""
+    return Case(
+        *(When(poll_tier=tier, then=Value(now + plan.interval(tier))) for tier in PollTier.values),
+        default=Value(now + plan.interval(PollTier.DORMANT)),
+        output_field=DateTimeField(),
+    )
+
+
+def refreshed_by_reconciliation(company_pks: Sequence[int], *, now: datetime | None = None) -> int:
+    """Companies a full reconciliation has just queued refreshes for: their next poll is
+    at least one interval of their tier away, as after a tick, so polling does not queue
+    them again before those refreshes have run (`make run` reconciles at start, when beat
+    first ticks). A poll already due later stays where it is."""
+    if not company_pks:
+        return 0
+    now = now or timezone.now()
+    return Company.objects.filter(pk__in=company_pks).update(
+        poll_due=Greatest("poll_due", _next_due(schedule(), now))
     )
 
 

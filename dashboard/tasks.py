@@ -53,6 +53,7 @@ def reconcile_task() -> int:
         companies, paused = ingest.companies_to_refresh(client)
     for company in companies:
         refresh_company_task.delay(str(company.company_id))
+    polling.refreshed_by_reconciliation([company.pk for company in companies])
     log.info("reconcile: %s companies queued, %s paused", len(companies), paused)
     return len(companies)
 

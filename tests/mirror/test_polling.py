@@ -454,3 +454,26 @@ def test_a_busier_tier_never_puts_a_poll_off(db):
     assert with_tier(company) == PollTier.RECENT
     company.refresh_from_db()
     assert company.poll_due <= timezone.now() + timedelta(minutes=1)
+
+
+def test_companies_a_full_reconciliation_queued_are_not_polled_again_at_once(db):
+    """`make run` reconciles at start as beat first ticks: each company is refreshed once."""
+    now = timezone.now()
+    queued = [make_company() for _ in range(3)]
+    later = make_company()
+    Company.objects.filter(pk__in=[c.pk for c in queued]).update(poll_due=now)
+    Company.objects.filter(pk=later.pk).update(poll_due=now + timedelta(days=1))
+    plan = PollingSchedule.load()
+    plan.companies_listed_at = now
+    plan.save()
+
+    moved = polling.refreshed_by_reconciliation([*(c.pk for c in queued), later.pk], now=now)
+    tick = polling.tick(now=now + timedelta(seconds=30), limiter=limiter_of(100))
+
+    assert moved == 4
+    assert tick.companies == []
+    for company in queued:
+        company.refresh_from_db()
+        assert company.poll_due == now + plan.interval(PollTier(company.poll_tier))
+    later.refresh_from_db()
+    assert later.poll_due == now + timedelta(days=1)  # a later poll stays where it was
