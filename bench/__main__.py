@@ -4,7 +4,9 @@ Parts: estate (the sandbox's large estate), ingest (part 1), ui (part 2),
 bulk_retry (part 3), migrations (part 6: an upgrade's locks), retention
 (part 7: pruning while the pages are read), alerts (part 10: evaluating
 every rule at scale, and a failure's alert through a running worker), polling
-(adaptive polling's ticks at 10,000 companies over a simulated day). Each
+(adaptive polling's ticks at 10,000 companies over a simulated day),
+freshness (the whole system in real time at 10,000 companies: the mirror's
+lag behind the upstream, with webhooks lost). Each
 prints its figures, and as its last line a JSON object; docs/benchmarks.md
 records them with the command that made them.
 """
@@ -23,6 +25,7 @@ PARTS = {
     "retention": "bench.retention",
     "alerts": "bench.alerts",
     "polling": "bench.polling",
+    "freshness": "bench.freshness",
 }
 
 
