@@ -125,6 +125,21 @@ def wait_for(
     raise SystemExit("the sandbox server did not start")
 
 
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU of a live process, in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def machine_busy_ticks() -> int:
+    """Non-idle CPU of the whole machine, in clock ticks."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values) - values[3] - values[4]  # minus idle and iowait
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
 def percentile(samples: Sequence[float], share: float) -> float:
     """The sample at rank `share` of the sorted samples (the nearest rank, halves up)."""
     ordered = sorted(samples)

@@ -36,7 +36,7 @@ from pathlib import Path
 import httpx
 
 from bench import harness
-from bench.harness import ROOT
+from bench.harness import ROOT, TICK, cpu_ticks, machine_busy_ticks
 
 DB_URL = os.environ.get(
     "BENCH_INGEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/synchealth_bench_ingest"
@@ -71,21 +71,6 @@ DASHBOARD_TABLES = (
 
 
 # --- machine and process accounting ---
-
-
-def cpu_ticks(pid: int) -> int:
-    """User + system CPU of a live process, in clock ticks."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def machine_busy_ticks() -> int:
-    """Non-idle CPU of the whole machine, in clock ticks."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(values) - values[3] - values[4]  # minus idle and iowait
-
-
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> str:

@@ -26,6 +26,7 @@ from .vocabulary import (
     BulkState,
     Category,
     ItemStatus,
+    Learned,
     PollTier,
     ProblemEvent,
     ProblemState,
@@ -254,6 +255,25 @@ class Sync(models.Model):
         help_text="Mirror: the company's accounting platform, kept equal to it by ingest, so "
         "that the history filters and sorts by platform without a join.",
     )
+    # Freshness: each change (a new sync, a new status) is written with when
+    # the mirror learned of it and the best-known time it happened upstream.
+    learned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Mirror: when it learned of the sync's latest change (new, or a new status).",
+    )
+    changed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Upstream: the best-known time of that change: the webhook's time; else "
+        "the sync's start, or when the mirror last wrote it before, the earliest it can be.",
+    )
+    learned_by = models.PositiveSmallIntegerField(
+        choices=Learned.choices,
+        default=Learned.BACKFILL,
+        db_default=Learned.BACKFILL,
+        help_text="Mirror: how it learned of that change (a first read counts no lag).",
+    )
 
     class Meta:
         permissions = [
@@ -265,6 +285,13 @@ class Sync(models.Model):
             models.Index(fields=["-sync_utc", "-id"], name="sync_time"),
             # The dashboard's "new since your last visit": the syncs mirrored since.
             models.Index(fields=["first_seen"], name="sync_first_seen"),
+            # The mirror's lag over the last hour: the changes it learned of, first reads apart.
+            models.Index(
+                fields=["learned_at"],
+                include=["changed_at", "learned_by"],
+                name="sync_learned",
+                condition=models.Q(learned_by__gt=0),
+            ),
             models.Index(fields=["status_code", "-sync_utc"], name="sync_code_time"),
             models.Index(fields=["category", "-sync_utc"], name="sync_category_time"),
             # The dashboard's failing companies and error groups: index-only on PostgreSQL.

@@ -96,6 +96,16 @@ def status_label(code: int, upstream_text: str = "") -> str:
     return entry[0] if entry else (upstream_text or "Unknown")
 
 
+class Learned(models.IntegerChoices):
+    """How the mirror learned of a sync's latest change: what its lag measures."""
+
+    # A company's first read brings its history, not news: no lag is counted.
+    BACKFILL = 0, "backfill"
+    # A read the mirror made itself: a company's poll, or a sync read after a retry.
+    POLL = 1, "poll"
+    WEBHOOK = 2, "webhook"
+
+
 class ItemStatus(models.IntegerChoices):
     """One status set for the API's transaction statuses and the webhook's."""
 

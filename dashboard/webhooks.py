@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -37,9 +37,12 @@ from django.views.decorators.http import require_POST
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from . import health_signals, ingest, metrics
+from .db import webhooks as db_webhooks
 from .ingest import parse_time
+from .ingest.carried import webhook_items
 from .models import WebhookEvent
 from .upstream import Upstream, UpstreamError
+from .vocabulary import Learned
 
 log = logging.getLogger(__name__)
 
@@ -228,25 +231,30 @@ def _receive(request: HttpRequest) -> Answer:
             delivery_id[:200],
             str(body.get("generatedDate"))[:100],
         )
-    if parsed.company_id is not None and ingest.purged_companies([parsed.company_id]):
-        # The company's data was erased: nothing of it is stored again, this body included.
-        return Answer({"status": "ignored", "id": delivery_id}, outcome="ignored", reason="purged")
     known = parsed.event_type in SYNC_EVENTS and parsed.sync_id and parsed.company_id
-    try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                delivery_id=delivery_id[:200],
-                event_type=parsed.event_type,
-                body=text,
-                company_id=parsed.company_id,
-                sync_id=parsed.sync_id,
-                processed_at=None if known else timezone.now(),
-                error="" if known else "Ignored: not a sync event this dashboard follows.",
+    now = timezone.now()
+    # One statement: stored once per delivery ID, and never for a purged company.
+    stored = db_webhooks.store(
+        db_webhooks.NewEvent(
+            delivery_id=delivery_id[:200],
+            event_type=parsed.event_type,
+            body=text,
+            received_at=now,
+            company_id=parsed.company_id,
+            sync_id=parsed.sync_id,
+            processed_at=None if known else now,
+            error="" if known else "Ignored: not a sync event this dashboard follows.",
+        )
+    )
+    if stored is None:
+        if parsed.company_id is not None and ingest.purged_companies([parsed.company_id]):
+            # The company's data was erased: nothing of it is stored again, this body included.
+            return Answer(
+                {"status": "ignored", "id": delivery_id}, outcome="ignored", reason="purged"
             )
-            if known:
-                transaction.on_commit(partial(_enqueue, event.pk))
-    except IntegrityError:
         return Answer({"status": "duplicate", "id": delivery_id}, outcome="duplicate")
+    if known:
+        transaction.on_commit(partial(_enqueue, stored))
     outcome = "accepted" if known else "ignored"
     return Answer({"status": outcome, "id": delivery_id}, outcome=outcome)
 
@@ -280,13 +288,22 @@ def process_event(client: Upstream, event: WebhookEvent, *, last_try: bool = Fal
     """
     from .retry import settle_for_sync
 
-    completed_at = parse_time(_generated(event)) or event.received_at
+    body = _body(event)
+    generated = body.get("generatedDate") if isinstance(body, dict) else None
+    completed_at = (parse_time(generated) if isinstance(generated, str) else None) or (
+        event.received_at
+    )
     # Polling may have found its sync first: it came late, or in time after all.
     if event.sync_id is not None:
         health_signals.webhook_heard(sync_id=event.sync_id, received_at=event.received_at)
     try:
         ingest.refresh_sync(
-            client, str(event.company_id), str(event.sync_id), completed_at=completed_at
+            client,
+            str(event.company_id),
+            str(event.sync_id),
+            completed_at=completed_at,
+            carried=webhook_items(body),
+            learned_by=Learned.WEBHOOK,
         )
         settle_for_sync(str(event.sync_id))
     except ingest.CompanyPurged:
@@ -317,10 +334,9 @@ def lost_events(*, older_than_s: int, limit: int, max_attempts: int) -> list[int
     )
 
 
-def _generated(event: WebhookEvent) -> str | None:
+def _body(event: WebhookEvent) -> Any:
+    """The stored event's JSON (verified and parsed once already, at intake)."""
     try:
-        body = json.loads(event.body)
-    except ValueError:
+        return json.loads(event.body)
+    except (ValueError, RecursionError):
         return None
-    value = body.get("generatedDate") if isinstance(body, dict) else None
-    return value if isinstance(value, str) else None

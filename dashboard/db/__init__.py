@@ -11,7 +11,8 @@ twin elsewhere. Both twins stay importable (`upsert_postgresql`,
 - `maintenance`: `analyze` a table (the same on both databases);
 - `state`: the `pushes` of transactions, for the current state's upkeep;
 - `retention`: the `earlier_unfinished` pushes of a batch's transactions;
-- `problems`: each problem's `top_companies`, by outstanding items.
+- `problems`: each problem's `top_companies`, by outstanding items;
+- `webhooks`: `store` a verified webhook event once, unless its company was purged.
 
 `online` is the migrations' side: operations that build indexes concurrently
 on PostgreSQL and plainly elsewhere, so the big tables stay in use during an

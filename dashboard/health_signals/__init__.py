@@ -8,6 +8,7 @@ when a signal changes; read by the pages, `/metrics` and the alerts'
 conditions (`alerts.conditions.health`, `alerts.conditions.webhooks`).
 """
 
+from .freshness import Lag, mirror_lag
 from .gaps import (
     CompanyGaps,
     MissedWebhooks,
@@ -33,12 +34,14 @@ from .system import (
 __all__ = [
     "LOOK_BACK",
     "CompanyGaps",
+    "Lag",
     "MissedWebhooks",
     "Overview",
     "company_missed_webhooks",
     "expecting_webhooks",
     "forget",
     "last_refresh_success",
+    "mirror_lag",
     "missed_webhooks",
     "note_polled",
     "overview",

@@ -1,5 +1,5 @@
 """What the dashboard shows of the mirror's own health, in one read (two when webhooks
-were missed)."""
+were missed), and the mirror's lag over the last hour (one more)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from .freshness import WINDOW, Lag, mirror_lag
 from .gaps import MissedWebhooks, expecting_webhooks, missed_webhooks
 from .system import system_health
 
@@ -21,6 +22,7 @@ class Overview:
     trouble_since: datetime | None
     trouble_kind: str  # an UpstreamTrouble, or "" when fine
     webhooks: MissedWebhooks | None  # None: no webhooks expected (the receiver is off)
+    lag: Lag  # the mirror's lag over the last hour
 
 
 def overview(*, now: datetime | None = None) -> Overview:
@@ -31,4 +33,5 @@ def overview(*, now: datetime | None = None) -> Overview:
         trouble_since=row.upstream_trouble_since if row else None,
         trouble_kind=row.upstream_trouble_kind if row else "",
         webhooks=missed_webhooks(now - LOOK_BACK) if expecting_webhooks() else None,
+        lag=mirror_lag(now - WINDOW),
     )

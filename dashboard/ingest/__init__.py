@@ -10,7 +10,9 @@ for: a company refresh costs one request (its sync list) when nothing changed.
 (data types) and `configs` each write their own rows; `fetch` reads items from
 the upstream and writes them in batches; `state` keeps the current state (each
 transaction's latest push, what is outstanding, what resolved a sync) in the
-transaction that wrote the items; `records` holds what they share.
+transaction that wrote the items; `carried` turns a webhook's transactions
+into a sync's items, reading only what the webhook lacks; `records` holds
+what they share.
 """
 
 from .companies import (

@@ -20,6 +20,7 @@ from django.conf import settings
 from ..models import Company, PushItem, Sync
 from ..upstream import TransactionRecord, Upstream
 from ..vocabulary import OPEN_ITEM_STATUSES, ItemStatus
+from .carried import Items
 from .items import OPEN, write_items_many
 from .push_operations import apply_types, read_data_types, refresh_data_types
 from .records import BATCH, Stats
@@ -40,9 +41,20 @@ def fetch_all(
     company: Company,
     syncs: list[Sync],
     write: Callable[[Sync, list[TransactionRecord]], None],
+    known: dict[int, list[TransactionRecord]] | None = None,
 ) -> None:
-    """Fetch the syncs' items a few at a time; write each as it arrives."""
+    """Fetch the syncs' items a few at a time; write each as it arrives.
+
+    `known`: items already in hand by sync pk (a webhook's), written without a read.
+    """
     company_id = str(company.company_id)
+    if known:
+        for sync in syncs:
+            if sync.pk in known:
+                write(sync, known[sync.pk])
+        syncs = [s for s in syncs if s.pk not in known]
+        if not syncs:
+            return
     threads = max(1, settings.CODAT_FETCH_THREADS)
     if threads == 1 or len(syncs) == 1:
         for sync in syncs:
@@ -81,7 +93,15 @@ def _closed(records: list[TransactionRecord]) -> bool:
 class ItemBatch:
     """A few syncs' fetched items, written together (fewer statements), each typed."""
 
-    def __init__(self, client: Upstream, company: Company, syncs: list[Sync], stats: Stats):
+    def __init__(
+        self,
+        client: Upstream,
+        company: Company,
+        syncs: list[Sync],
+        stats: Stats,
+        types: dict[uuid.UUID, str] | None = None,
+        typed_since: datetime | None = None,
+    ):
         self.client, self.company, self.stats = client, company, stats
         self.pending: list[tuple[Sync, list[TransactionRecord]]] = []
         self.buffered = 0
@@ -90,8 +110,9 @@ class ItemBatch:
         self.new_since = min(
             (s.sync_utc for s in syncs if s.pk not in self.seen_before), default=None
         )
-        self.types: dict[uuid.UUID, str] = {}
-        self.typed_since: datetime | None = None  # push operations were read back to here
+        self.types: dict[uuid.UUID, str] = dict(types or {})
+        # Push operations were read back to here (or the types given cover the syncs since).
+        self.typed_since: datetime | None = typed_since
         self.untyped: set[int] = set()  # syncs with closed items written without a type
 
     def add(self, sync: Sync, records: list[TransactionRecord]) -> None:
@@ -142,9 +163,23 @@ class ItemBatch:
             refresh_data_types(self.client, self.company, since)
 
 
-def ingest_items(client: Upstream, company: Company, syncs: list[Sync], stats: Stats) -> None:
-    """Fetch and write the syncs' items, each with the data type it was pushed as."""
-    batch = ItemBatch(client, company, syncs, stats)
-    fetch_all(client, company, syncs, batch.add)
+def ingest_items(
+    client: Upstream,
+    company: Company,
+    syncs: list[Sync],
+    stats: Stats,
+    carried: Items | None = None,
+) -> None:
+    """Fetch and write the syncs' items, each with the data type it was pushed as.
+
+    `carried`: the items of one of the syncs that a webhook brought
+    (`carried.sync_items`), written as they are, typed with their types.
+    """
+    if carried is None:
+        batch = ItemBatch(client, company, syncs, stats)
+        fetch_all(client, company, syncs, batch.add)
+    else:
+        batch = ItemBatch(client, company, syncs, stats, carried.types, carried.typed_since)
+        fetch_all(client, company, syncs, batch.add, {carried.sync_pk: carried.records})
     batch.flush()
     batch.type_the_rest()

@@ -13,7 +13,8 @@ from .. import health_signals, polling
 from ..models import Company, RefreshState, Sync
 from ..problems import upkeep as problem_upkeep
 from ..upstream import Upstream, UpstreamError
-from ..vocabulary import Category, Code
+from ..vocabulary import Category, Code, Learned
+from .carried import WebhookItem, sync_items
 from .companies import ensure_company, refresh_companies, refuse_purged
 from .configs import needs_config, store_config
 from .fetch import ingest_items
@@ -57,7 +58,9 @@ def refresh_company(client: Upstream, company: Company, *, force: bool = False) 
     try:
         records = client.list_syncs(company_id)
         stats.syncs_seen = len(records)
-        written, to_fetch = upsert_syncs(company, records)
+        # A company's first read brings its history: no lag is counted for it.
+        learned_by = Learned.BACKFILL if state.last_success is None else Learned.POLL
+        written, to_fetch = upsert_syncs(company, records, learned_by=learned_by)
         if force:
             to_fetch = list(Sync.objects.filter(company=company))
         stats.syncs_written = len(written)
@@ -82,19 +85,37 @@ def refresh_company(client: Upstream, company: Company, *, force: bool = False) 
 
 
 def refresh_sync(
-    client: Upstream, company_id: str, sync_id: str, *, completed_at: datetime | None = None
+    client: Upstream,
+    company_id: str,
+    sync_id: str,
+    *,
+    completed_at: datetime | None = None,
+    carried: list[WebhookItem] | None = None,
+    learned_by: int = Learned.POLL,
 ) -> Stats:
-    """Refresh one sync (a webhook's target): its status and, if needed, its items."""
+    """Refresh one sync (a webhook's target): its status and, if needed, its items.
+
+    `carried`: the items its webhook listed. Once the upstream says the sync
+    ended, they are its items: written from the webhook, with only what it
+    lacks read (`carried.sync_items`), so a webhook costs one request (the
+    sync's status) when the mirror knows its transactions. `learned_by`: how
+    the mirror heard of the change (`Learned.WEBHOOK` for a webhook's refresh).
+    """
     stats = Stats()
     company = ensure_company(client, company_id)
     state = _state(company)
     try:
         record = client.get_sync(company_id, sync_id)
-        written, to_fetch = upsert_syncs(company, [record], completed_at=completed_at)
+        written, to_fetch = upsert_syncs(
+            company, [record], completed_at=completed_at, learned_by=learned_by
+        )
         stats.syncs_seen, stats.syncs_written = 1, len(written)
         if to_fetch:
             full = list(Sync.objects.filter(pk__in=[s.pk for s in to_fetch]))
-            ingest_items(client, company, full, stats)
+            items = None
+            if carried is not None and len(full) == 1 and full[0].is_terminal:
+                items = sync_items(client, company, full[0], carried)
+            ingest_items(client, company, full, stats, items)
         if written or stats.items_written:
             update_streak(company)
         if needs_config(state, written, timezone.now()) and any(

@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from alerts import triggers
 
+from .. import metrics
 from ..fingerprint import fingerprint
 from ..models import Company, RetryRequest, Sync
 from ..upstream import SyncRecord
-from ..vocabulary import Category, code_category
+from ..vocabulary import Category, Learned, code_category
 from .records import BATCH, chunked, parse_time, parse_uuid
 from .state import chain_category
 
@@ -78,16 +79,38 @@ def _retry_roots(new_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
     }
 
 
+def changed_at(
+    values: dict[str, Any], old: Sync | None, ended: bool, hint: datetime | None
+) -> datetime:
+    """The best-known upstream time of a sync's change, as it is written.
+
+    The hint (a webhook's time) for a sync that ended; else the earliest the
+    change can have happened: the sync's start, or, for a sync the mirror had
+    already written in another status, the time it wrote it (the upstream said
+    that status then). A poll's lag is so an upper bound, never flattering.
+    """
+    if ended and hint is not None:
+        return hint
+    earliest: datetime = values["sync_utc"]
+    if old is not None and old.last_refreshed is not None:
+        earliest = max(earliest, old.last_refreshed)
+    return earliest
+
+
 def upsert_syncs(
     company: Company,
     records: Iterable[SyncRecord],
     *,
     completed_at: datetime | None = None,
+    learned_by: int = Learned.POLL,
 ) -> tuple[list[Sync], list[Sync]]:
     """Upsert a company's syncs. Returns (rows written, rows whose items to fetch).
 
     Items are fetched for syncs that are new, whose status changed since their
     items were read, or that are still in progress and were read a while ago.
+    A new sync or a new status is written with its freshness (`learned_at`,
+    `changed_at`, `learned_by`) and its lag counted in the metrics, first
+    reads (`Learned.BACKFILL`) apart; the same statement writes them.
     """
     incoming: dict[uuid.UUID, dict[str, Any]] = {}
     for record in records:
@@ -116,6 +139,10 @@ def upsert_syncs(
             "items_completed",
             "items_pending",
             "platform_name",
+            "last_refreshed",
+            "learned_at",
+            "changed_at",
+            "learned_by",
         )
     }
     now = timezone.now()
@@ -150,6 +177,16 @@ def upsert_syncs(
             )
         if row.completed_at is not None:
             row.duration_s = max(0, int((row.completed_at - row.sync_utc).total_seconds()))
+        if old is None or old.status_code != row.status_code:
+            ended = terminal and (old is None or not old.is_terminal)
+            row.learned_at, row.learned_by = now, learned_by
+            row.changed_at = changed_at(values, old, ended, completed_at)
+            if learned_by != Learned.BACKFILL:
+                lag = max(0.0, (now - row.changed_at).total_seconds())
+                metrics.MIRROR_CHANGE_LAG.observe(lag, source=Learned(learned_by).label)
+        else:
+            row.learned_at, row.changed_at = old.learned_at, old.changed_at
+            row.learned_by = old.learned_by
         written.append(row)
     for batch in chunked(written, BATCH):
         Sync.objects.bulk_create(
@@ -166,6 +203,9 @@ def upsert_syncs(
                 "last_refreshed",
                 "completed_at",
                 "duration_s",
+                "learned_at",
+                "changed_at",
+                "learned_by",
             ],
         )
     if written:

@@ -77,6 +77,21 @@ WEBHOOK_PROCESSING_DELAY = Histogram(
     "Time from a delivery's arrival to the end of the refresh of the sync it names.",
     buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
+MIRROR_CHANGE_LAG = Histogram(
+    "synchealth_mirror_change_lag_seconds",
+    "Mirror lag: from the best-known time a sync changed upstream (it appeared, or its status "
+    "changed) to when the mirror wrote the change, by how it learned of it: webhook (from the "
+    "webhook's time) or poll (from the earliest the change can have happened: an upper "
+    "bound). A company's first read is not counted.",
+    ("source",),
+    buckets=(1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400),
+)
+MIRROR_LAG_LAST_HOUR = Gauge(
+    "synchealth_mirror_lag_last_hour_seconds",
+    "The 95th percentile of the mirror's lag over the changes it learned of in the last hour "
+    "(each sync's latest), by source: webhook, poll, or all; absent when there were none.",
+    ("source",),
+)
 WEBHOOKS_MISSED = Counter(
     "synchealth_webhooks_missed_total",
     "Syncs that polling found finished whose webhook had not come within "
@@ -191,6 +206,8 @@ CATALOGUE: tuple[Counter | Histogram | Gauge, ...] = (
     WEBHOOK_DELIVERIES,
     WEBHOOK_RESPONSE_SECONDS,
     WEBHOOK_PROCESSING_DELAY,
+    MIRROR_CHANGE_LAG,
+    MIRROR_LAG_LAST_HOUR,
     WEBHOOKS_MISSED,
     WEBHOOKS_MISSED_LAST_HOUR,
     RETRY_REQUESTS,

@@ -160,9 +160,16 @@ def database() -> Iterator[Metric]:
     for state, count in active.items():
         family.add_metric([state], count)
     yield family
-    from ..health_signals import missed_webhooks
+    from ..health_signals import mirror_lag, missed_webhooks
 
     yield _gauge(c.WEBHOOKS_MISSED_LAST_HOUR, missed_webhooks(now - timedelta(hours=1)).missed)
+    lag = mirror_lag(now - timedelta(hours=1))
+    family = _gauge(c.MIRROR_LAG_LAST_HOUR)
+    if lag.p95_s is not None:
+        family.add_metric(["all"], lag.p95_s)
+    for source, (_, p95_s) in lag.by_source.items():
+        family.add_metric([source], p95_s)
+    yield family
     yield from alerts()
 
 

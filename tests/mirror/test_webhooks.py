@@ -31,6 +31,7 @@ from dashboard import models as mirror
 from dashboard import webhooks
 from dashboard.models import WebhookEvent
 from dashboard.tasks import process_webhook_event_task
+from dashboard.vocabulary import Learned
 from sandbox import catalogue, services
 from sandbox import models as sb
 from sandbox.tasks import deliver_webhook_task
@@ -461,7 +462,12 @@ def test_an_event_whose_generated_date_is_not_a_time_is_kept_and_timed_by_its_ar
     ):
         assert webhooks.process_event(mock.Mock(), event) is True
     refresh.assert_called_once_with(
-        mock.ANY, str(company_id), str(sync_id), completed_at=event.received_at
+        mock.ANY,
+        str(company_id),
+        str(sync_id),
+        completed_at=event.received_at,
+        carried=mock.ANY,
+        learned_by=Learned.WEBHOOK,
     )
 
 
