@@ -10,7 +10,7 @@ periodic task as in production).
 1. The estate: the sandbox's 10,000 companies (sandbox/estate.py, through
    COPY), a short history each (BENCH_FRESHNESS_SYNCS syncs); the first 1,000
    (the active ones) with their history in the last day, the rest over the
-   last 30 days.
+   last 30 days. The history's syncs already due to end are finished then.
 2. The mirror preloaded equal to it by a full import through the app's own
    ingest (company list, then every company's refresh), run in this process
    against the sandbox in-process (the sandbox's WSGI app as the client's
@@ -75,7 +75,7 @@ DROP = 0.1
 PER_MINUTE = 1000
 PORT = int(os.environ.get("BENCH_FRESHNESS_PORT", "8793"))
 KEY = "bench-freshness-key"
-THREADS = os.environ.get("BENCH_FRESHNESS_THREADS", "10")  # per worker (two workers)
+THREADS = os.environ.get("BENCH_FRESHNESS_THREADS", "6")  # per worker (two workers)
 PREFIX = "benchfresh"
 SECRET = "whsec_" + "YmVuY2gtZnJlc2huZXNzLXNlY3JldC0wMTIz"  # base64 of 27 bytes
 
@@ -299,7 +299,7 @@ def start_system(env: dict[str, str], logs: Path) -> list[subprocess.Popen]:
                     "--pool",
                     "threads",
                     "--concurrency",
-                    "6",
+                    THREADS,
                     "-n",
                     f"{name}@bench",
                     "--without-gossip",
@@ -613,7 +613,8 @@ def main() -> int:
             "cold_start": os.environ.get("BENCH_FRESHNESS_COLD") == "1",
             "queue_median": statistics.median(queued) if queued else None,
             "queue_max": max(queued, default=None),
-            "started": timezone.now().isoformat(timespec="seconds"),
+            "threads_per_worker": int(THREADS),
+            "finished": timezone.now().isoformat(timespec="seconds"),
         }
     )
     return 0
