@@ -5,7 +5,9 @@ bulk_retry (part 3), migrations (part 6: an upgrade's locks), retention
 (part 7: pruning while the pages are read), alerts (part 10: evaluating
 every rule at scale, and a failure's alert through a running worker), polling
 (part 12: adaptive polling's ticks at 10,000 companies over a simulated day),
-webhooks (part 13: signed deliveries in bursts to gunicorn on PostgreSQL). Each
+webhooks (part 13: signed deliveries in bursts to gunicorn on PostgreSQL),
+freshness (part 14: the whole system in real time at 10,000 companies, the
+mirror's lag behind the upstream with webhooks lost). Each
 prints its figures, and as its last line a JSON object; docs/benchmarks.md
 records them with the command that made them.
 """
@@ -25,6 +27,7 @@ PARTS = {
     "alerts": "bench.alerts",
     "polling": "bench.polling",
     "webhooks": "bench.webhooks",
+    "freshness": "bench.freshness",
 }
 
 

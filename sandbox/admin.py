@@ -61,6 +61,7 @@ class SandboxSettingsAdmin(SandboxAdmin):
         "truncated_body_rate",
         "duplicate_webhook_rate",
         "out_of_order_webhooks",
+        "webhook_drop_rate",
         "retry_repush",
         "idempotency_keys",
     ]

@@ -90,6 +90,11 @@ class SandboxSettings(models.Model):
     out_of_order_webhooks = models.BooleanField(
         default=False, help_text="Delay deliveries at random so events arrive shuffled."
     )
+    webhook_drop_rate = models.FloatField(
+        default=0.0,
+        help_text="Share (0-1) of webhook deliveries never sent (lost on the way); the sync's "
+        "seed decides which, so a lost delivery is not retried either.",
+    )
     rate_limit_per_minute = models.PositiveIntegerField(
         null=True, blank=True, help_text="Overrides SANDBOX_RATE_LIMIT_PER_MINUTE."
     )
@@ -193,6 +198,8 @@ class Sync(models.Model):
     # When processing ends; the API reports 1000/1010 until `finalized`.
     completes_at = models.DateTimeField()
     finalized = models.BooleanField(default=False)
+    # When the sandbox brought the sync to its terminal state (its webhooks are queued then).
+    finalized_at = models.DateTimeField(null=True, blank=True)
     status_code = models.PositiveSmallIntegerField(default=1000)
     data_pushed = models.BooleanField(default=False)
     error_message = models.TextField(blank=True)
@@ -339,6 +346,8 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     failed = models.BooleanField(default=False)
+    # Never sent: lost on the way (SandboxSettings.webhook_drop_rate).
+    dropped = models.BooleanField(default=False)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 

@@ -331,6 +331,7 @@ def finalize_sync(sync_pk: int) -> bool:
         error, exception = catalogue.sync_messages(rng, sync.company.platform, code)
         claimed = Sync.objects.filter(pk=sync_pk, finalized=False).update(
             finalized=True,
+            finalized_at=timezone.now(),
             status_code=code,
             data_pushed=any(status == ItemStatus.COMPLETED for status, _ in outcomes)
             and code != 2040,

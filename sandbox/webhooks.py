@@ -157,12 +157,25 @@ def signed_headers(consumer: WebhookConsumer, msg_id: str, body: str, now: datet
     }
 
 
+def dropped(delivery: WebhookDelivery, config: SandboxSettings) -> bool:
+    """Whether the delivery is lost on the way (`webhook_drop_rate`); the seed decides."""
+    if config.webhook_drop_rate <= 0:
+        return False
+    from .services import sync_rng
+
+    rng = sync_rng(delivery.sync.sync_id, config.seed, f"drop:{delivery.consumer_id}")
+    return rng.random() < config.webhook_drop_rate
+
+
 def attempt_delivery(delivery_pk: int, client: httpx.Client | None = None) -> float | None:
     """POST one delivery. Returns seconds until the next attempt, or None when done."""
-    delivery = WebhookDelivery.objects.select_related("consumer").get(pk=delivery_pk)
-    if delivery.delivered_at or delivery.failed:
+    delivery = WebhookDelivery.objects.select_related("consumer", "sync").get(pk=delivery_pk)
+    if delivery.delivered_at or delivery.failed or delivery.dropped:
         return None
     config = SandboxSettings.load()
+    if delivery.attempts == 0 and dropped(delivery, config):
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(dropped=True, next_attempt_at=None)
+        return None
     sends = 2 if random.random() < config.duplicate_webhook_rate else 1
     owned = client is None
     client = client or httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))

@@ -186,3 +186,35 @@ def test_out_of_order_fault_delays_deliveries_at_random(api, small_estate, consu
     delays = [call.kwargs["countdown"] for call in apply_async.call_args_list]
     assert len(delays) == 4
     assert all(0 <= d <= 5 for d in delays) and len(set(delays)) == 4
+
+
+def test_drop_rate_loses_deliveries_for_good(api, small_estate, consumer, celery_eager):
+    _register(consumer)
+    config = SandboxSettings.load()
+    config.webhook_drop_rate = 1.0
+    config.save()
+    sync = _finished_sync(api, Company.objects.first())
+    delivery = WebhookDelivery.objects.get(sync=sync)
+    assert consumer.received == []
+    assert delivery.dropped and delivery.sends == 0 and delivery.delivered_at is None
+    assert not delivery.failed and delivery.next_attempt_at is None
+    assert webhooks.redeliver_due() == 0  # a lost delivery is not retried
+    assert webhooks.attempt_delivery(delivery.pk) is None
+    assert consumer.received == []
+    sync.refresh_from_db()
+    assert sync.finalized_at is not None  # when the sandbox finished it
+
+
+def test_drop_rate_picks_the_same_deliveries_for_the_same_seed(api, small_estate, consumer):
+    _register(consumer)
+    config = SandboxSettings.load()
+    config.webhook_drop_rate = 0.5
+    config.save()
+    with mock.patch("sandbox.webhooks._send_later"):
+        syncs = [_finished_sync(api, Company.objects.first()) for _ in range(20)]
+    deliveries = [WebhookDelivery.objects.get(sync=sync) for sync in syncs]
+    first = [webhooks.dropped(d, config) for d in deliveries]
+    assert first == [webhooks.dropped(d, config) for d in deliveries]
+    assert 0 < sum(first) < 20
+    config.webhook_drop_rate = 0.0
+    assert not any(webhooks.dropped(d, config) for d in deliveries)
