@@ -26,12 +26,12 @@ install: $(STAMP) $(NODE_STAMP)
 run: $(STAMP)
 	$(if $(VERBOSE),SYNCHEALTH_RUN_VERBOSE=$(VERBOSE) )$(BIN)/python -m synchealth.run
 
-# The whole suite, one process per core at most (TEST_PROCESSES), a test module
-# per process at a time; each process has its own test database and its own
-# Redis databases (tests/support/parallel.py).
-TEST_PROCESSES ?= 2
+# The whole suite, in one process; TEST_PROCESSES=2 (at most 3) runs it in
+# several, a test module per process at a time, each with its own test database
+# and its own Redis databases (tests/support/parallel.py).
+TEST_PROCESSES ?= 1
 test: install
-	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter-out 0 1,$(TEST_PROCESSES)),-n $(TEST_PROCESSES) --dist loadfile) $(PYTEST_ARGS)
 
 # The edit-run loop: everything but the system tests (browsers, real workers,
 # subprocesses), which `make test` and CI still run; one pytest process per

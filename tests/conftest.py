@@ -24,6 +24,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # On SQLite, start from the last run's migrated database while the
     # migrations are the same (see tests/support/sqlite_template.py).
     sqlite_template.install()
+    # Celery's app reads its settings once, at first use: read them now, so a test
+    # that changes the broker setting for itself (the guards, the probes) is not the
+    # one whose broker every later test in this process publishes to.
+    from synchealth.celery import app
+
+    app.conf.broker_url  # noqa: B018
 
 
 @pytest.fixture

@@ -153,7 +153,10 @@ def test_several_processes_share_one_budget_in_redis():
         for company, items in per_company.items():
             spans.setdefault(company, []).extend(items)
     assert len(stamps) == 4 * 6 * 5
-    assert max_in_any_window(stamps, 1.0 - 0.05) <= 30
+    # Stamped after each slot is granted: a process the machine holds back for a
+    # moment stamps late, so the window checked is a little shorter than Redis's.
+    # Four processes with budgets of their own would put up to 120 in it.
+    assert max_in_any_window(stamps, 1.0 - 0.2) <= 30
     # 24 threads over two companies would be 12 each at once without the cap.
     assert all(max_overlap(s) <= 10 for s in spans.values())
     assert max(max_overlap(s) for s in spans.values()) >= 5
